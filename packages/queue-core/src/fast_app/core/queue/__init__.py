@@ -1,0 +1,54 @@
+"""FastApp's queue: defer a function call as a job.
+
+::
+
+    from fast_app.core.queue import queue
+
+    await queue(send_welcome_email, user_id="66f2d3...", __soft_timeout_s=300)
+
+``QUEUE_DRIVER=sync`` (the default) runs the job at once, in-process.
+"""
+
+from .api import JobPortabilityWarning, prepare, queue
+from .envelope import FORMAT_VERSION, JobEnvelope, JobOptions, decode_envelope, encode_envelope
+from .errors import (
+    FunctionNotAllowedError,
+    InvalidJobError,
+    JobValidationError,
+    PayloadTooLargeError,
+    QueueConfigurationError,
+    QueueError,
+    UnencodableArgumentError,
+)
+from .functions import FunctionSpec, describe_function
+from .handle import Job, JobError, JobOutcome, JobStatus
+from .settings import QueueSettings, configure, get_settings, override_settings, reset_settings
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FunctionNotAllowedError",
+    "FunctionSpec",
+    "InvalidJobError",
+    "Job",
+    "JobEnvelope",
+    "JobError",
+    "JobOptions",
+    "JobOutcome",
+    "JobPortabilityWarning",
+    "JobStatus",
+    "JobValidationError",
+    "PayloadTooLargeError",
+    "QueueConfigurationError",
+    "QueueError",
+    "QueueSettings",
+    "UnencodableArgumentError",
+    "configure",
+    "decode_envelope",
+    "describe_function",
+    "encode_envelope",
+    "get_settings",
+    "override_settings",
+    "prepare",
+    "queue",
+    "reset_settings",
+]

@@ -1,0 +1,128 @@
+"""``queue()``: defer a function call as a job."""
+
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from fast_app.core.context import context
+
+from .drivers import Submission, driver_for
+from .envelope import FORMAT_VERSION, JobEnvelope, encode_envelope, encode_value
+from .errors import JobValidationError, PayloadTooLargeError, UnencodableArgumentError
+from .functions import FunctionSpec, describe_function
+from .handle import Job
+from .options import split_options
+from .settings import get_settings
+
+__all__ = ["JobPortabilityWarning", "prepare", "queue"]
+
+
+class JobPortabilityWarning(UserWarning):
+    """A job runs in-process (sync driver) but workers could not import its function."""
+
+
+async def queue(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+    """Run ``function(*args, **kwargs)`` as a job, on the driver ``QUEUE_DRIVER`` selects.
+
+    Special keyword arguments set job options and are not passed to the function:
+    ``__soft_timeout_s`` (warn and cancel the job's task) and ``__hard_timeout_s`` (end
+    the worker running it; must be greater than the soft timeout). Other names starting
+    with ``__`` are reserved. The current context's snapshot travels with the job.
+
+    Returns:
+        A handle with the job id; with the ``sync`` driver, the job has run and the handle
+        holds its outcome.
+
+    Raises:
+        JobValidationError: the call cannot become a job (see the message for why).
+        QueueConfigurationError: the queue settings are invalid.
+    """
+    settings = get_settings()
+    driver = driver_for(settings)
+    submission = prepare(
+        function,
+        args,
+        kwargs,
+        max_payload_bytes=settings.max_payload_bytes,
+        allow_unportable=driver.runs_in_process and not settings.strict,
+    )
+    return await driver.submit(submission)
+
+
+def prepare(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    max_payload_bytes: int,
+    allow_unportable: bool,
+) -> Submission:
+    """Validate a call and encode it as a job, the way ``queue()`` does before any driver.
+
+    Raises:
+        JobValidationError: naming the problem.
+    """
+    spec = describe_function(function)
+    if spec.portability_problem is not None:
+        message = (
+            f"{spec.function.__qualname__} {spec.portability_problem}: "
+            "workers import job functions by their dotted path, so define it at the top "
+            "level of an importable module"
+        )
+        if not allow_unportable:
+            raise JobValidationError(message)
+        warnings.warn(
+            message + " (it runs here only because the sync driver runs jobs in-process; "
+            "QUEUE_STRICT=1 makes this an error)",
+            JobPortabilityWarning,
+            stacklevel=3,
+        )
+    function_kwargs, options = split_options(kwargs)
+    spec.bind(args, function_kwargs)
+    snapshot = context.snapshot()
+    envelope = JobEnvelope(
+        format=FORMAT_VERSION,
+        id=uuid.uuid4().hex,
+        function=spec.path,
+        args=list(args),
+        kwargs=function_kwargs,
+        context=snapshot,
+        options=options,
+        enqueued_at=time.time(),
+    )
+    try:
+        body = encode_envelope(envelope)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise _unencodable(spec, args, function_kwargs, error) from None
+    if len(body) > max_payload_bytes:
+        raise PayloadTooLargeError(
+            f"job {spec.path} encodes to {len(body)} bytes, over the limit of "
+            f"{max_payload_bytes} (QUEUE_MAX_PAYLOAD_BYTES); pass a reference (an id, a "
+            "URL) instead of the data itself"
+        )
+    return Submission(spec, envelope, body)
+
+
+def _unencodable(
+    spec: FunctionSpec,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: Exception,
+) -> UnencodableArgumentError:
+    """Name the argument that the codec refused (slow path, only on error)."""
+    bound = spec.bind(args, kwargs)
+    for name, value in bound.arguments.items():
+        try:
+            encode_value(value)
+        except (TypeError, ValueError, OverflowError) as value_error:
+            return UnencodableArgumentError(
+                f"argument {name!r} of {spec.path} is a {type(value).__qualname__}, which "
+                f"the job codec cannot encode ({value_error}); pass JSON-like data, "
+                "dataclasses or pydantic models"
+            )
+    return UnencodableArgumentError(f"a job of {spec.path} cannot be encoded: {error}")
+

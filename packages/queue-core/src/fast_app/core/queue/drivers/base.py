@@ -1,0 +1,49 @@
+"""The interface every driver implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..envelope import JobEnvelope
+from ..functions import FunctionSpec
+from ..handle import Job
+
+__all__ = ["QueueDriver", "Submission"]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated job, encoded once, as ``queue()`` hands it to a driver.
+
+    Attributes:
+        spec: the job function.
+        envelope: the job.
+        body: ``envelope`` encoded, exactly the bytes a worker would receive.
+    """
+
+    spec: FunctionSpec
+    envelope: JobEnvelope
+    body: bytes
+
+
+class QueueDriver(Protocol):
+    """Takes validated jobs from ``queue()`` and gets them run."""
+
+    @property
+    def name(self) -> str:
+        """The driver's name, as ``QUEUE_DRIVER`` spells it."""
+        ...
+
+    @property
+    def runs_in_process(self) -> bool:
+        """Whether jobs run in the calling process (so workers need not import them)."""
+        ...
+
+    async def submit(self, submission: Submission) -> Job:
+        """Take the job; return once it is run (in-process drivers) or safely stored."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and other resources."""
+        ...

@@ -1,0 +1,119 @@
+"""The job envelope: the one definition of a job on the wire, shared by every driver and worker.
+
+A job travels as a JSON object (never pickle: decoding a message cannot run code)::
+
+    {"format": 1, "id": "0b6f...", "function": "app.jobs.send_welcome_email",
+     "args": [...], "kwargs": {...}, "context": {...},
+     "options": {"soft_timeout_s": 300.0}, "enqueued_at": 1732812345.12, "attempt": 1}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from fast_app.core.context import wire_enc_hook
+
+from .errors import InvalidJobError
+
+__all__ = [
+    "CONTENT_TYPE",
+    "FORMAT_VERSION",
+    "JobEnvelope",
+    "JobOptions",
+    "decode_envelope",
+    "encode_envelope",
+    "encode_value",
+]
+
+FORMAT_VERSION = 1
+CONTENT_TYPE = "application/vnd.fast-app.job+json; format=1"
+
+
+class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """How a job must run; set through the special ``__name`` kwargs of ``queue()``.
+
+    Attributes:
+        soft_timeout_s: after this many seconds, warn and cancel the job's asyncio task.
+        hard_timeout_s: after this many seconds, end the worker process running the job.
+    """
+
+    soft_timeout_s: float | None = None
+    hard_timeout_s: float | None = None
+
+
+class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A job as it is stored and sent.
+
+    Attributes:
+        format: version of this layout; a worker refuses versions it does not know.
+        id: the job id (UUID hex); it stays the same across retries and redeliveries.
+        function: dotted import path of a module-level function.
+        args: positional arguments, in JSON form.
+        kwargs: keyword arguments, in JSON form, without the special ``__`` ones.
+        context: the context snapshot taken when the job was enqueued.
+        options: timeouts and other run options.
+        enqueued_at: Unix time of the first enqueue.
+        attempt: 1 for the first run, incremented by each retry.
+    """
+
+    format: int
+    id: str
+    function: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    context: dict[str, Any]
+    options: JobOptions
+    enqueued_at: float
+    attempt: int = 1
+
+
+class _FormatProbe(msgspec.Struct):
+    format: int
+
+
+_encoder = msgspec.json.Encoder(enc_hook=wire_enc_hook)
+_decoder = msgspec.json.Decoder(JobEnvelope)
+_probe = msgspec.json.Decoder(_FormatProbe)
+
+
+def encode_envelope(envelope: JobEnvelope) -> bytes:
+    """Encode a job to bytes.
+
+    Raises:
+        TypeError: when a value in it cannot be encoded (``queue()`` names the argument).
+    """
+    return _encoder.encode(envelope)
+
+
+def encode_value(value: object) -> bytes:
+    """Encode one value as the envelope would (to find which argument the codec refuses)."""
+    return _encoder.encode(value)
+
+
+def decode_envelope(body: bytes | bytearray | memoryview) -> JobEnvelope:
+    """Decode bytes into a job without running any code of the message.
+
+    Raises:
+        InvalidJobError: for anything that is not a job of a known format version.
+    """
+    try:
+        envelope = _decoder.decode(body)
+    except msgspec.DecodeError as error:
+        raise InvalidJobError(_explain(body, error)) from None
+    if envelope.format != FORMAT_VERSION:
+        raise InvalidJobError(
+            f"unknown job format version {envelope.format} (this worker reads {FORMAT_VERSION})"
+        )
+    return envelope
+
+
+def _explain(body: bytes | bytearray | memoryview, error: msgspec.DecodeError) -> str:
+    try:
+        version = _probe.decode(body).format
+    except msgspec.DecodeError:
+        return f"not a job envelope: {error}"
+    if version != FORMAT_VERSION:
+        return f"unknown job format version {version} (this worker reads {FORMAT_VERSION})"
+    return f"malformed job envelope: {error}"

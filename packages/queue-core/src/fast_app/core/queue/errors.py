@@ -1,0 +1,41 @@
+"""Every error the queue raises; catch ``QueueError`` for all of them."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FunctionNotAllowedError",
+    "InvalidJobError",
+    "JobValidationError",
+    "PayloadTooLargeError",
+    "QueueConfigurationError",
+    "QueueError",
+    "UnencodableArgumentError",
+]
+
+
+class QueueError(Exception):
+    """Base class of the errors raised by ``fast_app.core.queue``."""
+
+
+class JobValidationError(QueueError, TypeError):
+    """``queue()`` was called with something that cannot become a job."""
+
+
+class UnencodableArgumentError(JobValidationError):
+    """An argument (or context value) cannot be encoded by the job codec."""
+
+
+class PayloadTooLargeError(JobValidationError, ValueError):
+    """The encoded job is larger than the configured limit."""
+
+
+class QueueConfigurationError(QueueError, ValueError):
+    """A queue setting is missing or invalid."""
+
+
+class InvalidJobError(QueueError):
+    """A message is not a job this version can run (bad envelope, arguments that do not bind)."""
+
+
+class FunctionNotAllowedError(InvalidJobError):
+    """A job names a function that cannot be imported or is outside the allow-list."""

@@ -1,0 +1,133 @@
+"""Running one decoded job: the code shared by the sync driver and the workers.
+
+The job runs in a fresh ``contextvars.Context`` holding only its snapshot, so nothing of
+the caller's (or another job's) context is visible to it, in-process or on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import time
+import traceback
+from concurrent.futures import Executor
+from typing import Any
+
+from fast_app.core.context import context
+
+from .envelope import JobEnvelope
+from .errors import InvalidJobError
+from .functions import FunctionSpec
+from .handle import JobError, JobOutcome, JobStatus
+
+__all__ = ["describe_exception", "run_job"]
+
+logger = logging.getLogger("fast_app.queue")
+
+
+def describe_exception(error: BaseException) -> JobError:
+    """A ``JobError`` for an exception, with its formatted traceback."""
+    kind = type(error)
+    return JobError(
+        type=f"{kind.__module__}.{kind.__qualname__}",
+        message=str(error),
+        traceback="".join(traceback.format_exception(error)),
+    )
+
+
+async def run_job(
+    spec: FunctionSpec,
+    envelope: JobEnvelope,
+    *,
+    executor: Executor | None = None,
+    cancel_grace_s: float = 1.0,
+) -> JobOutcome:
+    """Run ``envelope``'s call of ``spec.function`` and report how it ended; never raises.
+
+    ``async def`` functions run in a task of their own on the current loop; plain
+    functions run in ``executor`` (the loop's default one when ``None``). Past the soft
+    timeout the task is cancelled; a function in a thread cannot be cancelled and keeps
+    running, only the wait for it ends.
+
+    Args:
+        spec: the job's function.
+        envelope: the decoded job.
+        executor: thread pool for plain functions.
+        cancel_grace_s: how long to wait for a cancelled task to finish.
+    """
+    started = time.perf_counter()
+    try:
+        args, kwargs = spec.restore(envelope.args, envelope.kwargs)
+    except InvalidJobError as error:
+        return JobOutcome(
+            JobStatus.INVALID, time.perf_counter() - started, describe_exception(error), error
+        )
+    job_context = contextvars.Context()
+    job_context.run(context.install, envelope.context)
+    loop = asyncio.get_running_loop()
+    soft_timeout = envelope.options.soft_timeout_s
+    try:
+        if spec.is_async:
+            task = loop.create_task(spec.function(*args, **kwargs), context=job_context)
+            if soft_timeout is None:
+                await task
+            else:
+                await _await_with_soft_timeout(task, envelope, soft_timeout, cancel_grace_s)
+        else:
+            call = functools.partial(job_context.run, spec.function, *args, **kwargs)
+            future = loop.run_in_executor(executor, call)
+            if soft_timeout is None:
+                await future
+            else:
+                await _await_with_soft_timeout(future, envelope, soft_timeout, 0.0)
+    except _SoftTimeoutError as timeout:
+        return JobOutcome(
+            JobStatus.SOFT_TIMEOUT,
+            time.perf_counter() - started,
+            JobError("soft_timeout", str(timeout)),
+        )
+    except Exception as error:  # noqa: BLE001 - a job's failure is an outcome, not a crash
+        return JobOutcome(
+            JobStatus.FAILED, time.perf_counter() - started, describe_exception(error), error
+        )
+    return JobOutcome(JobStatus.SUCCEEDED, time.perf_counter() - started)
+
+
+class _SoftTimeoutError(Exception):
+    """The job passed its soft timeout."""
+
+
+async def _await_with_soft_timeout(
+    running: asyncio.Future[Any],
+    envelope: JobEnvelope,
+    soft_timeout: float,
+    cancel_grace_s: float,
+) -> None:
+    try:
+        done, _ = await asyncio.wait({running}, timeout=soft_timeout)
+    except asyncio.CancelledError:
+        running.cancel()
+        raise
+    if done:
+        running.result()
+        return
+    in_thread = not isinstance(running, asyncio.Task)
+    logger.warning(
+        "job %s (%s) passed its soft timeout of %gs: %s",
+        envelope.id,
+        envelope.function,
+        soft_timeout,
+        "no longer waiting for it; its thread cannot be cancelled and keeps running"
+        if in_thread
+        else "cancelling it",
+        extra={"job_id": envelope.id, "job_function": envelope.function},
+    )
+    running.cancel()
+    if not in_thread:
+        # A job may catch CancelledError; wait a little, never without a bound.
+        await asyncio.wait({running}, timeout=cancel_grace_s)
+        if running.done() and not running.cancelled():
+            running.exception()  # retrieved, so asyncio does not report it as lost
+    raise _SoftTimeoutError(f"passed its soft timeout of {soft_timeout:g}s")

@@ -1,0 +1,57 @@
+"""The special ``__name`` keyword arguments of ``queue()``, turned into ``JobOptions``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .envelope import JobOptions
+from .errors import JobValidationError
+
+__all__ = ["SPECIAL_KWARGS", "split_options"]
+
+SPECIAL_KWARGS: tuple[str, ...] = ("__soft_timeout_s", "__hard_timeout_s")
+
+_NO_OPTIONS = JobOptions()
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise JobValidationError(f"{name} must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise JobValidationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], JobOptions]:
+    """Separate the special ``__name`` kwargs from the function's own kwargs.
+
+    Raises:
+        JobValidationError: for an unknown ``__name`` (the prefix is reserved) or an
+            invalid value.
+    """
+    if not any(name.startswith("__") for name in kwargs):
+        return kwargs, _NO_OPTIONS
+    function_kwargs: dict[str, Any] = {}
+    special: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if not name.startswith("__"):
+            function_kwargs[name] = value
+        elif name in SPECIAL_KWARGS:
+            special[name] = value
+        else:
+            known = ", ".join(SPECIAL_KWARGS)
+            raise JobValidationError(
+                f"unknown special keyword argument {name!r}: names starting with '__' are "
+                f"reserved for queue options ({known})"
+            )
+    soft = special.get("__soft_timeout_s")
+    hard = special.get("__hard_timeout_s")
+    soft_s = None if soft is None else _positive_seconds("__soft_timeout_s", soft)
+    hard_s = None if hard is None else _positive_seconds("__hard_timeout_s", hard)
+    if soft_s is not None and hard_s is not None and hard_s <= soft_s:
+        raise JobValidationError(
+            f"__hard_timeout_s ({hard_s:g}) must be greater than __soft_timeout_s ({soft_s:g})"
+        )
+    return function_kwargs, JobOptions(soft_timeout_s=soft_s, hard_timeout_s=hard_s)

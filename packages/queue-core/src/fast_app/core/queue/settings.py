@@ -1,0 +1,149 @@
+"""Queue settings, read once per process from the environment (prefix ``QUEUE_``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import QueueConfigurationError
+
+__all__ = [
+    "DriverName",
+    "QueueSettings",
+    "configure",
+    "get_settings",
+    "override_settings",
+    "redact_url",
+    "reset_settings",
+]
+
+DriverName = Literal["sync"]
+
+
+class QueueSettings(BaseSettings):
+    """Settings of ``fast_app.core.queue``; each field's env var is in its description."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QUEUE_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    driver: DriverName = Field(
+        default="sync",
+        description="QUEUE_DRIVER: where jobs run; `sync` runs them at once, in-process.",
+    )
+    rabbitmq_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@localhost:5672/"),
+        validation_alias=AliasChoices("RABBITMQ_URL", "rabbitmq_url"),
+        description="RABBITMQ_URL: the broker used by the `async_farm` driver.",
+    )
+    strict: bool = Field(
+        default=False,
+        description=(
+            "QUEUE_STRICT: in the sync driver, refuse lambdas, nested functions and "
+            "functions of `__main__` (which workers cannot import) instead of warning."
+        ),
+    )
+    sync_raise: bool = Field(
+        default=False,
+        description="QUEUE_SYNC_RAISE: in the sync driver, re-raise a job's exception.",
+    )
+    max_payload_bytes: int = Field(
+        default=256 * 1024,
+        gt=0,
+        le=128 * 1024 * 1024,
+        description="QUEUE_MAX_PAYLOAD_BYTES: largest encoded job accepted by `queue()`.",
+    )
+
+    @property
+    def redacted_rabbitmq_url(self) -> str:
+        """The broker URL with its password hidden, safe for logs and errors."""
+        return redact_url(self.rabbitmq_url.get_secret_value())
+
+
+_ENV_NAMES = {"rabbitmq_url": "RABBITMQ_URL"}
+
+
+def _env_name(field_name: str) -> str:
+    return _ENV_NAMES.get(field_name, f"QUEUE_{field_name.upper()}")
+
+
+def _load(overrides: dict[str, Any]) -> QueueSettings:
+    try:
+        return QueueSettings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            field_name = str(detail["loc"][0]) if detail["loc"] else "?"
+            field_name = "rabbitmq_url" if field_name == "RABBITMQ_URL" else field_name
+            shown = "<hidden>" if field_name == "rabbitmq_url" else repr(detail.get("input"))
+            problems.append(f"{_env_name(field_name)}={shown}: {detail['msg']}")
+        raise QueueConfigurationError(
+            "invalid queue settings: " + "; ".join(problems)
+        ) from None
+
+
+_current: QueueSettings | None = None
+_lock = threading.Lock()
+
+
+def get_settings() -> QueueSettings:
+    """The process's settings, read from the environment on first use.
+
+    Raises:
+        QueueConfigurationError: naming each invalid variable.
+    """
+    global _current
+    settings = _current
+    if settings is None:
+        with _lock:
+            if _current is None:
+                _current = _load({})
+            settings = _current
+    return settings
+
+
+def configure(**overrides: Any) -> QueueSettings:
+    """Replace the process's settings: the environment, then ``overrides`` (field names)."""
+    global _current
+    settings = _load(overrides)
+    with _lock:
+        _current = settings
+    return settings
+
+
+def reset_settings() -> None:
+    """Forget the settings so that the next use reads the environment again."""
+    global _current
+    with _lock:
+        _current = None
+
+
+@contextmanager
+def override_settings(**overrides: Any) -> Iterator[QueueSettings]:
+    """Use other settings inside a ``with`` block (for tests); restores the previous ones."""
+    global _current
+    previous = _current
+    settings = configure(**overrides)
+    try:
+        yield settings
+    finally:
+        with _lock:
+            _current = previous
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL: ``amqp://user:***@host/``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
