@@ -54,8 +54,7 @@ def _check(name: str, value: object) -> bool:
     key = registered_key(name)
     if key is not None and key.require_serializable:
         raise TypeError(
-            f"context key {name!r} requires a serializable value, "
-            f"got {type(value).__qualname__}"
+            f"context key {name!r} requires a serializable value, got {type(value).__qualname__}"
         )
     _warn_once(name, value)
     return False

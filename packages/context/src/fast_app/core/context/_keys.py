@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Generic, TypeVar, overload
 
 __all__ = ["ContextKey", "define_key", "registered_key"]
 
@@ -84,10 +84,7 @@ def define_key(
     with _registry_lock:
         existing = _registry.get(name)
         if existing is not None:
-            if (
-                existing.require_serializable != require_serializable
-                or existing.default != default
-            ):
+            if existing.require_serializable != require_serializable or existing.default != default:
                 raise ValueError(
                     f"context key {name!r} is already defined with "
                     f"default={existing.default!r}, "
@@ -102,5 +99,5 @@ def define_key(
 def registered_key(name: str) -> ContextKey[Any] | None:
     """The key defined under ``name``, if any."""
     if isinstance(name, ContextKey):
-        return cast(ContextKey[Any], name)
+        return name
     return _registry.get(name)

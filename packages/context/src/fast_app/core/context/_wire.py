@@ -18,13 +18,13 @@ def wire_enc_hook(value: Any) -> Any:
     """Encode the types msgspec does not know natively (pydantic models).
 
     Raises:
-        NotImplementedError: for any other type, which msgspec turns into a ``TypeError``.
+        TypeError: for any other type.
     """
     # Duck-typed so that this package does not depend on pydantic.
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump) and hasattr(type(value), "model_fields"):
         return model_dump(mode="json")
-    raise NotImplementedError(f"objects of type {type(value).__qualname__} cannot be encoded")
+    raise TypeError(f"objects of type {type(value).__qualname__} cannot be encoded")
 
 
 _encoder = msgspec.json.Encoder(enc_hook=wire_enc_hook)
@@ -34,6 +34,6 @@ def is_wire_encodable(value: object) -> bool:
     """Tell whether the job codec can encode ``value``."""
     try:
         _encoder.encode(value)
-    except (TypeError, ValueError, OverflowError, NotImplementedError):
+    except (TypeError, ValueError, OverflowError):
         return False
     return True

@@ -125,4 +125,3 @@ def _unencodable(
                 "dataclasses or pydantic models"
             )
     return UnencodableArgumentError(f"a job of {spec.path} cannot be encoded: {error}")
-

@@ -88,7 +88,7 @@ async def run_job(
             time.perf_counter() - started,
             JobError("soft_timeout", str(timeout)),
         )
-    except Exception as error:  # noqa: BLE001 - a job's failure is an outcome, not a crash
+    except Exception as error:
         return JobOutcome(
             JobStatus.FAILED, time.perf_counter() - started, describe_exception(error), error
         )

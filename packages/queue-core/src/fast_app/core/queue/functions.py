@@ -113,7 +113,9 @@ class FunctionSpec:
     _var_positional: str | None
     _var_keyword: str | None
 
-    def bind(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+    def bind(
+        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> inspect.BoundArguments:
         """Bind arguments to the signature.
 
         Raises:
@@ -126,7 +128,9 @@ class FunctionSpec:
                 f"arguments do not match {self.path}{self.signature}: {error}"
             ) from None
 
-    def restore(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def restore(
+        self, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Turn JSON-form arguments back into the types the function's annotations name.
 
         Raises:
@@ -169,12 +173,13 @@ def describe_function(function: object) -> FunctionSpec:
         JobValidationError: when it is not a plain function (not callable, a bound method,
             a class, a builtin, a ``functools.partial``, ...).
     """
-    try:
-        cached = _cache.get(function)  # type: ignore[arg-type]
-    except TypeError:
-        cached = None
-    if cached is not None:
-        return cached
+    if callable(function):
+        try:
+            cached = _cache.get(function)
+        except TypeError:  # an unhashable callable object
+            cached = None
+        if cached is not None:
+            return cached
     spec = _build(function)
     with _cache_lock:
         _cache[spec.function] = spec
@@ -199,7 +204,7 @@ def _build(function: object) -> FunctionSpec:
     signature = inspect.signature(function)
     try:
         hints = typing.get_type_hints(function)
-    except Exception:  # noqa: BLE001 - unresolvable annotations just mean no conversion
+    except Exception:
         hints = {}
     converters: dict[str, Converter] = {}
     var_positional = var_keyword = None

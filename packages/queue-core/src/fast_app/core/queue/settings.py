@@ -83,9 +83,7 @@ def _load(overrides: dict[str, Any]) -> QueueSettings:
             field_name = "rabbitmq_url" if field_name == "RABBITMQ_URL" else field_name
             shown = "<hidden>" if field_name == "rabbitmq_url" else repr(detail.get("input"))
             problems.append(f"{_env_name(field_name)}={shown}: {detail['msg']}")
-        raise QueueConfigurationError(
-            "invalid queue settings: " + "; ".join(problems)
-        ) from None
+        raise QueueConfigurationError("invalid queue settings: " + "; ".join(problems)) from None
 
 
 _current: QueueSettings | None = None

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..settings import QueueSettings
+from fast_app.core.queue.settings import QueueSettings
+
 from .base import QueueDriver, Submission
 from .sync import SyncDriver
 

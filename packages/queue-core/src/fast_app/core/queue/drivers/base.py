@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..envelope import JobEnvelope
-from ..functions import FunctionSpec
-from ..handle import Job
+from fast_app.core.queue.envelope import JobEnvelope
+from fast_app.core.queue.functions import FunctionSpec
+from fast_app.core.queue.handle import Job
 
 __all__ = ["QueueDriver", "Submission"]
 

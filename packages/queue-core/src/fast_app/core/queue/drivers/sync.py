@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from ..envelope import decode_envelope
-from ..execution import run_job
-from ..handle import Job, JobStatus
-from ..settings import QueueSettings
+from fast_app.core.queue.envelope import decode_envelope
+from fast_app.core.queue.execution import run_job
+from fast_app.core.queue.handle import Job, JobStatus
+from fast_app.core.queue.settings import QueueSettings
+
 from .base import Submission
 
 __all__ = ["SyncDriver"]

@@ -1,4 +1,4 @@
-"""Pytest plugin (registered through the ``pytest11`` entry point) with the ``queued_jobs`` fixture."""
+"""Pytest plugin with the ``queued_jobs`` fixture (registered by the ``pytest11`` entry point)."""
 
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..drivers import Submission, override_driver
-from ..envelope import JobOptions, decode_envelope
-from ..execution import run_job
-from ..functions import describe_function
-from ..handle import Job, JobOutcome, JobStatus
+from fast_app.core.queue.drivers import Submission, override_driver
+from fast_app.core.queue.envelope import JobOptions, decode_envelope
+from fast_app.core.queue.execution import run_job
+from fast_app.core.queue.functions import describe_function
+from fast_app.core.queue.handle import Job, JobOutcome, JobStatus
 
 __all__ = ["CapturedJob", "JobRecorder"]
 
