@@ -154,3 +154,15 @@ async def test_the_hard_timeout_is_accepted_and_ignored_in_sync_mode() -> None:
     job = await queue(jobs.sleep_then_record, 0.05, __hard_timeout_s=0.01)
 
     assert job.outcome is not None and job.outcome.succeeded
+
+
+async def test_cancelling_the_caller_cancels_the_running_job() -> None:
+    started = jobs.ASYNC_STARTED["cancel-1"] = asyncio.Event()
+    caller = asyncio.create_task(queue(jobs.announce_then_sleep, "cancel-1", 5))
+    await asyncio.wait_for(started.wait(), 5)
+
+    caller.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert jobs.calls == [{"cancelled": True}]

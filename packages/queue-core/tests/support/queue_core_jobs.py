@@ -143,6 +143,14 @@ async def sleep_then_record(seconds: float) -> None:
     calls.append({"slept": seconds})
 
 
+ASYNC_STARTED: dict[str, asyncio.Event] = {}
+
+
+async def announce_then_sleep(name: str, seconds: float) -> None:
+    ASYNC_STARTED[name].set()
+    await sleep_then_record(seconds)
+
+
 def block_on(event_name: str) -> None:
     calls.append({"started": event_name})
     THREAD_STARTED.setdefault(event_name, threading.Event()).set()

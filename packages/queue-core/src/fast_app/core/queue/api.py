@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from fast_app.core.context import context
 
 from .drivers import Submission, driver_for
-from .envelope import FORMAT_VERSION, JobEnvelope, encode_envelope, encode_value
+from .envelope import FORMAT_VERSION, JobEnvelope, encode_envelope, encode_value, new_job_id
 from .errors import JobValidationError, PayloadTooLargeError, UnencodableArgumentError
 from .functions import FunctionSpec, describe_function
 from .handle import Job
@@ -82,11 +81,11 @@ def prepare(
             stacklevel=3,
         )
     function_kwargs, options = split_options(kwargs)
-    spec.bind(args, function_kwargs)
+    spec.check_arguments(args, function_kwargs)
     snapshot = context.snapshot()
     envelope = JobEnvelope(
         format=FORMAT_VERSION,
-        id=uuid.uuid4().hex,
+        id=new_job_id(),
         function=spec.path,
         args=list(args),
         kwargs=function_kwargs,
@@ -114,8 +113,7 @@ def _unencodable(
     error: Exception,
 ) -> UnencodableArgumentError:
     """Name the argument that the codec refused (slow path, only on error)."""
-    bound = spec.bind(args, kwargs)
-    for name, value in bound.arguments.items():
+    for name, value in spec.name_arguments(args, kwargs).items():
         try:
             encode_value(value)
         except (TypeError, ValueError, OverflowError) as value_error:

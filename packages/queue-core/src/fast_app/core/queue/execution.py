@@ -12,6 +12,8 @@ import functools
 import logging
 import time
 import traceback
+import types
+from collections.abc import Coroutine, Generator
 from concurrent.futures import Executor
 from typing import Any
 
@@ -43,6 +45,7 @@ async def run_job(
     *,
     executor: Executor | None = None,
     cancel_grace_s: float = 1.0,
+    inline: bool = False,
 ) -> JobOutcome:
     """Run ``envelope``'s call of ``spec.function`` and report how it ended; never raises.
 
@@ -56,6 +59,10 @@ async def run_job(
         envelope: the decoded job.
         executor: thread pool for plain functions.
         cancel_grace_s: how long to wait for a cancelled task to finish.
+        inline: run an ``async def`` job without a soft timeout inside the caller's task
+            (still in its own context) instead of a task of its own, saving the ~10 µs
+            round trip through the event loop that a task costs. For callers that await
+            one job at a time, like the sync driver.
     """
     started = time.perf_counter()
     try:
@@ -70,6 +77,9 @@ async def run_job(
     soft_timeout = envelope.options.soft_timeout_s
     try:
         if spec.is_async:
+            if inline and soft_timeout is None:
+                await _step_in_context(spec.function(*args, **kwargs), job_context)
+                return JobOutcome(JobStatus.SUCCEEDED, time.perf_counter() - started)
             task = loop.create_task(spec.function(*args, **kwargs), context=job_context)
             if soft_timeout is None:
                 await task
@@ -93,6 +103,36 @@ async def run_job(
             JobStatus.FAILED, time.perf_counter() - started, describe_exception(error), error
         )
     return JobOutcome(JobStatus.SUCCEEDED, time.perf_counter() - started)
+
+
+@types.coroutine
+def _step_in_context(
+    coroutine: Coroutine[Any, Any, Any], job_context: contextvars.Context
+) -> Generator[Any, Any, Any]:
+    """Drive ``coroutine`` from the current task, each step inside ``job_context``.
+
+    What the coroutine yields (futures it waits on) passes through to the enclosing task
+    unchanged, and what the task sends or throws back (results, cancellation) passes
+    back in, so it behaves as ``await coroutine`` would, but sees only the job's context.
+    """
+    run = job_context.run
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            step = (coroutine.send, sent) if thrown is None else (coroutine.throw, thrown)
+            yielded = run(*step)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            sent = yield yielded
+            thrown = None
+        except GeneratorExit:
+            run(coroutine.close)
+            raise
+        except BaseException as error:
+            sent = None
+            thrown = error
 
 
 class _SoftTimeoutError(Exception):

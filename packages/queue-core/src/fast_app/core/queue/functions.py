@@ -13,13 +13,14 @@ import sys
 import threading
 import typing
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from pydantic import BaseModel
 
+from ._binding import SignatureShape
 from .errors import InvalidJobError, JobValidationError
 
 __all__ = ["FunctionSpec", "describe_function"]
@@ -30,6 +31,9 @@ Converter = Callable[[Any], Any]
 _IDENTITY_ANNOTATIONS: frozenset[object] = frozenset(
     {Any, object, str, bool, inspect.Parameter.empty}
 )
+
+
+_SCALARS: frozenset[object] = frozenset({int, float})
 
 
 def _dec_hook(annotation: Any, value: Any) -> Any:
@@ -67,6 +71,15 @@ def _converter_for(annotation: Any) -> Converter | None:
         # Values of unknown types could not have been encoded anyway; leave them as sent.
         return None
 
+    if annotation in _SCALARS:
+        # Most values already arrive as their annotated scalar: skip msgspec for them.
+        def convert_scalar(value: Any) -> Any:
+            if type(value) is annotation:
+                return value
+            return msgspec.convert(value, annotation, strict=False, dec_hook=_dec_hook)
+
+        return convert_scalar
+
     def convert(value: Any) -> Any:
         return msgspec.convert(value, annotation, strict=False, dec_hook=_dec_hook)
 
@@ -99,7 +112,7 @@ class FunctionSpec:
     Attributes:
         function: the function itself.
         path: its dotted import path, e.g. ``app.jobs.send_welcome_email``.
-        signature: its signature, to bind arguments at enqueue time and at run time.
+        signature: its signature.
         is_async: whether it is an ``async def`` (else it runs in a thread).
         portability_problem: why a worker could not import it, or ``None``.
     """
@@ -109,57 +122,60 @@ class FunctionSpec:
     signature: inspect.Signature
     is_async: bool
     portability_problem: str | None
+    _shape: SignatureShape
     _converters: dict[str, Converter]
-    _var_positional: str | None
-    _var_keyword: str | None
 
-    def bind(
-        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
-    ) -> inspect.BoundArguments:
-        """Bind arguments to the signature.
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Check that the arguments bind to the signature.
 
         Raises:
             JobValidationError: naming the function and what does not fit.
         """
-        try:
-            return self.signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise JobValidationError(
-                f"arguments do not match {self.path}{self.signature}: {error}"
-            ) from None
+        if not self._shape.binds(args, kwargs):
+            raise JobValidationError(self._binding_problem(args, kwargs))
 
-    def restore(
-        self, args: list[Any], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def name_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Map each parameter name to the value it receives (for messages; slow)."""
+        return dict(self.signature.bind(*args, **kwargs).arguments)
+
+    def restore(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Turn JSON-form arguments back into the types the function's annotations name.
 
         Raises:
             InvalidJobError: when arguments do not bind or a value does not fit its type.
         """
+        shape = self._shape
+        if not shape.binds(args, kwargs):
+            raise InvalidJobError(self._binding_problem(args, kwargs))
+        converters = self._converters
+        if not converters:
+            return args, kwargs
+        name = None
         try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as error:
+            restored_args = list(args)
+            for index, value in enumerate(args):
+                name = shape.name_of_positional(index)
+                convert = converters.get(name) if name is not None else None
+                if convert is not None:
+                    restored_args[index] = convert(value)
+            restored_kwargs = dict(kwargs)
+            for key, value in kwargs.items():
+                name = shape.name_of_keyword(key)
+                convert = converters.get(name) if name is not None else None
+                if convert is not None:
+                    restored_kwargs[key] = convert(value)
+        except (msgspec.ValidationError, ValueError, TypeError) as error:
             raise InvalidJobError(
-                f"arguments do not match {self.path}{self.signature}: {error}"
+                f"argument {name!r} of {self.path} does not fit its annotation: {error}"
             ) from None
-        if self._converters:
-            arguments = bound.arguments
-            for name, value in arguments.items():
-                convert = self._converters.get(name)
-                if convert is None:
-                    continue
-                try:
-                    if name == self._var_positional:
-                        arguments[name] = tuple(convert(item) for item in value)
-                    elif name == self._var_keyword:
-                        arguments[name] = {key: convert(item) for key, item in value.items()}
-                    else:
-                        arguments[name] = convert(value)
-                except (msgspec.ValidationError, ValueError, TypeError) as error:
-                    raise InvalidJobError(
-                        f"argument {name!r} of {self.path} does not fit its annotation: {error}"
-                    ) from None
-        return bound.args, bound.kwargs
+        return restored_args, restored_kwargs
+
+    def _binding_problem(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            return f"arguments do not match {self.path}{self.signature}: {error}"
+        return f"arguments do not match {self.path}{self.signature}"
 
 
 _cache: weakref.WeakKeyDictionary[Callable[..., Any], FunctionSpec] = weakref.WeakKeyDictionary()
@@ -207,12 +223,7 @@ def _build(function: object) -> FunctionSpec:
     except Exception:
         hints = {}
     converters: dict[str, Converter] = {}
-    var_positional = var_keyword = None
     for parameter in signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            var_positional = parameter.name
-        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            var_keyword = parameter.name
         converter = _converter_for(hints.get(parameter.name, inspect.Parameter.empty))
         if converter is not None:
             converters[parameter.name] = converter
@@ -222,7 +233,6 @@ def _build(function: object) -> FunctionSpec:
         signature=signature,
         is_async=inspect.iscoroutinefunction(function),
         portability_problem=_portability_problem(function),
+        _shape=SignatureShape.of(signature),
         _converters=converters,
-        _var_positional=var_positional,
-        _var_keyword=var_keyword,
     )

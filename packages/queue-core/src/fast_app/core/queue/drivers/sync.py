@@ -34,7 +34,7 @@ class SyncDriver:
     async def submit(self, submission: Submission) -> Job:
         """Run the job now and return its handle with the outcome."""
         envelope = decode_envelope(submission.body)
-        outcome = await run_job(submission.spec, envelope)
+        outcome = await run_job(submission.spec, envelope, inline=True)
         if outcome.status is not JobStatus.SUCCEEDED:
             error = outcome.error
             logger.error(

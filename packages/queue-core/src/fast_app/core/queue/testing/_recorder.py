@@ -64,7 +64,7 @@ class JobRecorder:
             CapturedJob(
                 id=envelope.id,
                 function=envelope.function,
-                args=args,
+                args=tuple(args),
                 kwargs=kwargs,
                 context=envelope.context,
                 options=envelope.options,
