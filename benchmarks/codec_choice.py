@@ -68,7 +68,9 @@ msgspec_decoder = msgspec.json.Decoder(Envelope)
 def with_msgspec() -> list[Any]:
     body = msgspec_encoder.encode(Envelope(**ENVELOPE))
     envelope = msgspec_decoder.decode(body)
-    return [msgspec.convert(v, t, strict=False) for v, t in zip(envelope.args, ANNOTATIONS, strict=True)]
+    return [
+        msgspec.convert(v, t, strict=False) for v, t in zip(envelope.args, ANNOTATIONS, strict=True)
+    ]
 
 
 def _orjson_default(value: Any) -> Any:
@@ -81,7 +83,10 @@ def with_orjson() -> list[Any]:
     body = orjson.dumps(ENVELOPE, default=_orjson_default)
     envelope = orjson.loads(body)
     # orjson decodes to plain JSON types only; the types come back through msgspec.
-    return [msgspec.convert(v, t, strict=False) for v, t in zip(envelope["args"], ANNOTATIONS, strict=True)]
+    return [
+        msgspec.convert(v, t, strict=False)
+        for v, t in zip(envelope["args"], ANNOTATIONS, strict=True)
+    ]
 
 
 class PydanticEnvelope(BaseModel):

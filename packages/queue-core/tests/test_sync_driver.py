@@ -10,7 +10,7 @@ import pytest
 import queue_core_jobs as jobs
 
 from fast_app.core.context import context
-from fast_app.core.queue import JobStatus, queue
+from fast_app.core.queue import JobSoftTimeoutError, JobStatus, queue
 
 
 async def test_queue_returns_after_the_job_ran_with_a_handle_and_outcome() -> None:
@@ -165,4 +165,12 @@ async def test_cancelling_the_caller_cancels_the_running_job() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await caller
+    assert jobs.calls == [{"cancelled": True}]
+
+
+async def test_queue_sync_raise_raises_a_soft_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUEUE_SYNC_RAISE", "1")
+
+    with pytest.raises(JobSoftTimeoutError, match="sleep_then_record.*soft timeout of 0.05s"):
+        await queue(jobs.sleep_then_record, 5, __soft_timeout_s=0.05)
     assert jobs.calls == [{"cancelled": True}]

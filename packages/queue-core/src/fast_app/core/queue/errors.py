@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "FunctionNotAllowedError",
     "InvalidJobError",
+    "JobSoftTimeoutError",
     "JobValidationError",
     "PayloadTooLargeError",
     "QueueConfigurationError",
@@ -39,3 +40,7 @@ class InvalidJobError(QueueError):
 
 class FunctionNotAllowedError(InvalidJobError):
     """A job names a function that cannot be imported or is outside the allow-list."""
+
+
+class JobSoftTimeoutError(QueueError, TimeoutError):
+    """A job ran past its soft timeout and was cancelled (or, in a thread, abandoned)."""

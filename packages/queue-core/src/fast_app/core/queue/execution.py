@@ -20,7 +20,7 @@ from typing import Any
 from fast_app.core.context import context
 
 from .envelope import JobEnvelope
-from .errors import InvalidJobError
+from .errors import InvalidJobError, JobSoftTimeoutError
 from .functions import FunctionSpec
 from .handle import JobError, JobOutcome, JobStatus
 
@@ -92,11 +92,12 @@ async def run_job(
                 await future
             else:
                 await _await_with_soft_timeout(future, envelope, soft_timeout, 0.0)
-    except _SoftTimeoutError as timeout:
+    except JobSoftTimeoutError as timeout:
         return JobOutcome(
             JobStatus.SOFT_TIMEOUT,
             time.perf_counter() - started,
             JobError("soft_timeout", str(timeout)),
+            timeout,
         )
     except Exception as error:
         return JobOutcome(
@@ -135,10 +136,6 @@ def _step_in_context(
             thrown = error
 
 
-class _SoftTimeoutError(Exception):
-    """The job passed its soft timeout."""
-
-
 async def _await_with_soft_timeout(
     running: asyncio.Future[Any],
     envelope: JobEnvelope,
@@ -170,4 +167,6 @@ async def _await_with_soft_timeout(
         await asyncio.wait({running}, timeout=cancel_grace_s)
         if running.done() and not running.cancelled():
             running.exception()  # retrieved, so asyncio does not report it as lost
-    raise _SoftTimeoutError(f"passed its soft timeout of {soft_timeout:g}s")
+    raise JobSoftTimeoutError(
+        f"job {envelope.id} ({envelope.function}) passed its soft timeout of {soft_timeout:g}s"
+    )

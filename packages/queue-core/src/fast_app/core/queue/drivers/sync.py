@@ -35,7 +35,8 @@ class SyncDriver:
         """Run the job now and return its handle with the outcome."""
         envelope = decode_envelope(submission.body)
         outcome = await run_job(submission.spec, envelope, inline=True)
-        if outcome.status is not JobStatus.SUCCEEDED:
+        if outcome.status in (JobStatus.FAILED, JobStatus.INVALID):
+            # A soft timeout was already logged as a warning when it happened.
             error = outcome.error
             logger.error(
                 "job %s (%s) %s: %s",
@@ -45,8 +46,8 @@ class SyncDriver:
                 error.traceback or f"{error.type}: {error.message}" if error else "",
                 extra={"job_id": envelope.id, "job_function": envelope.function},
             )
-            if self._reraise and outcome.exception is not None:
-                raise outcome.exception
+        if self._reraise and outcome.exception is not None:
+            raise outcome.exception
         return Job(envelope.id, envelope.function, self.name, outcome)
 
     async def close(self) -> None:
