@@ -171,6 +171,6 @@ async def test_cancelling_the_caller_cancels_the_running_job() -> None:
 async def test_queue_sync_raise_raises_a_soft_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUEUE_SYNC_RAISE", "1")
 
-    with pytest.raises(JobSoftTimeoutError, match="sleep_then_record.*soft timeout of 0.05s"):
+    with pytest.raises(JobSoftTimeoutError, match=r"sleep_then_record.*soft timeout of 0\.05s"):
         await queue(jobs.sleep_then_record, 5, __soft_timeout_s=0.05)
     assert jobs.calls == [{"cancelled": True}]
