@@ -119,6 +119,7 @@ def test_the_envelope_is_plain_json_with_every_field() -> None:
         "options": {"soft_timeout_s": 5.0, "hard_timeout_s": 9.0},
         "enqueued_at": submission.envelope.enqueued_at,
         "attempt": 1,
+        "not_before": None,
     }
     assert uuid.UUID(hex=document["id"]).version == 4
 

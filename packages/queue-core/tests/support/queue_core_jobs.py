@@ -174,3 +174,14 @@ class Mailer:
     @staticmethod
     async def static_send(to: str) -> None:
         calls.append({"to": to})
+
+
+FLAKY_FAILURES: dict[str, int] = {}
+
+
+async def flaky(name: str) -> None:
+    """Fails as many times as FLAKY_FAILURES[name] says, then succeeds."""
+    calls.append({"flaky": name, "at": __import__("time").monotonic()})
+    if FLAKY_FAILURES.get(name, 0) > 0:
+        FLAKY_FAILURES[name] -= 1
+        raise RuntimeError(f"{name} failed")

@@ -1,10 +1,8 @@
-"""Private, throwaway RabbitMQ nodes built from the installed ``rabbitmq-server``.
+"""Private, throwaway RabbitMQ nodes run from the installed ``rabbitmq-server``.
 
-Each node gets its own temporary directory (data, logs, config, cookie, pid
-file), its own free AMQP / Erlang-distribution / epmd ports and a unique node
-name, so it never touches a system broker or another test node. Only the
-standard library is used, so this module can be imported before any AMQP
-client is installed.
+Each node has its own temp dir (data, logs, config, Erlang cookie), free ports
+(AMQP, Erlang distribution, epmd) and node name, so it never touches a system
+broker or another test node. Standard library only.
 """
 
 from __future__ import annotations
@@ -35,12 +33,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-# The Debian /usr/sbin/rabbitmq-server is a wrapper that su's to the
-# "rabbitmq" user and cd's to /var/lib/rabbitmq, so the real script (the one
-# next to rabbitmq-env) must be used instead.
-_SCRIPT_DIRS: Final = ("/usr/lib/rabbitmq/bin", "/usr/local/lib/rabbitmq/bin", "/opt/rabbitmq/sbin")
+# Debian's /usr/sbin/rabbitmq-server is a wrapper that su's to the "rabbitmq"
+# user and cd's to /var/lib/rabbitmq, so the real script (the one living next
+# to rabbitmq-env) is used instead.
+_SCRIPT_DIRS: Final = ("/usr/lib/rabbitmq/bin", "/usr/local/lib/rabbitmq/bin")
 _INSTALL_HINT: Final = (
-    "RabbitMQ is not installed. Install it with `apt-get install -y rabbitmq-server` "
+    "RabbitMQ is not installed: run `apt-get install -y rabbitmq-server` "
     "(or set RABBITMQ_URL to use an existing broker)."
 )
 _HOST: Final = "127.0.0.1"
@@ -59,7 +57,7 @@ class RabbitMQStartError(RuntimeError):
 
 
 def _find_executables() -> tuple[Path, Path]:
-    """Return the real ``rabbitmq-server`` script dir and the ``epmd`` binary."""
+    """Return the directory of the real ``rabbitmq-server`` script and ``epmd``."""
     candidates = [Path(d) for d in _SCRIPT_DIRS]
     if found := shutil.which("rabbitmq-server"):
         candidates.append(Path(found).resolve().parent)
@@ -70,18 +68,20 @@ def _find_executables() -> tuple[Path, Path]:
     return script_dir, Path(epmd)
 
 
-def _free_port(preferred: int | None = None) -> int:
-    """Return ``preferred`` if it can be bound on loopback, else a kernel-chosen free port."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def _free_ports(count: int, preferred: int | None = None) -> list[int]:
+    """Return ``count`` distinct free loopback ports, the first one ``preferred`` if free."""
+    ports: list[int] = []
+    with contextlib.ExitStack() as stack:
+        while len(ports) < count:
+            # Every socket stays bound until all are picked, so the kernel
+            # cannot hand out the same port twice.
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             try:
-                sock.bind((_HOST, port))
+                sock.bind((_HOST, preferred if preferred and not ports else 0))
             except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise OSError(
-        "no free TCP port on 127.0.0.1"
-    )  # pragma: no cover - bind(0) failing is fatal anyway
+                sock.bind((_HOST, 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
 
 
 def _accepts_tcp(port: int) -> bool:
@@ -93,14 +93,15 @@ def _accepts_tcp(port: int) -> bool:
 
 
 def _speaks_amqp(port: int) -> bool:
-    """Return True if the port answers the AMQP 0-9-1 header with Connection.Start."""
+    """Return whether ``port`` answers the AMQP 0-9-1 header with Connection.Start."""
+    # A bare TCP connect is not enough: the port may belong to someone else,
+    # and the kernel accepts connections into the backlog before rabbit reads.
     data = b""
     try:
         with socket.create_connection((_HOST, port), timeout=1.0) as sock:
             sock.sendall(_AMQP_HEADER)
             while len(data) < 11:
-                chunk = sock.recv(11 - len(data))
-                if not chunk:
+                if not (chunk := sock.recv(11 - len(data))):
                     return False
                 data += chunk
     except OSError:
@@ -108,24 +109,27 @@ def _speaks_amqp(port: int) -> bool:
     return data[0] == 1 and data[7:11] == _CONNECTION_START
 
 
-class RabbitMQNode:
-    """One private RabbitMQ node whose broker can be stopped and restarted.
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
-    The class is mutable rather than a frozen dataclass because it owns live
-    processes: ``start_broker()``/``stop_broker()`` may be called repeatedly and
-    always reuse the same ports, node name and data directory, so durable
-    queues and persistent messages survive a restart and clients can reconnect
-    to the same URL. ``close()`` stops everything and deletes all files. The
-    identity attributes (``url``, ``amqp_port``, ``node_name``, ``base_dir``,
-    ``dist_port``, ``epmd_port``) never change. Not thread-safe.
+
+class RabbitMQNode:
+    """A private RabbitMQ node whose broker can be stopped and restarted.
+
+    Mutable (not a frozen dataclass) because it owns live processes.
+    ``stop_broker()`` / ``start_broker()`` keep the ports, node name and data,
+    so durable queues and persistent messages survive and clients reconnect to
+    the same URL. ``close()`` stops everything and deletes all files. The public
+    attributes never change. Not thread-safe.
 
     Attributes:
-        url: AMQP URL with the default ``guest`` user, e.g. ``amqp://guest:guest@127.0.0.1:PORT/``.
+        url: ``amqp://guest:guest@127.0.0.1:PORT/`` (default user and vhost).
         amqp_port: AMQP listener port on 127.0.0.1.
         node_name: Erlang node name, e.g. ``fastapp-1a2b3c4d@localhost``.
-        base_dir: Temporary directory holding every file of this node.
+        base_dir: Temporary directory holding every file of the node.
         dist_port: Erlang distribution port (used by ``rabbitmqctl``).
-        epmd_port: Port of the private epmd owned by this node.
+        epmd_port: Port of the node's private epmd.
     """
 
     def __init__(
@@ -135,22 +139,23 @@ class RabbitMQNode:
         consumer_timeout_ms: int | None = None,
         extra_config: Mapping[str, str] | None = None,
     ) -> None:
-        """Prepare (but do not start) a node.
+        """Prepare the node's files without starting it.
 
         Args:
             amqp_port: AMQP port to listen on; a free port when None.
-            consumer_timeout_ms: Broker ``consumer_timeout`` (ms) if given.
-            extra_config: Extra ``rabbitmq.conf`` keys; they override the defaults.
+            consumer_timeout_ms: Broker ``consumer_timeout`` in milliseconds, if any.
+            extra_config: Extra ``rabbitmq.conf`` settings; they override the defaults.
 
         Raises:
             RabbitMQNotInstalledError: ``rabbitmq-server`` or ``epmd`` is missing.
         """
         self._script_dir, self._epmd_bin = _find_executables()
-        self.amqp_port: Final = amqp_port if amqp_port is not None else _free_port()
-        self.dist_port: Final = _free_port()
-        self.epmd_port: Final = _free_port()
-        # Short names with the literal host "localhost" avoid depending on the
-        # container's hostname being resolvable.
+        amqp, dist, epmd = _free_ports(3)
+        self.amqp_port: Final = amqp if amqp_port is None else amqp_port
+        self.dist_port: Final = dist
+        self.epmd_port: Final = epmd
+        # Short name on the literal host "localhost": it resolves everywhere,
+        # unlike a container's generated hostname.
         self.node_name: Final = f"fastapp-{secrets.token_hex(4)}@localhost"
         self.url: Final = f"amqp://guest:guest@{_HOST}:{self.amqp_port}/"
         self.base_dir: Final = Path(tempfile.mkdtemp(prefix="fastapp-rabbitmq-"))
@@ -168,29 +173,30 @@ class RabbitMQNode:
         base = self.base_dir
         for sub in ("home", "mnesia", "log"):
             (base / sub).mkdir()
-        # Pre-creating the cookie avoids a race between the throwaway
-        # "epmd-starter" VM rabbit spawns and the node itself creating it.
+        # A private $HOME keeps the cookie private; writing it up front avoids
+        # the node and rabbit's "epmd-starter" helper VM racing to create it.
         cookie = base / "home" / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16).upper())
-        cookie.chmod(0o400)  # Erlang refuses cookies readable by others
+        cookie.chmod(0o400)  # Erlang rejects cookies readable by others
         (base / "enabled_plugins").write_text("[].\n")
         (base / "rabbitmq-env.conf").write_text("")
         config = {
             "listeners.tcp.default": f"{_HOST}:{self.amqp_port}",
-            # Small CI disks would otherwise raise a disk alarm that blocks publishers.
+            # Small CI disks would otherwise trip the disk alarm and block publishers.
             "disk_free_limit.absolute": "1MB",
-            "log.console": "false",  # stdout is captured anyway; avoid writing logs twice
+            "log.console": "false",  # stdout is only a startup-failure fallback
             "log.file.level": "info",
         }
         if consumer_timeout_ms is not None:
             config["consumer_timeout"] = str(int(consumer_timeout_ms))
         config.update(extra)
-        (base / "rabbitmq.conf").write_text("".join(f"{k} = {v}\n" for k, v in config.items()))
+        lines = (f"{key} = {value}\n" for key, value in config.items())
+        (base / "rabbitmq.conf").write_text("".join(lines))
 
     def _env(self) -> dict[str, str]:
         base = self.base_dir
-        # Inherited RABBITMQ_*/ERL_* variables (e.g. ERL_FLAGS, RABBITMQ_NODENAME)
-        # would silently reconfigure the node, so they are dropped.
+        # Inherited RABBITMQ_* / ERL_* variables (ERL_FLAGS, RABBITMQ_NODENAME, ...)
+        # would silently reconfigure the node.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
         env.update(
             HOME=str(base / "home"),
@@ -206,121 +212,121 @@ class RabbitMQNode:
             RABBITMQ_PID_FILE=str(base / "rabbitmq.pid"),
             RABBITMQ_CONFIG_FILE=str(base / "rabbitmq.conf"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
-            # Point the remaining /etc/rabbitmq defaults at (empty or missing)
-            # private files so a host-wide configuration is never picked up.
+            # The remaining defaults point into /etc/rabbitmq; redirect them to
+            # empty or missing private files so host configuration never leaks in.
             RABBITMQ_CONF_ENV_FILE=str(base / "rabbitmq-env.conf"),
             RABBITMQ_CONFIG_FILES=str(base / "conf.d" / "*.conf"),
             RABBITMQ_ADVANCED_CONFIG_FILE=str(base / "advanced.config"),
-            # Keep distribution off external interfaces.
+            # Otherwise Erlang distribution listens on all interfaces.
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
         )
         return env
 
     @property
     def is_running(self) -> bool:
-        """Whether the broker process is currently alive."""
+        """Whether the broker process is alive."""
         return self._server is not None and self._server.poll() is None
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        """Return the last ``lines`` lines of every log file of this node."""
-        files = [self.base_dir / "stdout.log"] + sorted((self.base_dir / "log").glob("*.log"))
+        """Return the last ``lines`` lines of each non-empty log file of the node."""
         parts = []
-        for path in files:
+        for path in [self.base_dir / "stdout.log", *sorted(self.base_dir.glob("log/*.log"))]:
             with contextlib.suppress(OSError):
-                text = path.read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"==> {path} <==\n" + "\n".join(text))
+                if tail := path.read_text(errors="replace").splitlines()[-lines:]:
+                    parts.append(f"==> {path} <==\n" + "\n".join(tail))
         return "\n".join(parts) or "(no log output)"
 
     def _fail(self, reason: str) -> RabbitMQStartError:
-        tail = self.log_tail()  # read before stop_broker() so nothing is lost
+        tail = self.log_tail()
         self.stop_broker(timeout=5.0)
         return RabbitMQStartError(f"RabbitMQ node {self.node_name}: {reason}\n{tail}")
 
+    def _popen(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        with (self.base_dir / log_name).open("ab") as log:
+            return subprocess.Popen(
+                args,
+                cwd=self.base_dir,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group, so killpg() reaches beam.smp
+            )
+
     def _start_epmd(self, deadline: float) -> None:
-        # Our own foreground epmd (instead of the "epmd -daemon" Erlang would
-        # spawn) can be killed reliably: the daemon re-parents itself to init.
+        # Erlang would otherwise spawn "epmd -daemon", which detaches to init
+        # and outlives the node; a foreground epmd is ours to kill.
         if self._epmd is not None and self._epmd.poll() is None:
             return
-        with open(self.base_dir / "epmd.log", "ab") as out:
-            self._epmd = subprocess.Popen(
-                [str(self._epmd_bin), "-port", str(self.epmd_port), "-address", _HOST],
-                env=self._env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+        cmd = [str(self._epmd_bin), "-port", str(self.epmd_port), "-address", _HOST]
+        self._epmd = self._popen(cmd, "epmd.log")
+        # Waiting matters: if erl found no epmd yet, it would start its own daemon.
         while not _accepts_tcp(self.epmd_port):
             if self._epmd.poll() is not None or time.monotonic() > deadline:
                 raise self._fail(f"epmd did not listen on port {self.epmd_port}")
             time.sleep(_POLL_INTERVAL)
 
     def start_broker(self, timeout: float = 60.0) -> None:
-        """Start the broker (again) and wait until it speaks AMQP.
-
-        A no-op if it is already running. Restarts reuse the same ports, node
-        name and data, so durable state survives.
+        """Start the broker (again) and wait until it answers AMQP; no-op if running.
 
         Args:
             timeout: Seconds to wait for the broker to accept AMQP connections.
 
         Raises:
-            RabbitMQStartError: The node exited or was not ready in time; the
-                message includes the tail of its logs.
+            RabbitMQStartError: It exited or was not ready in time (message has log tails).
         """
         if self._closed:
-            raise RuntimeError("RabbitMQNode is closed")
+            raise RuntimeError(f"{self!r} is closed")
         if self.is_running:
             return
         deadline = time.monotonic() + timeout
         self._start_epmd(deadline)
-        with open(self.base_dir / "stdout.log", "ab") as out:
-            self._server = subprocess.Popen(
-                [str(self._script_dir / "rabbitmq-server")],
-                cwd=self.base_dir, env=self._env(), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,  # own group: killpg reaches beam
-            )  # fmt: skip
+        server = self._popen([str(self._script_dir / "rabbitmq-server")], "stdout.log")
+        self._server = server
         while not _speaks_amqp(self.amqp_port):
-            if self._server.poll() is not None:
-                raise self._fail(f"exited early with status {self._server.returncode}")
+            if server.poll() is not None:
+                raise self._fail(f"exited during startup (status {server.returncode})")
             if time.monotonic() > deadline:
-                raise self._fail(
-                    f"not accepting AMQP connections on port {self.amqp_port} after {timeout}s"
-                )
+                raise self._fail(f"no AMQP on port {self.amqp_port} after {timeout}s")
             time.sleep(_POLL_INTERVAL)
 
     def stop_broker(self, timeout: float = 15.0, *, graceful: bool = True) -> None:
-        """Stop the broker but keep its data; idempotent.
+        """Stop the broker, keeping its data; idempotent.
 
         Args:
             timeout: Seconds to wait for a graceful shutdown before SIGKILL.
-            graceful: False kills the broker immediately (simulates a crash).
+            graceful: False SIGKILLs the broker at once (simulates a crash).
         """
         proc, self._server = self._server, None
         if proc is None:
             return
-        if graceful and proc.poll() is None:
-            # rabbitmq-server traps SIGTERM and rabbit handles it like
-            # `rabbitmqctl stop`, without booting a second Erlang VM for the CLI.
-            _signal_group(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout)
-        # Sweeps beam.smp even if the wrapper shell already exited; the helper
-        # processes beam started in their own sessions exit when its pipes close.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        try:
+            if graceful and proc.poll() is None:
+                # rabbit treats SIGTERM like `rabbitmqctl stop`, minus the
+                # second Erlang VM the CLI would boot.
+                _signal_group(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout)
+        finally:
+            # Reaches beam.smp even if the wrapper shell is gone; the helpers
+            # beam spawned in their own sessions exit once its pipes close.
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run ``rabbitmqctl`` against this node (e.g. ``list_queues``).
+        """Run ``rabbitmqctl`` against this node, e.g. ``rabbitmqctl("list_queues")``.
 
         Args:
-            *args: Command-line arguments after ``rabbitmqctl``.
+            *args: Command-line arguments.
             timeout: Seconds before the command is killed.
 
         Returns:
-            The completed process with text stdout/stderr; the exit status is not checked.
+            The completed process with text output; its exit status is not checked.
         """
         env = self._env()
-        # A fresh free port per call keeps concurrent CLIs from fighting over
-        # the default 35672-35682 range.
-        port = str(_free_port())
+        # The CLI is an Erlang node too; a private port keeps concurrent calls
+        # from competing for the default 35672-35682 range.
+        port = str(_free_ports(1)[0])
         env.update(RABBITMQ_CTL_DIST_PORT_MIN=port, RABBITMQ_CTL_DIST_PORT_MAX=port)
         cmd = [str(self._script_dir / "rabbitmqctl"), "-n", self.node_name, *args]
         return subprocess.run(
@@ -328,26 +334,22 @@ class RabbitMQNode:
         )
 
     def close(self) -> None:
-        """Stop the broker and epmd and delete every file of the node; idempotent."""
+        """Stop the broker and epmd and delete all files of the node; idempotent."""
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self.close)
-        self.stop_broker()
-        if self._epmd is not None:
-            self._epmd.kill()
-            self._epmd.wait()
-            self._epmd = None
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        try:
+            self.stop_broker()
+        finally:
+            if self._epmd is not None:
+                self._epmd.kill()
+                self._epmd.wait()
+            shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self.is_running else "stopped"
         return f"<RabbitMQNode {self.node_name} {self.url} {state}>"
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 @contextlib.contextmanager
@@ -362,11 +364,10 @@ def rabbitmq_node(
     Args:
         startup_timeout: Seconds to wait until the node accepts AMQP connections.
         consumer_timeout_ms: Broker ``consumer_timeout`` in milliseconds, if any.
-        extra_config: Extra ``rabbitmq.conf`` keys (new-style format).
+        extra_config: Extra ``rabbitmq.conf`` settings (new-style ``key = value``).
 
     Yields:
-        The running node; it is stopped and its files removed on exit, even
-        if the block raised.
+        The running node; on exit it is closed (stopped, files removed), even on error.
 
     Raises:
         RabbitMQNotInstalledError: ``rabbitmq-server`` is not installed.
@@ -381,9 +382,7 @@ def rabbitmq_node(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a node in the foreground until SIGINT/SIGTERM (``fast-app broker``).
-
-    The AMQP URL is printed on stdout; details go to stderr.
+    """Run a node in the foreground until SIGINT/SIGTERM; prints its AMQP URL on stdout.
 
     Args:
         argv: Command-line arguments; ``sys.argv[1:]`` when None.
@@ -391,35 +390,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 after a clean shutdown, 1 if the node failed to start or died.
     """
-    parser = argparse.ArgumentParser(
-        prog="fast-app broker", description="Run a private RabbitMQ node."
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help="AMQP port (default: 5672 if free, else any free port)",
-    )
-    parser.add_argument(
-        "--startup-timeout", type=float, default=60.0, help="seconds to wait for startup"
-    )
+    parser = argparse.ArgumentParser(prog="fast-app broker", description="Run a RabbitMQ node.")
+    parser.add_argument("--port", type=int, help="AMQP port (default: 5672 if free, else random)")
+    parser.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
 
-    def _request_stop(signum: int, frame: FrameType | None) -> None:
+    def _request_stop(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    # The broker has its own session, so Ctrl-C reaches only us and we stop it in order.
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        node = RabbitMQNode(amqp_port=args.port if args.port is not None else _free_port(5672))
+        port = args.port if args.port is not None else _free_ports(1, preferred=5672)[0]
+        node = RabbitMQNode(amqp_port=port)
         try:
             node.start_broker(args.startup_timeout)
-            print(f"RabbitMQ node {node.node_name} ready (data: {node.base_dir})", file=sys.stderr)
+            print(f"RabbitMQ node {node.node_name} ready in {node.base_dir}", file=sys.stderr)
             print(node.url, flush=True)
             while not stop.wait(0.5):
                 if not node.is_running:
-                    print(f"RabbitMQ node died unexpectedly\n{node.log_tail()}", file=sys.stderr)
+                    print(f"RabbitMQ node died\n{node.log_tail()}", file=sys.stderr)
                     return 1
         finally:
             node.close()

@@ -28,9 +28,11 @@ async def queue(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> J
     """Run ``function(*args, **kwargs)`` as a job, on the driver ``QUEUE_DRIVER`` selects.
 
     Special keyword arguments set job options and are not passed to the function:
-    ``__soft_timeout_s`` (warn and cancel the job's task) and ``__hard_timeout_s`` (end
-    the worker running it; must be greater than the soft timeout). Other names starting
-    with ``__`` are reserved. The current context's snapshot travels with the job.
+    ``__soft_timeout_s`` (warn and cancel the job's task), ``__hard_timeout_s`` (end
+    the worker running it; must be greater than the soft timeout), ``__delay_s`` (start
+    no earlier than this many seconds later) and ``__retries`` (run a job that raised
+    again, up to this many times, with exponential backoff). Other names starting with
+    ``__`` are reserved. The current context's snapshot travels with the job.
 
     Returns:
         A handle with the job id; with the ``sync`` driver, the job has run and the handle
@@ -83,6 +85,7 @@ def prepare(
     function_kwargs, options = split_options(kwargs)
     spec.check_arguments(args, function_kwargs)
     snapshot = context.snapshot()
+    enqueued_at = time.time()
     envelope = JobEnvelope(
         format=FORMAT_VERSION,
         id=new_job_id(),
@@ -91,7 +94,8 @@ def prepare(
         kwargs=function_kwargs,
         context=snapshot,
         options=options,
-        enqueued_at=time.time(),
+        enqueued_at=enqueued_at,
+        not_before=None if options.delay_s is None else enqueued_at + options.delay_s,
     )
     try:
         body = encode_envelope(envelope)

@@ -4,7 +4,8 @@ A job travels as a JSON object (never pickle: decoding a message cannot run code
 
     {"format": 1, "id": "0b6f...", "function": "app.jobs.send_welcome_email",
      "args": [...], "kwargs": {...}, "context": {...},
-     "options": {"soft_timeout_s": 300.0}, "enqueued_at": 1732812345.12, "attempt": 1}
+     "options": {"soft_timeout_s": 300.0}, "enqueued_at": 1732812345.12, "attempt": 1,
+     "not_before": null}
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown
     Attributes:
         soft_timeout_s: after this many seconds, warn and cancel the job's asyncio task.
         hard_timeout_s: after this many seconds, end the worker process running the job.
+        delay_s: the job starts no earlier than this many seconds after it was enqueued.
+        retries: how many times a job that raised is run again before it is dead-lettered.
     """
 
     soft_timeout_s: float | None = None
     hard_timeout_s: float | None = None
+    delay_s: float | None = None
+    retries: int = 0
 
 
 class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -58,6 +63,8 @@ class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         options: timeouts and other run options.
         enqueued_at: Unix time of the first enqueue.
         attempt: 1 for the first run, incremented by each retry.
+        not_before: Unix time before which the job must not start (delays and retry
+            backoff), or ``None``.
     """
 
     format: int
@@ -69,6 +76,7 @@ class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     options: JobOptions
     enqueued_at: float
     attempt: int = 1
+    not_before: float | None = None
 
 
 def new_job_id() -> str:

@@ -10,6 +10,7 @@ __all__ = [
     "PayloadTooLargeError",
     "QueueConfigurationError",
     "QueueError",
+    "QueueUnavailableError",
     "UnencodableArgumentError",
 ]
 
@@ -44,3 +45,7 @@ class FunctionNotAllowedError(InvalidJobError):
 
 class JobSoftTimeoutError(QueueError, TimeoutError):
     """A job ran past its soft timeout and was cancelled (or, in a thread, abandoned)."""
+
+
+class QueueUnavailableError(QueueError):
+    """The broker could not be reached, or did not confirm a job, within the time allowed."""

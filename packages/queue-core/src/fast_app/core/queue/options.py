@@ -10,7 +10,13 @@ from .errors import JobValidationError
 
 __all__ = ["SPECIAL_KWARGS", "split_options"]
 
-SPECIAL_KWARGS: tuple[str, ...] = ("__soft_timeout_s", "__hard_timeout_s")
+SPECIAL_KWARGS: tuple[str, ...] = (
+    "__soft_timeout_s",
+    "__hard_timeout_s",
+    "__delay_s",
+    "__retries",
+)
+MAX_RETRIES = 100
 
 _NO_OPTIONS = JobOptions()
 
@@ -22,6 +28,23 @@ def _positive_seconds(name: str, value: object) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise JobValidationError(f"{name} must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def _seconds_or_zero(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise JobValidationError(f"{name} must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise JobValidationError(f"{name} must be zero or more seconds, got {value!r}")
+    return seconds
+
+
+def _retry_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JobValidationError(f"__retries must be a whole number, got {value!r}")
+    if not 0 <= value <= MAX_RETRIES:
+        raise JobValidationError(f"__retries must be between 0 and {MAX_RETRIES}, got {value}")
+    return value
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], JobOptions]:
@@ -54,4 +77,13 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], JobOptions]:
         raise JobValidationError(
             f"__hard_timeout_s ({hard_s:g}) must be greater than __soft_timeout_s ({soft_s:g})"
         )
-    return function_kwargs, JobOptions(soft_timeout_s=soft_s, hard_timeout_s=hard_s)
+    delay = special.get("__delay_s")
+    delay_s = None if delay is None else _seconds_or_zero("__delay_s", delay) or None
+    retries = special.get("__retries")
+    options = JobOptions(
+        soft_timeout_s=soft_s,
+        hard_timeout_s=hard_s,
+        delay_s=delay_s,
+        retries=0 if retries is None else _retry_count(retries),
+    )
+    return function_kwargs, options

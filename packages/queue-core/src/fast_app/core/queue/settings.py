@@ -8,13 +8,14 @@ from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import QueueConfigurationError
 
 __all__ = [
     "DriverName",
+    "QueueType",
     "QueueSettings",
     "configure",
     "get_settings",
@@ -23,7 +24,8 @@ __all__ = [
     "reset_settings",
 ]
 
-DriverName = Literal["sync"]
+DriverName = Literal["sync", "async_farm"]
+QueueType = Literal["quorum", "classic"]
 
 
 class QueueSettings(BaseSettings):
@@ -35,7 +37,66 @@ class QueueSettings(BaseSettings):
 
     driver: DriverName = Field(
         default="sync",
-        description="QUEUE_DRIVER: where jobs run; `sync` runs them at once, in-process.",
+        description=(
+            "QUEUE_DRIVER: where jobs run; `sync` runs them at once, in-process, "
+            "`async_farm` publishes them to RabbitMQ for worker processes."
+        ),
+    )
+    name: str = Field(
+        default="async_farm.jobs",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description=(
+            "QUEUE_NAME: the RabbitMQ queue of jobs; `<name>.dead` holds dead letters and "
+            "`<name>.delay.*` delayed jobs."
+        ),
+    )
+    queue_type: QueueType = Field(
+        default="quorum",
+        validation_alias=AliasChoices("QUEUE_TYPE", "queue_type"),
+        description=(
+            "QUEUE_TYPE: `quorum` (replicated, with a delivery limit against crash "
+            "loops) or `classic`."
+        ),
+    )
+    delivery_limit: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "QUEUE_DELIVERY_LIMIT: quorum queues dead-letter a job delivered this many times "
+            "without being acknowledged (its workers kept dying)."
+        ),
+    )
+    connect_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "QUEUE_CONNECT_TIMEOUT_S: how long `queue()` waits for the broker to accept and "
+            "confirm a job before raising `QueueUnavailableError`."
+        ),
+    )
+    retry_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="QUEUE_RETRY_BASE_S: backoff before the first retry (doubles each retry).",
+    )
+    retry_cap_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=7 * 86400,
+        description="QUEUE_RETRY_CAP_S: longest backoff between retries.",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ASYNC_FARM_SIGNING_KEY", "signing_key"),
+        description=(
+            "ASYNC_FARM_SIGNING_KEY: shared secret; publishers add an HMAC-SHA256 of each job "
+            "and workers dead-letter jobs whose signature is missing or wrong."
+        ),
     )
     rabbitmq_url: SecretStr = Field(
         default=SecretStr("amqp://guest:guest@localhost:5672/"),
@@ -60,13 +121,28 @@ class QueueSettings(BaseSettings):
         description="QUEUE_MAX_PAYLOAD_BYTES: largest encoded job accepted by `queue()`.",
     )
 
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> QueueSettings:
+        if self.retry_cap_s < self.retry_base_s:
+            raise ValueError(
+                f"QUEUE_RETRY_CAP_S ({self.retry_cap_s:g}) must be at least "
+                f"QUEUE_RETRY_BASE_S ({self.retry_base_s:g})"
+            )
+        return self
+
     @property
     def redacted_rabbitmq_url(self) -> str:
         """The broker URL with its password hidden, safe for logs and errors."""
         return redact_url(self.rabbitmq_url.get_secret_value())
 
 
-_ENV_NAMES = {"rabbitmq_url": "RABBITMQ_URL"}
+_ENV_NAMES = {
+    "rabbitmq_url": "RABBITMQ_URL",
+    "signing_key": "ASYNC_FARM_SIGNING_KEY",
+    "queue_type": "QUEUE_TYPE",
+}
+_ALIASES = {env_name: field_name for field_name, env_name in _ENV_NAMES.items()}
+_SECRETS = frozenset({"rabbitmq_url", "signing_key"})
 
 
 def _env_name(field_name: str) -> str:
@@ -79,9 +155,12 @@ def _load(overrides: dict[str, Any]) -> QueueSettings:
     except ValidationError as error:
         problems = []
         for detail in error.errors():
-            field_name = str(detail["loc"][0]) if detail["loc"] else "?"
-            field_name = "rabbitmq_url" if field_name == "RABBITMQ_URL" else field_name
-            shown = "<hidden>" if field_name == "rabbitmq_url" else repr(detail.get("input"))
+            if not detail["loc"]:  # a rule across fields; its message names them
+                problems.append(str(detail["msg"]).removeprefix("Value error, "))
+                continue
+            field_name = str(detail["loc"][0])
+            field_name = _ALIASES.get(field_name, field_name)
+            shown = "<hidden>" if field_name in _SECRETS else repr(detail.get("input"))
             problems.append(f"{_env_name(field_name)}={shown}: {detail['msg']}")
         raise QueueConfigurationError("invalid queue settings: " + "; ".join(problems)) from None
 

@@ -21,6 +21,10 @@ _lock = threading.Lock()
 def _create(settings: QueueSettings) -> QueueDriver:
     if settings.driver == "sync":
         return SyncDriver(settings)
+    if settings.driver == "async_farm":
+        from fast_app.core.queue.drivers.async_farm import AsyncFarmDriver
+
+        return AsyncFarmDriver(settings)
     raise AssertionError(f"QueueSettings let through an unknown driver {settings.driver!r}")
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
+import msgspec
+
+from fast_app.core.queue.drivers.base import Submission
 from fast_app.core.queue.envelope import decode_envelope
 from fast_app.core.queue.execution import run_job
-from fast_app.core.queue.handle import Job, JobStatus
+from fast_app.core.queue.handle import Job, JobOutcome, JobStatus
+from fast_app.core.queue.retry import retry_delay_s
 from fast_app.core.queue.settings import QueueSettings
-
-from .base import Submission
 
 __all__ = ["SyncDriver"]
 
@@ -22,7 +26,9 @@ class SyncDriver:
     The job goes through the same encode and decode steps as on a worker, so arguments
     arrive as a worker would see them and a job that works here works there. ``async def``
     functions run on the caller's loop, plain functions in a thread. The soft timeout
-    applies; the hard timeout needs a worker process to end and is ignored here.
+    applies; the hard timeout needs a worker process to end and is ignored here. A delay
+    is slept before the job starts, and retries run the job again after the same backoff
+    as on workers.
     """
 
     name = "sync"
@@ -30,25 +36,52 @@ class SyncDriver:
 
     def __init__(self, settings: QueueSettings) -> None:
         self._reraise = settings.sync_raise
+        self._retry_base_s = settings.retry_base_s
+        self._retry_cap_s = settings.retry_cap_s
 
     async def submit(self, submission: Submission) -> Job:
-        """Run the job now and return its handle with the outcome."""
+        """Run the job now (after its delay, with its retries); return its handle."""
         envelope = decode_envelope(submission.body)
-        outcome = await run_job(submission.spec, envelope, inline=True)
+        if envelope.not_before is not None:
+            await asyncio.sleep(max(0.0, envelope.not_before - time.time()))
+        while True:
+            outcome = await run_job(submission.spec, envelope, inline=True)
+            if (
+                outcome.status is not JobStatus.FAILED
+                or envelope.attempt > envelope.options.retries
+            ):
+                break
+            backoff = retry_delay_s(
+                envelope.attempt, base_s=self._retry_base_s, cap_s=self._retry_cap_s
+            )
+            logger.warning(
+                "job %s (%s) failed on attempt %d, retrying in %.2fs: %s",
+                envelope.id,
+                envelope.function,
+                envelope.attempt,
+                backoff,
+                outcome.error.message if outcome.error else "",
+                extra={"job_id": envelope.id, "job_function": envelope.function},
+            )
+            await asyncio.sleep(backoff)
+            envelope = msgspec.structs.replace(envelope, attempt=envelope.attempt + 1)
+        self._report(envelope.id, envelope.function, outcome)
+        return Job(envelope.id, envelope.function, self.name, outcome)
+
+    def _report(self, job_id: str, function: str, outcome: JobOutcome) -> None:
         if outcome.status in (JobStatus.FAILED, JobStatus.INVALID):
             # A soft timeout was already logged as a warning when it happened.
             error = outcome.error
             logger.error(
                 "job %s (%s) %s: %s",
-                envelope.id,
-                envelope.function,
+                job_id,
+                function,
                 outcome.status.value,
-                error.traceback or f"{error.type}: {error.message}" if error else "",
-                extra={"job_id": envelope.id, "job_function": envelope.function},
+                (error.traceback or f"{error.type}: {error.message}") if error else "",
+                extra={"job_id": job_id, "job_function": function},
             )
         if self._reraise and outcome.exception is not None:
             raise outcome.exception
-        return Job(envelope.id, envelope.function, self.name, outcome)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,90 @@
+"""AMQP message headers and properties of a job, and their optional HMAC signature."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from fast_app.core.queue.envelope import CONTENT_TYPE, JobEnvelope
+
+if TYPE_CHECKING:
+    from aio_pika import Message
+
+__all__ = [
+    "ATTEMPT",
+    "DEAD_ATTEMPTS",
+    "DEAD_ERROR",
+    "DEAD_ERROR_TYPE",
+    "DEAD_FAILED_AT",
+    "DEAD_REASON",
+    "DEAD_TRACEBACK",
+    "DEAD_WORKER",
+    "FUNCTION",
+    "HARD_TIMEOUT",
+    "SIGNATURE",
+    "SOFT_TIMEOUT",
+    "job_message",
+    "sign",
+    "signature_matches",
+]
+
+FUNCTION = "x-fast-app-function"
+ATTEMPT = "x-fast-app-attempt"
+SOFT_TIMEOUT = "x-fast-app-soft-timeout-s"
+HARD_TIMEOUT = "x-fast-app-hard-timeout-s"
+SIGNATURE = "x-fast-app-signature"
+
+DEAD_REASON = "x-fast-app-dead-reason"
+DEAD_ERROR_TYPE = "x-fast-app-error-type"
+DEAD_ERROR = "x-fast-app-error"
+DEAD_TRACEBACK = "x-fast-app-traceback"
+DEAD_ATTEMPTS = "x-fast-app-attempts"
+DEAD_WORKER = "x-fast-app-worker"
+DEAD_FAILED_AT = "x-fast-app-failed-at"
+
+
+def sign(body: bytes, key: bytes) -> str:
+    """HMAC-SHA256 of ``body`` under ``key``, as hex."""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(body: bytes, signature: object, key: bytes) -> bool:
+    """Whether ``signature`` (a header value, maybe missing) is ``body``'s, in constant time."""
+    if isinstance(signature, bytes):
+        signature = signature.decode("ascii", "replace")
+    if not isinstance(signature, str):
+        return False
+    return hmac.compare_digest(sign(body, key), signature)
+
+
+def job_message(
+    body: bytes,
+    envelope: JobEnvelope,
+    *,
+    signing_key: bytes | None,
+    extra_headers: dict[str, Any] | None = None,
+) -> Message:
+    """The persistent AMQP message carrying ``body``, the encoding of ``envelope``."""
+    from aio_pika import DeliveryMode, Message
+
+    headers: dict[str, Any] = {FUNCTION: envelope.function, ATTEMPT: envelope.attempt}
+    options = envelope.options
+    if options.soft_timeout_s is not None:
+        headers[SOFT_TIMEOUT] = options.soft_timeout_s
+    if options.hard_timeout_s is not None:
+        headers[HARD_TIMEOUT] = options.hard_timeout_s
+    if signing_key is not None:
+        headers[SIGNATURE] = sign(body, signing_key)
+    if extra_headers:
+        headers.update(extra_headers)
+    return Message(
+        body,
+        headers=headers,
+        content_type=CONTENT_TYPE,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        message_id=envelope.id,
+        timestamp=dt.datetime.fromtimestamp(envelope.enqueued_at, dt.UTC),
+        type=envelope.function,
+    )

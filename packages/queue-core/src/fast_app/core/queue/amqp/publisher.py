@@ -1,0 +1,188 @@
+"""One long-lived, self-healing publishing connection per process, with confirms.
+
+``publish`` returns only once the broker has confirmed the message (it is stored), and
+raises ``QueueUnavailableError`` when that cannot happen within the time allowed. Many
+concurrent ``publish`` calls share one channel: each awaits its own confirm, so the
+confirms are pipelined instead of taken one round trip at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from fast_app.core.queue.amqp.headers import job_message
+from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
+from fast_app.core.queue.envelope import JobEnvelope
+from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractConnection
+
+__all__ = ["Publisher"]
+
+logger = logging.getLogger("fast_app.queue")
+
+
+class Publisher:
+    """Publishes jobs to a farm's queues on a connection it (re)opens when needed.
+
+    Args:
+        url: the broker URL, with its password.
+        redacted_url: the same without the password, for messages.
+        topology: the farm's queues, declared on each new connection.
+        timeout_s: bound on connecting plus confirming one message.
+        signing_key: add an HMAC-SHA256 signature header with this key.
+        connection_name: shown in the broker's management UI.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        redacted_url: str,
+        topology: Topology,
+        timeout_s: float,
+        signing_key: bytes | None = None,
+        connection_name: str = "fast-app publisher",
+    ) -> None:
+        self._url = url
+        self._password = _password_of(url)
+        self._redacted_url = redacted_url
+        self.topology = topology
+        self._timeout_s = timeout_s
+        self._signing_key = signing_key
+        self._connection_name = connection_name
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._declared_delays: set[int] = set()
+        self._lock = asyncio.Lock()
+        self.loop = asyncio.get_running_loop()
+
+    async def publish(
+        self,
+        body: bytes,
+        envelope: JobEnvelope,
+        *,
+        extra_headers: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a job: in the jobs queue, or in a delay queue when it is not due yet.
+
+        Raises:
+            QueueUnavailableError: the broker was unreachable or did not confirm in time.
+        """
+        message = job_message(
+            body, envelope, signing_key=self._signing_key, extra_headers=extra_headers
+        )
+        level = None
+        if envelope.not_before is not None:
+            level = delay_level_ms(envelope.not_before - time.time())
+        await self._send(message, envelope.id, level=level)
+
+    async def publish_dead(self, message: Any, job_id: str) -> None:
+        """Store a message in the dead-letter queue (``message`` is an aio-pika Message)."""
+        await self._send(message, job_id, dead=True)
+
+    async def _send(
+        self, message: Any, job_id: str, *, level: int | None = None, dead: bool = False
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                channel = await self._ready_channel()
+                if dead:
+                    exchange = await channel.get_exchange(self.topology.dead_exchange, ensure=False)
+                    routing_key = self.topology.jobs
+                else:
+                    exchange = channel.default_exchange
+                    routing_key = self.topology.jobs
+                    if level is not None:
+                        if level not in self._declared_delays:
+                            await self.topology.declare_delay(channel, level)
+                            self._declared_delays.add(level)
+                        routing_key = self.topology.delay_queue(level)
+                await exchange.publish(message, routing_key=routing_key)
+        except TimeoutError:
+            self._forget_channel()
+            raise QueueUnavailableError(
+                f"the broker at {self._redacted_url} did not take job {job_id} within "
+                f"{self._timeout_s:g}s (QUEUE_CONNECT_TIMEOUT_S)"
+            ) from None
+        except QueueConfigurationError:
+            raise
+        except Exception as error:
+            self._forget_channel()
+            raise QueueUnavailableError(
+                f"the broker at {self._redacted_url} did not take job {job_id}: "
+                f"{self._describe(error)}"
+            ) from None
+
+    async def _ready_channel(self) -> AbstractChannel:
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            channel = self._channel
+            if channel is not None and not channel.is_closed:
+                return channel
+            return await self._connect()
+
+    async def _connect(self) -> AbstractChannel:
+        import aio_pika
+        from aiormq.exceptions import ChannelPreconditionFailed
+
+        await self._close_connection()
+        connection = await aio_pika.connect(
+            self._url, client_properties={"connection_name": self._connection_name}
+        )
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            try:
+                await self.topology.declare(channel)
+            except ChannelPreconditionFailed as error:
+                raise QueueConfigurationError(
+                    f"queue {self.topology.jobs!r} already exists with other arguments than "
+                    f"QUEUE_TYPE={self.topology.queue_type} asks for ({error}); use another "
+                    "QUEUE_NAME or delete the old queue"
+                ) from None
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._channel = channel
+        self._declared_delays.clear()
+        logger.info("connected to the broker at %s", self._redacted_url)
+        return channel
+
+    def _forget_channel(self) -> None:
+        """Make the next publish open a fresh connection (this one may be half-broken)."""
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return  # a timeout on a healthy channel (slow broker): keep it
+        self._channel = None
+
+    async def _close_connection(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except Exception:
+                logger.debug("closing a broken broker connection failed", exc_info=True)
+
+    async def close(self) -> None:
+        """Close the connection (unconfirmed publishes fail)."""
+        await self._close_connection()
+
+    def _describe(self, error: BaseException) -> str:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+
+def _password_of(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(url).password
+    return unquote(password) if password else None

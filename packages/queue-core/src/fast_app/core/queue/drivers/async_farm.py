@@ -1,0 +1,60 @@
+"""The ``async_farm`` driver: publishes each job to RabbitMQ for worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fast_app.core.queue.amqp import Publisher, Topology
+from fast_app.core.queue.drivers.base import Submission
+from fast_app.core.queue.handle import Job
+from fast_app.core.queue.settings import QueueSettings
+
+__all__ = ["AsyncFarmDriver"]
+
+
+class AsyncFarmDriver:
+    """Publishes jobs with confirms; ``queue()`` returns once the broker stored the job.
+
+    One publisher (one connection) per event loop of the process: an asyncio connection
+    belongs to the loop that opened it, and tests or scripts may run several loops one
+    after the other.
+    """
+
+    name = "async_farm"
+    runs_in_process = False
+
+    def __init__(self, settings: QueueSettings) -> None:
+        self._settings = settings
+        self._topology = Topology.from_settings(settings)
+        key = settings.signing_key
+        self._signing_key = None if key is None else key.get_secret_value().encode()
+        self._publisher: Publisher | None = None
+
+    def publisher(self) -> Publisher:
+        """The publisher of the running event loop, created on first use."""
+        publisher = self._publisher
+        if publisher is None or publisher.loop is not asyncio.get_running_loop():
+            publisher = self._publisher = Publisher(
+                self._settings.rabbitmq_url.get_secret_value(),
+                redacted_url=self._settings.redacted_rabbitmq_url,
+                topology=self._topology,
+                timeout_s=self._settings.connect_timeout_s,
+                signing_key=self._signing_key,
+            )
+        return publisher
+
+    async def submit(self, submission: Submission) -> Job:
+        """Publish the job and wait for the broker's confirm.
+
+        Raises:
+            QueueUnavailableError: the broker did not take the job in time.
+        """
+        await self.publisher().publish(submission.body, submission.envelope)
+        envelope = submission.envelope
+        return Job(envelope.id, envelope.function, self.name)
+
+    async def close(self) -> None:
+        """Close the connection of the running loop's publisher."""
+        if self._publisher is not None:
+            await self._publisher.close()
+            self._publisher = None
