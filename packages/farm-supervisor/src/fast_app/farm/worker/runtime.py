@@ -1,0 +1,457 @@
+"""The worker: consumes jobs from RabbitMQ and runs them, losing none.
+
+Each delivery is acknowledged only after its job ended: succeeded, or its final failure
+recorded (a retry published, or a dead letter stored). A worker that dies mid-job leaves
+its deliveries unacknowledged, and the broker gives them to another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from fast_app.core.queue.amqp import Publisher, Topology, signature_matches
+from fast_app.core.queue.amqp import headers as h
+from fast_app.core.queue.envelope import JobEnvelope, decode_envelope, encode_envelope
+from fast_app.core.queue.errors import InvalidJobError
+from fast_app.core.queue.execution import run_job
+from fast_app.core.queue.functions import describe_function
+from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
+from fast_app.core.queue.retry import retry_delay_s
+from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.errors import JobImportError
+from fast_app.farm.settings import FarmSettings
+from fast_app.farm.worker._allow_list import AllowList
+from fast_app.farm.worker._app import load_application, run_hooks
+from fast_app.farm.worker._dead_letters import DeadReason, dead_letter
+from fast_app.farm.worker._state import InFlightJob, WorkerCounters
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+__all__ = ["EXIT_HARD_TIMEOUT", "EXIT_OK", "EXIT_STARTUP_FAILED", "Worker"]
+
+logger = logging.getLogger("fast_app.farm.worker")
+
+EXIT_OK = 0
+EXIT_HARD_TIMEOUT = 3
+EXIT_STARTUP_FAILED = 4
+
+_EARLY_TOLERANCE_S = 0.05
+_HARD_TIMEOUT_SETTLE_S = 10.0
+_RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
+
+
+class Worker:
+    """One worker process's consumer loop.
+
+    Args:
+        farm: worker settings (concurrency, imports, hooks, grace period, allow-list).
+        queue: queue settings (broker, queue name and type, retries, signing key).
+    """
+
+    def __init__(self, farm: FarmSettings, queue: QueueSettings) -> None:
+        self.farm = farm
+        self.queue = queue
+        self.worker_id = farm.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.topology = Topology.from_settings(queue)
+        key = queue.signing_key
+        self._signing_key = None if key is None else key.get_secret_value().encode()
+        self._allow_list = AllowList(
+            prefixes=farm.allowed_modules,
+            imported=farm.imports,
+            app_roots=(Path.cwd().resolve(),),
+        )
+        self.counters = WorkerCounters()
+        self.in_flight: dict[int, InFlightJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._threads = ThreadPoolExecutor(farm.thread_pool_size, thread_name_prefix="job")
+        self._stopping = asyncio.Event()
+        self._forced = False
+        self._channel: AbstractChannel | None = None
+        self._publisher: Publisher | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (then drain) or a hard timeout; return the exit code."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            load_application(self.farm.imports)
+            await run_hooks(self.farm.startup)
+        except Exception:
+            logger.exception("worker %s could not start the application", self.worker_id)
+            return EXIT_STARTUP_FAILED
+        self._publisher = Publisher(
+            self.queue.rabbitmq_url.get_secret_value(),
+            redacted_url=self.queue.redacted_rabbitmq_url,
+            topology=self.topology,
+            timeout_s=self.queue.connect_timeout_s,
+            signing_key=self._signing_key,
+            connection_name=f"fast-app worker {self.worker_id} (publisher)",
+        )
+        try:
+            await self._consume_until_stopped()
+        finally:
+            await self._publisher.close()
+            try:
+                await run_hooks(self.farm.shutdown)
+            except Exception:
+                logger.exception("a shutdown hook of worker %s failed", self.worker_id)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        logger.info("worker %s stopped: %s", self.worker_id, self._summary())
+        return EXIT_OK
+
+    def request_stop(self) -> None:
+        """Stop taking jobs and drain (first call); stop waiting for jobs (second call)."""
+        if self._stopping.is_set():
+            self._forced = True
+            logger.warning(
+                "worker %s: second stop request, abandoning in-flight jobs", self.worker_id
+            )
+            for task in self._tasks:
+                task.cancel()
+            return
+        logger.info("worker %s: stopping, draining %d jobs", self.worker_id, len(self._tasks))
+        self._stopping.set()
+
+    async def _consume_until_stopped(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                await self._consume_one_connection()
+                failures = 0
+            except Exception as error:
+                delay = _RECONNECT_DELAYS_S[min(failures, len(_RECONNECT_DELAYS_S) - 1)]
+                failures += 1
+                logger.warning(
+                    "worker %s: broker at %s unavailable (%s); retrying in %gs",
+                    self.worker_id,
+                    self.queue.redacted_rabbitmq_url,
+                    type(error).__name__,
+                    delay,
+                )
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+
+    async def _consume_one_connection(self) -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(
+            self.queue.rabbitmq_url.get_secret_value(),
+            timeout=self.queue.connect_timeout_s,
+            client_properties={"connection_name": f"fast-app worker {self.worker_id}"},
+        )
+        lost = asyncio.Event()
+        try:
+            channel = await connection.channel()
+            channel.close_callbacks.add(lambda _sender, error: self._channel_closed(error, lost))
+            connection.close_callbacks.add(lambda _sender, _error: lost.set())
+            await channel.set_qos(prefetch_count=self.farm.concurrency)
+            await self.topology.declare(channel)
+            jobs_queue = await channel.get_queue(self.topology.jobs, ensure=False)
+            self._channel = channel
+            consumer_tag = await jobs_queue.consume(self._on_message)
+            logger.info(
+                "worker %s consuming %s (concurrency %d)",
+                self.worker_id,
+                self.topology.jobs,
+                self.farm.concurrency,
+            )
+            stop_wait = asyncio.ensure_future(self._stopping.wait())
+            lost_wait = asyncio.ensure_future(lost.wait())
+            await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            lost_wait.cancel()
+            if lost.is_set():
+                logger.warning(
+                    "worker %s lost its broker connection; %d jobs in flight will be "
+                    "redelivered by the broker",
+                    self.worker_id,
+                    len(self.in_flight),
+                )
+                raise ConnectionError("connection to the broker lost")
+            await jobs_queue.cancel(consumer_tag)
+            await self._drain()
+        finally:
+            self._channel = None
+            if not connection.is_closed:
+                await connection.close()
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        grace = self.farm.grace_period_s
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        if pending and not self._forced:
+            logger.warning(
+                "worker %s: %d jobs still running after the %gs grace period; they return "
+                "to the queue",
+                self.worker_id,
+                len(pending),
+                grace,
+            )
+        for task in pending:
+            task.cancel()
+
+    def _channel_closed(self, error: BaseException | None, lost: asyncio.Event) -> None:
+        text = str(error or "")
+        if "timed out" in text or "consumer_timeout" in text:
+            logger.error(
+                "worker %s: the broker closed the channel because a delivery stayed "
+                "unacknowledged past its consumer_timeout (%s). The job is redelivered; "
+                "raise consumer_timeout in rabbitmq.conf above your longest job "
+                "(see docs/timeouts.md)",
+                self.worker_id,
+                text,
+            )
+        elif error is not None and not self._stopping.is_set():
+            logger.warning("worker %s: channel closed: %s", self.worker_id, text)
+        lost.set()
+
+    def _summary(self) -> str:
+        c = self.counters
+        return (
+            f"{c.succeeded} succeeded, {c.failed} failed, {c.retried} retried, "
+            f"{c.dead_lettered} dead-lettered"
+        )
+
+    # -- one delivery --------------------------------------------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # Returns at once: the job runs in its own task so deliveries keep flowing.
+        task = asyncio.create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await self._process(message)
+        except asyncio.CancelledError:
+            raise  # shutting down: the delivery stays unacknowledged and is redelivered
+        except Exception as error:
+            logger.exception("worker %s: error while handling a delivery", self.worker_id)
+            await self._dead_letter(
+                message, DeadReason.INVALID, _error("worker_error", error), attempts=None
+            )
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        body = message.body
+        if self._signing_key is not None and not signature_matches(
+            body, (message.headers or {}).get(h.SIGNATURE), self._signing_key
+        ):
+            await self._dead_letter(
+                message,
+                DeadReason.BAD_SIGNATURE,
+                JobError("bad_signature", "signature missing or wrong (ASYNC_FARM_SIGNING_KEY)"),
+                attempts=None,
+            )
+            return
+        try:
+            envelope = decode_envelope(body)
+        except InvalidJobError as error:
+            await self._dead_letter(message, DeadReason.INVALID, _error("invalid", error), None)
+            return
+        if envelope.not_before is not None:
+            remaining = envelope.not_before - time.time()
+            if remaining > _EARLY_TOLERANCE_S:
+                await self._delay_further(message, envelope, remaining)
+                return
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+        try:
+            function = self._allow_list.resolve(envelope.function)
+        except JobImportError as error:
+            reason = DeadReason.NOT_ALLOWED
+            await self._dead_letter(message, reason, _error(reason, error), envelope.attempt)
+            return
+        await self._run(message, envelope, describe_function(function))
+
+    async def _run(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope, spec: Any
+    ) -> None:
+        now = time.time()
+        options = envelope.options
+        job = InFlightJob(
+            envelope=envelope,
+            message=message,
+            started_at=now,
+            soft_deadline=None if options.soft_timeout_s is None else now + options.soft_timeout_s,
+            hard_deadline=None if options.hard_timeout_s is None else now + options.hard_timeout_s,
+        )
+        key = id(job)
+        self.in_flight[key] = job
+        if options.hard_timeout_s is not None:
+            job.hard_timer = asyncio.get_running_loop().call_later(
+                options.hard_timeout_s, self._on_hard_timeout, job
+            )
+        try:
+            outcome = await run_job(spec, envelope, executor=self._threads)
+        finally:
+            if job.hard_timer is not None:
+                job.hard_timer.cancel()
+        if job.ended_by_hard_timeout:
+            return
+        try:
+            await self._settle(message, envelope, outcome)
+        finally:
+            self.in_flight.pop(key, None)
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope, outcome: JobOutcome
+    ) -> None:
+        status = outcome.status
+        if status is JobStatus.SUCCEEDED:
+            self.counters.succeeded += 1
+            await self._ack(message, envelope.id)
+            return
+        if status is JobStatus.INVALID:
+            self.counters.invalid += 1
+            await self._dead_letter(message, DeadReason.INVALID, outcome.error, envelope.attempt)
+            return
+        if status is JobStatus.SOFT_TIMEOUT:
+            self.counters.soft_timeouts += 1
+        self.counters.failed += 1
+        reason = DeadReason.SOFT_TIMEOUT if status is JobStatus.SOFT_TIMEOUT else DeadReason.FAILED
+        await self._retry_or_bury(message, envelope, reason, outcome.error)
+
+    async def _retry_or_bury(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        reason: str,
+        error: JobError | None,
+    ) -> None:
+        detail = f"{error.type}: {error.message}" if error else reason
+        if envelope.attempt > envelope.options.retries:
+            logger.error(
+                "job %s (%s) failed for good after %d attempts (%s): %s",
+                envelope.id,
+                envelope.function,
+                envelope.attempt,
+                reason,
+                (error.traceback if error and error.traceback else detail),
+            )
+            await self._dead_letter(message, reason, error, envelope.attempt)
+            return
+        backoff = retry_delay_s(
+            envelope.attempt, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
+        )
+        retry = msgspec.structs.replace(
+            envelope, attempt=envelope.attempt + 1, not_before=time.time() + backoff
+        )
+        assert self._publisher is not None
+        await self._publisher.publish(encode_envelope(retry), retry)
+        self.counters.retried += 1
+        logger.warning(
+            "job %s (%s) attempt %d %s (%s); retry %d of %d in %.2fs",
+            envelope.id,
+            envelope.function,
+            envelope.attempt,
+            reason,
+            detail,
+            envelope.attempt,
+            envelope.options.retries,
+            backoff,
+        )
+        await self._ack(message, envelope.id)
+
+    async def _delay_further(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope, remaining: float
+    ) -> None:
+        # Came back from a delay level with time left: on to the next level. The body is
+        # unchanged (its signature stays valid).
+        assert self._publisher is not None
+        await self._publisher.publish(message.body, envelope)
+        await self._ack(message, envelope.id)
+        logger.debug("job %s not due for %.2fs: delayed further", envelope.id, remaining)
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        error: JobError | None,
+        attempts: int | None,
+    ) -> None:
+        job_id = message.message_id or "?"
+        assert self._publisher is not None
+        letter = dead_letter(
+            message, reason=reason, error=error, attempts=attempts, worker_id=self.worker_id
+        )
+        await self._publisher.publish_dead(letter, job_id)
+        self.counters.dead_lettered += 1
+        logger.error(
+            "job %s dead-lettered (%s): %s",
+            job_id,
+            reason,
+            f"{error.type}: {error.message}" if error else "",
+        )
+        await self._ack(message, job_id)
+
+    async def _ack(self, message: AbstractIncomingMessage, job_id: str) -> None:
+        try:
+            await message.ack()
+        except Exception as error:
+            logger.warning(
+                "worker %s could not acknowledge job %s (%s): the broker will deliver it again",
+                self.worker_id,
+                job_id,
+                type(error).__name__,
+            )
+
+    # -- hard timeout ---------------------------------------------------------------
+
+    def _on_hard_timeout(self, job: InFlightJob) -> None:
+        job.ended_by_hard_timeout = True
+        asyncio.get_running_loop().create_task(self._end_by_hard_timeout(job))
+
+    async def _end_by_hard_timeout(self, job: InFlightJob) -> None:
+        envelope = job.envelope
+        hard = envelope.options.hard_timeout_s
+        logger.error(
+            "job %s (%s) passed its hard timeout of %gs: recording it and ending worker %s "
+            "(%d other jobs in flight return to the queue)",
+            envelope.id,
+            envelope.function,
+            hard,
+            self.worker_id,
+            len(self.in_flight) - 1,
+        )
+        self.counters.hard_timeouts += 1
+        self.counters.failed += 1
+        error = JobError("hard_timeout", f"passed its hard timeout of {hard:g}s")
+        try:
+            async with asyncio.timeout(_HARD_TIMEOUT_SETTLE_S):
+                await self._retry_or_bury(job.message, envelope, DeadReason.HARD_TIMEOUT, error)
+                # A round trip on the consuming channel: the broker has processed the ack
+                # above before it answers, so exiting now cannot lose it.
+                if self._channel is not None and not self._channel.is_closed:
+                    await self._channel.set_qos(prefetch_count=self.farm.concurrency)
+        except Exception:
+            logger.exception("worker %s could not record the hard timeout", self.worker_id)
+        finally:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Ending the process is the only way to stop a job that will not stop; the
+            # broker redelivers the other unacknowledged jobs to other workers.
+            os._exit(EXIT_HARD_TIMEOUT)
+
+
+def _error(kind: str, error: BaseException) -> JobError:
+    return JobError(kind, f"{type(error).__name__}: {error}")

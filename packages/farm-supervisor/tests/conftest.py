@@ -1,0 +1,37 @@
+"""Fixtures for the farm's tests: real worker processes against a private RabbitMQ node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from farm_testkit import Farm
+
+from fast_app.core.queue import configure, get_settings, reset_settings
+from fast_app.core.queue.drivers import driver_for
+
+
+@pytest.fixture
+async def farm(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> AsyncIterator[Farm]:
+    """A farm on the session's broker: settings pointing at a fresh queue, workers cleaned up."""
+    configure(
+        driver="async_farm", rabbitmq_url=rabbitmq_url, name=farm_queue_name, connect_timeout_s=10
+    )
+    the_farm = Farm(rabbitmq_url, farm_queue_name, tmp_path / "results.jsonl", tmp_path)
+    try:
+        yield the_farm
+    finally:
+        await driver_for(get_settings()).close()
+        reset_settings()
+        for worker in the_farm.workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    reset_settings()
+    yield
+    reset_settings()

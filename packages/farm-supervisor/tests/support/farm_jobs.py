@@ -1,0 +1,72 @@
+"""Job functions for the farm's tests. They report to a JSON-lines file named by the test.
+
+Each line is one event: {"event": ..., "tag": ..., "pid": ..., "context": {...}}. Small
+appends to a file opened with O_APPEND are atomic, so several workers can share one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fast_app.core.context import context
+
+
+def report(results: str, event: str, tag: str, **extra: Any) -> None:
+    line = {"event": event, "tag": tag, "pid": os.getpid(), "context": context.snapshot()}
+    line.update(extra)
+    with open(results, "a", encoding="utf-8") as file:
+        file.write(json.dumps(line) + "\n")
+
+
+def read_events(results: str | Path) -> list[dict[str, Any]]:
+    path = Path(results)
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+async def record(results: str, tag: str) -> None:
+    report(results, "ran", tag, at=time.time())
+
+
+def record_in_thread(results: str, tag: str) -> None:
+    report(results, "ran", tag, at=time.time())
+
+
+async def sleep_then_record(results: str, tag: str, seconds: float) -> None:
+    report(results, "started", tag)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        report(results, "cancelled", tag)
+        raise
+    report(results, "finished", tag)
+
+
+async def fail(results: str, tag: str) -> None:
+    report(results, "ran", tag)
+    raise ValueError(f"{tag} always fails")
+
+
+async def flaky(results: str, tag: str, failures: int) -> None:
+    """Fails on its first ``failures`` runs (counted in the results file), then succeeds."""
+    earlier = sum(1 for e in read_events(results) if e["tag"] == tag and e["event"] == "attempt")
+    report(results, "attempt", tag, at=time.time())
+    if earlier < failures:
+        raise RuntimeError(f"{tag} attempt {earlier + 1} fails")
+    report(results, "ran", tag)
+
+
+async def block_loop(results: str, tag: str, seconds: float) -> None:
+    """CPU-bound code in an async function: blocks the worker's event loop."""
+    report(results, "started", tag)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    report(results, "finished", tag)
