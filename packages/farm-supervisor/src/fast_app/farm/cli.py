@@ -23,7 +23,9 @@ def _worker_parser(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
         help="run one worker process (the supervisor normally spawns these)",
-        description="Consume jobs from RabbitMQ and run them. Flags override FARM_* / QUEUE_* variables.",
+        description=(
+            "Consume jobs from RabbitMQ and run them. Flags override FARM_* / QUEUE_* variables."
+        ),
     )
     worker.add_argument("--concurrency", type=int, help="jobs run at once (FARM_CONCURRENCY)")
     worker.add_argument(

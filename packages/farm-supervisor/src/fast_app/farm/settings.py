@@ -71,7 +71,9 @@ class FarmSettings(BaseSettings):
     )
     worker_id: str | None = Field(
         default=None,
-        description="FARM_WORKER_ID: name of this worker in logs and dead letters (default host-pid).",
+        description=(
+            "FARM_WORKER_ID: name of this worker in logs and dead letters (default host-pid)."
+        ),
     )
 
     @field_validator("imports", "startup", "shutdown", "allowed_modules", mode="before")

@@ -8,6 +8,7 @@ its deliveries unacknowledged, and the broker gives them to another worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -143,10 +144,8 @@ class Worker:
                     type(error).__name__,
                     delay,
                 )
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
-                except TimeoutError:
-                    pass
 
     async def _consume_one_connection(self) -> None:
         import aio_pika
