@@ -21,7 +21,9 @@ async def _publish_raw(farm: Farm, body: bytes, **properties: object) -> None:
     connection = await aio_pika.connect(farm.url)
     try:
         channel = await connection.channel()
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties)  # type: ignore[arg-type]
+        message = aio_pika.Message(
+            body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties
+        )  # type: ignore[arg-type]
         await channel.default_exchange.publish(message, routing_key=farm.queue_name)
     finally:
         await connection.close()
@@ -78,7 +80,9 @@ async def test_a_soft_timeout_cancels_the_job_then_it_is_dead_lettered(farm: Far
     ("body", "properties", "reason", "error"),
     [
         pytest.param(b"\x00\xffnot json", {}, "invalid", "not a job envelope", id="garbage"),
-        pytest.param(b'{"format": 7}', {}, "invalid", "unknown job format version 7", id="future-format"),
+        pytest.param(
+            b'{"format": 7}', {}, "invalid", "unknown job format version 7", id="future-format"
+        ),
         pytest.param(b"[1, 2]", {}, "invalid", "not a job envelope", id="wrong-shape"),
     ],
 )
@@ -115,12 +119,30 @@ def _envelope_for(function: str, args: list[object]) -> bytes:
 @pytest.mark.parametrize(
     ("function", "args", "reason", "error"),
     [
-        pytest.param("os.system", ["touch /tmp/owned"], "not_allowed", "standard library", id="stdlib"),
+        pytest.param(
+            "os.system", ["touch /tmp/owned"], "not_allowed", "standard library", id="stdlib"
+        ),
         pytest.param("builtins.eval", ["1"], "not_allowed", "standard library", id="builtins"),
-        pytest.param("aio_pika.connect", [], "not_allowed", "FARM_ALLOWED_MODULES", id="installed-package"),
-        pytest.param("farm_jobs.does_not_exist", [], "not_allowed", "has no function", id="unknown-function"),
-        pytest.param("farm_jobs.json", [], "not_allowed", "has no function 'json'|not a function", id="module-attribute"),
-        pytest.param("farm_jobs.read_events", [1, 2, 3], "invalid", "arguments do not match", id="bad-arguments"),
+        pytest.param(
+            "aio_pika.connect", [], "not_allowed", "FARM_ALLOWED_MODULES", id="installed-package"
+        ),
+        pytest.param(
+            "farm_jobs.does_not_exist", [], "not_allowed", "has no function", id="unknown-function"
+        ),
+        pytest.param(
+            "farm_jobs.json",
+            [],
+            "not_allowed",
+            "has no function 'json'|not a function",
+            id="module-attribute",
+        ),
+        pytest.param(
+            "farm_jobs.read_events",
+            [1, 2, 3],
+            "invalid",
+            "arguments do not match",
+            id="bad-arguments",
+        ),
     ],
 )
 async def test_jobs_that_cannot_run_are_dead_lettered_with_the_reason(
@@ -144,7 +166,9 @@ async def test_with_a_signing_key_unsigned_and_badly_signed_jobs_are_dead_letter
     body = _envelope_for("farm_jobs.record", [str(farm.results), "forged"])
 
     await _publish_raw(farm, body, message_id="unsigned")
-    await _publish_raw(farm, body, message_id="wrong", headers={h.SIGNATURE: sign(body, b"other-key")})
+    await _publish_raw(
+        farm, body, message_id="wrong", headers={h.SIGNATURE: sign(body, b"other-key")}
+    )
     configure(
         driver="async_farm",
         rabbitmq_url=rabbitmq_url,

@@ -19,6 +19,7 @@ from .errors import (
     PayloadTooLargeError,
     QueueConfigurationError,
     QueueError,
+    QueueUnavailableError,
     UnencodableArgumentError,
 )
 from .functions import FunctionSpec, describe_function
@@ -43,6 +44,7 @@ __all__ = [
     "QueueConfigurationError",
     "QueueError",
     "QueueSettings",
+    "QueueUnavailableError",
     "UnencodableArgumentError",
     "configure",
     "decode_envelope",

@@ -1,0 +1,134 @@
+"""The broker down or restarting: queue() raises within its bound, and never loses a returned job."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import farm_jobs
+import pytest
+from farm_testkit import Farm, wait_until
+
+from fast_app.core.queue import QueueUnavailableError, configure, get_settings, queue
+from fast_app.core.queue.drivers import driver_for
+from fast_app.farm.testing import RabbitMQNode
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_broker_down_raises_a_clear_error_within_the_bound() -> None:
+    port = _closed_port()
+    configure(
+        driver="async_farm",
+        rabbitmq_url=f"amqp://app:hunter2@127.0.0.1:{port}/",
+        connect_timeout_s=1,
+    )
+    started = time.monotonic()
+
+    with pytest.raises(QueueUnavailableError) as raised:
+        await queue(farm_jobs.record, "unused", "never")
+
+    assert time.monotonic() - started < 1.5
+    message = str(raised.value)
+    assert f"amqp://app:***@127.0.0.1:{port}/" in message
+    assert "hunter2" not in message
+    await driver_for(get_settings()).close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never says a word (a hung broker)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        server.close()
+
+
+async def test_a_hung_broker_cannot_make_queue_hang(silent_server: int) -> None:
+    configure(
+        driver="async_farm",
+        rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{silent_server}/",
+        connect_timeout_s=0.5,
+    )
+    started = time.monotonic()
+
+    with pytest.raises(QueueUnavailableError, match=r"within 0.5s \(QUEUE_CONNECT_TIMEOUT_S\)"):
+        await queue(farm_jobs.record, "unused", "never")
+
+    assert time.monotonic() - started < 1.5
+    await driver_for(get_settings()).close()
+
+
+@pytest.fixture
+def own_node() -> Iterator[RabbitMQNode]:
+    """A private node of this test's own, which it may stop and start."""
+    node = RabbitMQNode()
+    try:
+        node.start_broker()
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_broker_restart_while_5000_jobs_are_enqueued_loses_no_returned_job(
+    own_node: RabbitMQNode, farm_queue_name: str, tmp_path: Path
+) -> None:
+    configure(
+        driver="async_farm", rabbitmq_url=own_node.url, name=farm_queue_name, connect_timeout_s=2
+    )
+    results = str(tmp_path / "results.jsonl")
+    returned = 0
+
+    async def enqueue(number: int) -> bool:
+        nonlocal returned
+        try:
+            await queue(farm_jobs.record, results, f"job-{number}")
+        except QueueUnavailableError:
+            return False
+        returned += 1
+        return True
+
+    async def restart_when_busy() -> None:
+        await wait_until(lambda: returned >= 1000, timeout=60, message="1000 confirmed jobs")
+        await asyncio.to_thread(own_node.stop_broker, graceful=False)  # a crash, not a shutdown
+        await asyncio.to_thread(own_node.start_broker)
+
+    restarter = asyncio.create_task(restart_when_busy())
+    calls = []
+    for number in range(5000):  # a steady ~500/s stream, so that the restart falls in its middle
+        calls.append(asyncio.create_task(enqueue(number)))
+        if number % 25 == 24:
+            await asyncio.sleep(0.05)
+    outcomes = await asyncio.gather(*calls)
+    await restarter
+    await driver_for(get_settings()).close()
+
+    stored = {f"job-{n}" for n, ok in enumerate(outcomes) if ok}
+    assert 1000 <= len(stored) < 5000, "the restart should fall in the middle of the stream"
+    first_failure = outcomes.index(False)
+    assert any(outcomes[first_failure:]), "the publisher reconnects after the restart"
+    farm = Farm(own_node.url, farm_queue_name, Path(results), tmp_path)
+    worker = await farm.start_worker(FARM_CONCURRENCY="64")
+    try:
+        await wait_until(
+            lambda: stored <= set(farm.tags("ran")), timeout=90, message="every confirmed job"
+        )
+    finally:
+        worker.process.kill()
+        worker.process.wait(10)
+    ran = collections.Counter(farm.tags("ran"))
+    assert stored <= set(ran)
+    print(f"confirmed {len(stored)} of 5000, raised {5000 - len(stored)}, ran {len(ran)}")
