@@ -14,6 +14,7 @@ import pytest
 from farm_testkit import Farm, wait_until
 
 from fast_app.core.queue import QueueUnavailableError, configure, get_settings, queue
+from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.drivers import driver_for
 from fast_app.farm.testing import RabbitMQNode
 
@@ -132,3 +133,47 @@ async def test_broker_restart_while_5000_jobs_are_enqueued_loses_no_returned_job
     ran = collections.Counter(farm.tags("ran"))
     assert stored <= set(ran)
     print(f"confirmed {len(stored)} of 5000, raised {5000 - len(stored)}, ran {len(ran)}")
+
+
+@pytest.fixture
+def strict_node() -> Iterator[RabbitMQNode]:
+    """A private node whose consumer_timeout is one second."""
+    node = RabbitMQNode(consumer_timeout_ms=1000)
+    try:
+        node.start_broker()
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.mark.slow
+async def test_a_job_outliving_consumer_timeout_is_reported_and_the_worker_recovers(
+    strict_node: RabbitMQNode, farm_queue_name: str, tmp_path: Path
+) -> None:
+    configure(
+        driver="async_farm",
+        rabbitmq_url=strict_node.url,
+        name=farm_queue_name,
+        queue_type="classic",
+    )
+    farm = Farm(strict_node.url, farm_queue_name, tmp_path / "results.jsonl", tmp_path)
+    worker = await farm.start_worker(QUEUE_TYPE="classic")
+    try:
+        await queue(farm_jobs.sleep_then_record, str(farm.results), "long", 3)
+        await wait_until(
+            lambda: "past its consumer_timeout" in worker.log(),
+            timeout=20,
+            message="the timeout report",
+        )
+        [letter] = await farm.dead_letters(1)
+        assert letter.headers[h.DEAD_REASON] == "consumer_timeout"
+        await queue(farm_jobs.record, str(farm.results), "next")
+        await wait_until(lambda: "next" in farm.tags("ran"), timeout=20, message="the next job")
+        assert worker.process.poll() is None
+        assert "raise consumer_timeout in rabbitmq.conf" in worker.log()
+        assert farm.tags("started") == ["long"]  # cancelled, not run again in a loop
+        assert farm.tags("cancelled") == ["long"]
+    finally:
+        await driver_for(get_settings()).close()
+        worker.process.kill()
+        worker.process.wait(10)

@@ -92,7 +92,7 @@ class Farm:
         log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "fast_app.farm", "worker", "--log-level", "DEBUG"],
+                [sys.executable, "-m", "fast_app.farm", "worker", "--log-level", "INFO"],
                 env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -189,6 +189,12 @@ class RabbitMQNode:
         }
         if consumer_timeout_ms is not None:
             config["consumer_timeout"] = str(int(consumer_timeout_ms))
+            # Channels check the timeout on their tick, every 60 s by default; a short
+            # timeout (in tests) is only enforced promptly with a short tick.
+            tick_ms = max(100, min(1000, int(consumer_timeout_ms) // 2))
+            (base / "advanced.config").write_text(
+                f"[{{rabbit, [{{channel_tick_interval, {tick_ms}}}]}}].\n"
+            )
         config.update(extra)
         lines = (f"{key} = {value}\n" for key, value in config.items())
         (base / "rabbitmq.conf").write_text("".join(lines))

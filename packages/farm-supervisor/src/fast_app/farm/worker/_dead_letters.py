@@ -24,6 +24,7 @@ class DeadReason:
     FAILED = "failed"
     SOFT_TIMEOUT = "soft_timeout"
     HARD_TIMEOUT = "hard_timeout"
+    CONSUMER_TIMEOUT = "consumer_timeout"
     INVALID = "invalid"
     NOT_ALLOWED = "not_allowed"
     BAD_SIGNATURE = "bad_signature"

@@ -81,6 +81,10 @@ class Worker:
         self._forced = False
         self._channel: AbstractChannel | None = None
         self._publisher: Publisher | None = None
+        self._consumer_timed_out = False
+        # Jobs whose delivery the broker took back for outliving its consumer_timeout:
+        # when one comes back here it is dead-lettered instead of timing out in a loop.
+        self._outlived_consumer_timeout: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -177,12 +181,7 @@ class Worker:
             stop_wait.cancel()
             lost_wait.cancel()
             if lost.is_set():
-                logger.warning(
-                    "worker %s lost its broker connection; %d jobs in flight will be "
-                    "redelivered by the broker",
-                    self.worker_id,
-                    len(self.in_flight),
-                )
+                self._abandon_in_flight()
                 raise ConnectionError("connection to the broker lost")
             await jobs_queue.cancel(consumer_tag)
             await self._drain()
@@ -207,9 +206,25 @@ class Worker:
         for task in pending:
             task.cancel()
 
+    def _abandon_in_flight(self) -> None:
+        """Stop the jobs of a lost channel: the broker hands their deliveries out again."""
+        if self._consumer_timed_out and self.in_flight:
+            oldest = min(self.in_flight.values(), key=lambda job: job.started_at)
+            self._outlived_consumer_timeout.add(oldest.envelope.id)
+        self._consumer_timed_out = False
+        logger.warning(
+            "worker %s lost its channel; %d jobs in flight are cancelled and will be "
+            "redelivered by the broker",
+            self.worker_id,
+            len(self.in_flight),
+        )
+        for task in self._tasks:
+            task.cancel()
+
     def _channel_closed(self, error: BaseException | None, lost: asyncio.Event) -> None:
         text = str(error or "")
-        if "timed out" in text or "consumer_timeout" in text:
+        if "acknowledgement" in text and "timed out" in text:
+            self._consumer_timed_out = True
             logger.error(
                 "worker %s: the broker closed the channel because a delivery stayed "
                 "unacknowledged past its consumer_timeout (%s). The job is redelivered; "
@@ -272,6 +287,17 @@ class Worker:
                 return
             if remaining > 0:
                 await asyncio.sleep(remaining)
+        if envelope.id in self._outlived_consumer_timeout:
+            self._outlived_consumer_timeout.discard(envelope.id)
+            outlived = JobError(
+                "consumer_timeout",
+                "ran longer than the broker's consumer_timeout; raise it above the job's "
+                "longest run (docs/timeouts.md)",
+            )
+            await self._dead_letter(
+                message, DeadReason.CONSUMER_TIMEOUT, outlived, envelope.attempt
+            )
+            return
         try:
             function = self._allow_list.resolve(envelope.function)
         except JobImportError as error:
@@ -300,15 +326,15 @@ class Worker:
             )
         try:
             outcome = await run_job(spec, envelope, executor=self._threads)
+            if job.hard_timer is not None:
+                job.hard_timer.cancel()
+            if not job.ended_by_hard_timeout:  # else its handler settles the delivery
+                await self._settle(message, envelope, outcome)
         finally:
             if job.hard_timer is not None:
                 job.hard_timer.cancel()
-        if job.ended_by_hard_timeout:
-            return
-        try:
-            await self._settle(message, envelope, outcome)
-        finally:
-            self.in_flight.pop(key, None)
+            if not job.ended_by_hard_timeout:
+                self.in_flight.pop(key, None)
 
     async def _settle(
         self, message: AbstractIncomingMessage, envelope: JobEnvelope, outcome: JobOutcome
