@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.handle import JobError
 
 if TYPE_CHECKING:
-    from aio_pika import Message
     from aio_pika.abc import AbstractIncomingMessage
+    from pamqp.commands import Basic
 
 __all__ = ["DeadReason", "dead_letter"]
 
@@ -37,14 +36,15 @@ def dead_letter(
     error: JobError | None,
     attempts: int | None,
     worker_id: str,
-) -> Message:
-    """A copy of ``incoming`` (same body, id and properties) for the dead-letter queue."""
-    from aio_pika import DeliveryMode, Message
+) -> Basic.Properties:
+    """Properties of a copy of ``incoming`` (same body and id) for the dead-letter queue."""
+    from pamqp.commands import Basic
 
     headers: dict[str, Any] = dict(incoming.headers or {})
     headers[h.DEAD_REASON] = reason
     headers[h.DEAD_WORKER] = worker_id
-    headers[h.DEAD_FAILED_AT] = time.time()
+    # ISO 8601 text: AMQP floats travel as 32-bit (second-level Unix times would be lost).
+    headers[h.DEAD_FAILED_AT] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     if attempts is not None:
         headers[h.DEAD_ATTEMPTS] = attempts
     if error is not None:
@@ -52,12 +52,11 @@ def dead_letter(
         headers[h.DEAD_ERROR] = error.message[:4000]
         if error.traceback:
             headers[h.DEAD_TRACEBACK] = error.traceback[-_TRACEBACK_LIMIT:]
-    return Message(
-        incoming.body,
+    return Basic.Properties(
         headers=headers,
         content_type=incoming.content_type,
-        delivery_mode=DeliveryMode.PERSISTENT,
+        delivery_mode=h.PERSISTENT,
         message_id=incoming.message_id,
         timestamp=incoming.timestamp or dt.datetime.now(dt.UTC),
-        type=incoming.type,
+        message_type=incoming.type,
     )

@@ -8,6 +8,7 @@ its deliveries unacknowledged, and the broker gives them to another worker.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -81,10 +82,12 @@ class Worker:
         self._forced = False
         self._channel: AbstractChannel | None = None
         self._publisher: Publisher | None = None
-        self._consumer_timed_out = False
         # Jobs whose delivery the broker took back for outliving its consumer_timeout:
         # when one comes back here it is dead-lettered instead of timing out in a loop.
         self._outlived_consumer_timeout: set[str] = set()
+        self._just_cancelled: collections.deque[tuple[float, str, float]] = collections.deque(
+            maxlen=64
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -208,10 +211,6 @@ class Worker:
 
     def _abandon_in_flight(self) -> None:
         """Stop the jobs of a lost channel: the broker hands their deliveries out again."""
-        if self._consumer_timed_out and self.in_flight:
-            oldest = min(self.in_flight.values(), key=lambda job: job.started_at)
-            self._outlived_consumer_timeout.add(oldest.envelope.id)
-        self._consumer_timed_out = False
         logger.warning(
             "worker %s lost its channel; %d jobs in flight are cancelled and will be "
             "redelivered by the broker",
@@ -224,7 +223,15 @@ class Worker:
     def _channel_closed(self, error: BaseException | None, lost: asyncio.Event) -> None:
         text = str(error or "")
         if "acknowledgement" in text and "timed out" in text:
-            self._consumer_timed_out = True
+            # The broker does not say which delivery outlived the timeout: the oldest
+            # one did. aio-pika may have cancelled the channel's delivery tasks already.
+            candidates = [(job.started_at, job.envelope.id) for job in self.in_flight.values()]
+            recent = time.time() - 2
+            candidates += [
+                (started, job_id) for started, job_id, at in self._just_cancelled if at > recent
+            ]
+            if candidates:
+                self._outlived_consumer_timeout.add(min(candidates)[1])
             logger.error(
                 "worker %s: the broker closed the channel because a delivery stayed "
                 "unacknowledged past its consumer_timeout (%s). The job is redelivered; "
@@ -247,12 +254,11 @@ class Worker:
     # -- one delivery --------------------------------------------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # Returns at once: the job runs in its own task so deliveries keep flowing.
-        task = asyncio.create_task(self._handle(message))
+        # aio-pika calls this in a task of its own for each delivery: the job runs right
+        # here, and the task is tracked so that shutdown can wait for it or cancel it.
+        task = asyncio.current_task()
+        assert task is not None
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
             await self._process(message)
         except asyncio.CancelledError:
@@ -262,6 +268,8 @@ class Worker:
             await self._dead_letter(
                 message, DeadReason.INVALID, _error("worker_error", error), attempts=None
             )
+        finally:
+            self._tasks.discard(task)
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         body = message.body
@@ -325,11 +333,16 @@ class Worker:
                 options.hard_timeout_s, self._on_hard_timeout, job
             )
         try:
-            outcome = await run_job(spec, envelope, executor=self._threads)
+            # Each delivery has a task of its own already: an async job without a soft
+            # timeout runs inline in it rather than in yet another task.
+            outcome = await run_job(spec, envelope, executor=self._threads, inline=True)
             if job.hard_timer is not None:
                 job.hard_timer.cancel()
             if not job.ended_by_hard_timeout:  # else its handler settles the delivery
                 await self._settle(message, envelope, outcome)
+        except asyncio.CancelledError:
+            self._just_cancelled.append((job.started_at, envelope.id, time.time()))
+            raise
         finally:
             if job.hard_timer is not None:
                 job.hard_timer.cancel()
@@ -414,10 +427,10 @@ class Worker:
     ) -> None:
         job_id = message.message_id or "?"
         assert self._publisher is not None
-        letter = dead_letter(
+        properties = dead_letter(
             message, reason=reason, error=error, attempts=attempts, worker_id=self.worker_id
         )
-        await self._publisher.publish_dead(letter, job_id)
+        await self._publisher.publish_dead(message.body, properties, job_id)
         self.counters.dead_lettered += 1
         logger.error(
             "job %s dead-lettered (%s): %s",

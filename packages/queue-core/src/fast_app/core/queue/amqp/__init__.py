@@ -1,6 +1,6 @@
 """RabbitMQ plumbing shared by the ``async_farm`` driver and the workers."""
 
-from fast_app.core.queue.amqp.headers import job_message, sign, signature_matches
+from fast_app.core.queue.amqp.headers import job_properties, sign, signature_matches
 from fast_app.core.queue.amqp.publisher import Publisher
 from fast_app.core.queue.amqp.topology import DELAY_LEVELS_MS, Topology, delay_level_ms
 
@@ -9,7 +9,7 @@ __all__ = [
     "Publisher",
     "Topology",
     "delay_level_ms",
-    "job_message",
+    "job_properties",
     "sign",
     "signature_matches",
 ]
