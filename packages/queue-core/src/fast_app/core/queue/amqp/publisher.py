@@ -173,9 +173,9 @@ class Publisher:
                     self._progressed = False
                     self._last_progress = now
                 for deadline, started in self._pending.items():
-                    if now - max(started, self._last_progress) >= self._timeout_s:
-                        if deadline.when() is None:
-                            deadline.reschedule(now)
+                    stalled = now - max(started, self._last_progress) >= self._timeout_s
+                    if stalled and deadline.when() is None:
+                        deadline.reschedule(now)
         finally:
             self._watchdog = None
 
