@@ -84,10 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run a private RabbitMQ node in the foreground (for development)",
         description="Start a throwaway RabbitMQ node from the installed rabbitmq-server.",
     )
-    broker.add_argument("--port", type=int, help="AMQP port (default 5672 if free)")
+    broker.add_argument(
+        "--port", type=int, help="AMQP port (default 5672 if free; 0: any free port)"
+    )
+    commands.add_parser("config-reference", help="print the configuration reference (Markdown)")
     options = parser.parse_args(argv)
     if options.command == "worker":
         return _run_worker(options)
+    if options.command == "config-reference":
+        from fast_app.farm.config_reference import render_reference
+
+        print(render_reference(), end="")
+        return 0
     from fast_app.farm.testing._rabbitmq_node import main as broker_main
 
     return broker_main([] if options.port is None else ["--port", str(options.port)])

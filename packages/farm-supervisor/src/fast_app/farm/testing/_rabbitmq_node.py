@@ -397,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 after a clean shutdown, 1 if the node failed to start or died.
     """
     parser = argparse.ArgumentParser(prog="fast-app broker", description="Run a RabbitMQ node.")
-    parser.add_argument("--port", type=int, help="AMQP port (default: 5672 if free, else random)")
+    parser.add_argument(
+        "--port", type=int, help="AMQP port (default: 5672 if free, else random; 0: random)"
+    )
     parser.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
     args = parser.parse_args(argv)
 
@@ -409,7 +411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The broker has its own session, so Ctrl-C reaches only us and we stop it in order.
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        port = args.port if args.port is not None else _free_ports(1, preferred=5672)[0]
+        if args.port is None:
+            port = _free_ports(1, preferred=5672)[0]
+        else:
+            port = args.port or _free_ports(1)[0]
         node = RabbitMQNode(amqp_port=port)
         try:
             node.start_broker(args.startup_timeout)
