@@ -35,9 +35,9 @@ from typing import Any
 import aio_pika
 import bench_jobs
 
-from fast_app.core.queue import configure, get_settings, prepare, queue
+from fast_app.core.queue import close as close_queue
+from fast_app.core.queue import configure, prepare, queue
 from fast_app.core.queue.amqp import Topology
-from fast_app.core.queue.drivers import driver_for
 from fast_app.farm.testing import rabbitmq_node
 
 HERE = Path(__file__).parent
@@ -281,7 +281,7 @@ async def measure(
         latencies = sorted(stop(consumers, directory)["latencies"])
         results[f"p50_ms_{kind}"] = statistics.median(latencies) * 1000
         results[f"p99_ms_{kind}"] = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    await driver_for(get_settings()).close()
+    await close_queue()
     return results
 
 

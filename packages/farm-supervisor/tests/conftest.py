@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from farm_testkit import Farm
 
-from fast_app.core.queue import configure, get_settings, reset_settings
-from fast_app.core.queue.drivers import driver_for
+from fast_app.core.queue import close as close_queue
+from fast_app.core.queue import configure, reset_settings
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ async def farm(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> Async
     try:
         yield the_farm
     finally:
-        await driver_for(get_settings()).close()
+        await close_queue()
         reset_settings()
         for worker in the_farm.workers:
             if worker.process.poll() is None:

@@ -13,9 +13,9 @@ import farm_jobs
 import pytest
 from farm_testkit import Farm, wait_until
 
-from fast_app.core.queue import QueueUnavailableError, configure, get_settings, queue
+from fast_app.core.queue import QueueUnavailableError, configure, queue
+from fast_app.core.queue import close as close_queue
 from fast_app.core.queue.amqp import headers as h
-from fast_app.core.queue.drivers import driver_for
 from fast_app.farm.testing import RabbitMQNode
 
 
@@ -41,7 +41,7 @@ async def test_broker_down_raises_a_clear_error_within_the_bound() -> None:
     message = str(raised.value)
     assert f"amqp://app:***@127.0.0.1:{port}/" in message
     assert "hunter2" not in message
-    await driver_for(get_settings()).close()
+    await close_queue()
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ async def test_a_hung_broker_cannot_make_queue_hang(silent_server: int) -> None:
         await queue(farm_jobs.record, "unused", "never")
 
     assert time.monotonic() - started < 1.5
-    await driver_for(get_settings()).close()
+    await close_queue()
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ async def test_broker_restart_while_5000_jobs_are_enqueued_loses_no_returned_job
             await asyncio.sleep(0.05)
     outcomes = await asyncio.gather(*calls)
     await restarter
-    await driver_for(get_settings()).close()
+    await close_queue()
 
     stored = {f"job-{n}" for n, ok in enumerate(outcomes) if ok}
     assert 1000 <= len(stored) < 5000, "the restart should fall in the middle of the stream"
@@ -174,7 +174,7 @@ async def test_a_job_outliving_consumer_timeout_is_reported_and_the_worker_recov
         assert farm.tags("started") == ["long"]  # cancelled, not run again in a loop
         assert farm.tags("cancelled") == ["long"]
     finally:
-        await driver_for(get_settings()).close()
+        await close_queue()
         worker.process.kill()
         worker.process.wait(10)
 

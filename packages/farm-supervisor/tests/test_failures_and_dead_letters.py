@@ -11,11 +11,10 @@ import farm_jobs
 import pytest
 from farm_testkit import Farm, wait_until
 
+from fast_app.core.queue import close as close_queue
 from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.amqp import sign
-from fast_app.core.queue.drivers import driver_for
-from fast_app.core.queue.settings import get_settings
 
 
 async def _publish_raw(farm: Farm, body: bytes, **properties: object) -> None:
@@ -183,5 +182,5 @@ async def test_with_a_signing_key_unsigned_and_badly_signed_jobs_are_dead_letter
     assert {letter.message_id for letter in letters} == {"unsigned", "wrong"}
     assert {letter.headers[h.DEAD_REASON] for letter in letters} == {"bad_signature"}
     await wait_until(lambda: farm.tags("ran") == ["signed"], message="the signed job")
-    await driver_for(get_settings()).close()
+    await close_queue()
     assert "s3cret-key" not in farm.workers[0].log()

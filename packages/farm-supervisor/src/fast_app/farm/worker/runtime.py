@@ -376,14 +376,6 @@ class Worker:
     ) -> None:
         detail = f"{error.type}: {error.message}" if error else reason
         if envelope.attempt > envelope.options.retries:
-            logger.error(
-                "job %s (%s) failed for good after %d attempts (%s): %s",
-                envelope.id,
-                envelope.function,
-                envelope.attempt,
-                reason,
-                (error.traceback if error and error.traceback else detail),
-            )
             await self._dead_letter(message, reason, error, envelope.attempt)
             return
         backoff = retry_delay_s(
@@ -433,10 +425,12 @@ class Worker:
         await self._publisher.publish_dead(message.body, properties, job_id)
         self.counters.dead_lettered += 1
         logger.error(
-            "job %s dead-lettered (%s): %s",
+            "job %s (%s) dead-lettered after %s attempts (%s): %s",
             job_id,
+            message.type or "?",
+            "?" if attempts is None else attempts,
             reason,
-            f"{error.type}: {error.message}" if error else "",
+            (error.traceback or f"{error.type}: {error.message}") if error else "",
         )
         await self._ack(message, job_id)
 

@@ -9,7 +9,7 @@
 ``QUEUE_DRIVER=sync`` (the default) runs the job at once, in-process.
 """
 
-from .api import JobPortabilityWarning, prepare, queue
+from .api import JobPortabilityWarning, close, prepare, queue
 from .envelope import FORMAT_VERSION, JobEnvelope, JobOptions, decode_envelope, encode_envelope
 from .errors import (
     FunctionNotAllowedError,
@@ -46,6 +46,7 @@ __all__ = [
     "QueueSettings",
     "QueueUnavailableError",
     "UnencodableArgumentError",
+    "close",
     "configure",
     "decode_envelope",
     "describe_function",

@@ -17,7 +17,7 @@ from .handle import Job
 from .options import split_options
 from .settings import get_settings
 
-__all__ = ["JobPortabilityWarning", "prepare", "queue"]
+__all__ = ["JobPortabilityWarning", "close", "prepare", "queue"]
 
 
 class JobPortabilityWarning(UserWarning):
@@ -52,6 +52,14 @@ async def queue(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> J
         allow_unportable=driver.runs_in_process and not settings.strict,
     )
     return await driver.submit(submission)
+
+
+async def close() -> None:
+    """Close the current driver's broker connection (call it when your app shuts down).
+
+    Safe to call at any time: the next ``queue()`` opens a new connection if it needs one.
+    """
+    await driver_for(get_settings()).close()
 
 
 def prepare(
