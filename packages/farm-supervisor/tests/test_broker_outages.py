@@ -194,3 +194,25 @@ async def test_a_burst_longer_than_the_bound_succeeds_while_the_broker_makes_pro
     assert time.monotonic() - started > 0.3  # longer than the bound, yet nothing failed
     assert len({job.id for job in jobs}) == 5000
     assert await farm.queue_depth() == 5000
+
+
+async def test_a_job_the_broker_refuses_raises_instead_of_vanishing(
+    farm: Farm, rabbitmq_node_session: RabbitMQNode | None
+) -> None:
+    if rabbitmq_node_session is None:
+        pytest.skip("needs the private node to set a policy (RABBITMQ_URL is set)")
+    await queue(farm_jobs.record, "unused", "declares-the-queue")
+    # A full queue that rejects publishes: the broker nacks every new message.
+    policy = '{"max-length": 0, "overflow": "reject-publish"}'
+    result = rabbitmq_node_session.rabbitmqctl(
+        "set_policy",
+        "--apply-to",
+        "queues",
+        f"full-{farm.queue_name}",
+        f"^{farm.queue_name}$",
+        policy,
+    )
+    assert result.returncode == 0, result.stderr
+
+    with pytest.raises(QueueUnavailableError, match="Nack|Reject"):
+        await queue(farm_jobs.record, "unused", "refused")

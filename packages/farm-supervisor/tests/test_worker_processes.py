@@ -123,3 +123,21 @@ async def test_invalid_worker_settings_exit_2_with_the_variable_named(farm: Farm
     assert await worker.wait_exit() == 2
     assert "FARM_CONCURRENCY" in worker.log()
     assert "Traceback" not in worker.log()
+
+
+async def test_startup_and_shutdown_hooks_run_once_around_consuming(farm: Farm) -> None:
+    hooks = farm.tmp_path / "hooks.jsonl"
+    worker = await farm.start_worker(
+        FARM_STARTUP="farm_jobs:on_startup",
+        FARM_SHUTDOWN="farm_jobs:on_shutdown",
+        FARM_TEST_HOOKS=str(hooks),
+    )
+    assert [e["event"] for e in farm_jobs.read_events(hooks)] == ["startup"]
+    await queue(farm_jobs.record, str(farm.results), "between")
+    await wait_until(lambda: farm.tags("ran") == ["between"], message="the job")
+
+    worker.send(signal.SIGTERM)
+
+    assert await worker.wait_exit() == 0
+    assert [e["event"] for e in farm_jobs.read_events(hooks)] == ["startup", "shutdown"]
+    assert {e["pid"] for e in farm_jobs.read_events(hooks)} == {worker.pid}

@@ -70,3 +70,13 @@ async def block_loop(results: str, tag: str, seconds: float) -> None:
     while time.monotonic() < deadline:
         pass
     report(results, "finished", tag)
+
+
+async def on_startup() -> None:
+    """FARM_STARTUP hook: reports to the file named by FARM_TEST_HOOKS."""
+    report(os.environ["FARM_TEST_HOOKS"], "startup", "hooks")
+
+
+def on_shutdown() -> None:
+    """FARM_SHUTDOWN hook (a plain function works too)."""
+    report(os.environ["FARM_TEST_HOOKS"], "shutdown", "hooks")
