@@ -214,5 +214,5 @@ async def test_a_job_the_broker_refuses_raises_instead_of_vanishing(
     )
     assert result.returncode == 0, result.stderr
 
-    with pytest.raises(QueueUnavailableError, match="Nack|Reject"):
+    with pytest.raises(QueueUnavailableError, match=r"Nack|Reject"):
         await queue(farm_jobs.record, "unused", "refused")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fast_app.farm.testing import RabbitMQNode, RabbitMQNotInstalledError
-from fast_app.farm.testing import _rabbitmq_node
+from fast_app.farm.testing import RabbitMQNode, RabbitMQNotInstalledError, _rabbitmq_node
 
 
 def test_a_missing_rabbitmq_server_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
