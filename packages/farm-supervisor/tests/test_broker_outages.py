@@ -16,7 +16,7 @@ from farm_testkit import Farm, wait_until
 from fast_app.core.queue import QueueUnavailableError, configure, queue
 from fast_app.core.queue import close as close_queue
 from fast_app.core.queue.amqp import headers as h
-from fast_app.farm.testing import RabbitMQNode
+from fast_app.farm.testing import RabbitMQNode, rabbitmq_node
 
 
 def _closed_port() -> int:
@@ -74,12 +74,8 @@ async def test_a_hung_broker_cannot_make_queue_hang(silent_server: int) -> None:
 @pytest.fixture
 def own_node() -> Iterator[RabbitMQNode]:
     """A private node of this test's own, which it may stop and start."""
-    node = RabbitMQNode()
-    try:
-        node.start_broker()
+    with rabbitmq_node() as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.mark.slow
@@ -138,12 +134,8 @@ async def test_broker_restart_while_5000_jobs_are_enqueued_loses_no_returned_job
 @pytest.fixture
 def strict_node() -> Iterator[RabbitMQNode]:
     """A private node whose consumer_timeout is one second."""
-    node = RabbitMQNode(consumer_timeout_ms=1000)
-    try:
-        node.start_broker()
+    with rabbitmq_node(consumer_timeout_ms=1000) as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fast_app.farm.testing._rabbitmq_node import RabbitMQNode
+from fast_app.farm.testing._rabbitmq_node import RabbitMQNode, rabbitmq_node
 
 __all__ = ["farm_queue_name", "rabbitmq_node_session", "rabbitmq_url"]
 
@@ -25,12 +25,8 @@ def rabbitmq_node_session() -> Iterator[RabbitMQNode | None]:
     if os.environ.get("RABBITMQ_URL"):
         yield None
         return
-    node = RabbitMQNode()
-    try:
-        node.start_broker()
+    with rabbitmq_node() as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.fixture(scope="session")
