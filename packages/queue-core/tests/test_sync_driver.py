@@ -174,3 +174,14 @@ async def test_queue_sync_raise_raises_a_soft_timeout(monkeypatch: pytest.Monkey
     with pytest.raises(JobSoftTimeoutError, match=r"sleep_then_record.*soft timeout of 0\.05s"):
         await queue(jobs.sleep_then_record, 5, __soft_timeout_s=0.05)
     assert jobs.calls == [{"cancelled": True}]
+
+
+async def test_a_soft_timeout_says_whether_the_job_could_be_stopped() -> None:
+    release = jobs.THREAD_EVENTS["still-running"] = threading.Event()
+
+    thread_job = await queue(jobs.block_on, "still-running", __soft_timeout_s=0.05)
+    async_job = await queue(jobs.sleep_then_record, 5, __soft_timeout_s=0.05)
+
+    assert thread_job.outcome is not None and thread_job.outcome.still_running
+    assert async_job.outcome is not None and not async_job.outcome.still_running
+    release.set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fast_app.farm.errors import FarmConfigurationError
@@ -69,6 +69,75 @@ class FarmSettings(BaseSettings):
             "before the worker exits and they return to the queue."
         ),
     )
+    heartbeat_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="FARM_HEARTBEAT_INTERVAL_S: seconds between a worker's heartbeats.",
+    )
+    heartbeat_tolerance: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        description=(
+            "FARM_HEARTBEAT_TOLERANCE: a worker silent for this many heartbeat intervals is "
+            "hung: the supervisor kills and replaces it."
+        ),
+    )
+    min_workers: int = Field(
+        default=1, ge=0, le=1024, description="FARM_MIN_WORKERS: fewest workers a supervisor runs."
+    )
+    max_workers: int = Field(
+        default=4, ge=1, le=1024, description="FARM_MAX_WORKERS: most workers a supervisor runs."
+    )
+    scale_check_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=600,
+        description="FARM_SCALE_CHECK_INTERVAL_S: seconds between scaling decisions.",
+    )
+    scale_cooldown_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "FARM_SCALE_COOLDOWN_S: spare capacity must last this long before a worker is "
+            "drained, and no worker is drained sooner than this after a change."
+        ),
+    )
+    scale_up_step: int = Field(
+        default=2, ge=1, le=1024, description="FARM_SCALE_UP_STEP: most workers added at once."
+    )
+    scale_down_step: int = Field(
+        default=1, ge=1, le=1024, description="FARM_SCALE_DOWN_STEP: most workers drained at once."
+    )
+    target_drain_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "FARM_TARGET_DRAIN_S: the supervisor adds workers to drain a backlog within "
+            "about this many seconds."
+        ),
+    )
+    supervisor_id: str | None = Field(
+        default=None,
+        description=(
+            "FARM_SUPERVISOR_ID: this supervisor's name in snapshots and the address of its "
+            "control messages (default host-pid)."
+        ),
+    )
+    json_logs: bool = Field(
+        default=False,
+        description="FARM_JSON_LOGS: log JSON lines instead of plain text.",
+    )
+    supervisor_fd: int | None = Field(
+        default=None,
+        description=(
+            "FARM_SUPERVISOR_FD: set by the supervisor for the workers it spawns (their "
+            "heartbeat socket); not for users."
+        ),
+    )
     worker_id: str | None = Field(
         default=None,
         description=(
@@ -92,6 +161,15 @@ class FarmSettings(BaseSettings):
                 raise ValueError(f"{path!r} is not of the form module:function")
         return value
 
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> FarmSettings:
+        if self.min_workers > self.max_workers:
+            raise ValueError(
+                f"FARM_MIN_WORKERS ({self.min_workers}) must not be above "
+                f"FARM_MAX_WORKERS ({self.max_workers})"
+            )
+        return self
+
     @property
     def thread_pool_size(self) -> int:
         """Threads for plain job functions."""
@@ -109,6 +187,9 @@ def load_farm_settings(**overrides: Any) -> FarmSettings:
     except ValidationError as error:
         problems = []
         for detail in error.errors():
-            name = str(detail["loc"][0]) if detail["loc"] else "?"
+            if not detail["loc"]:  # a rule across fields; its message names them
+                problems.append(str(detail["msg"]).removeprefix("Value error, "))
+                continue
+            name = str(detail["loc"][0])
             problems.append(f"FARM_{name.upper()}={detail.get('input')!r}: {detail['msg']}")
         raise FarmConfigurationError("invalid farm settings: " + "; ".join(problems)) from None

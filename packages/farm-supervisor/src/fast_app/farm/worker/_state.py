@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from fast_app.core.queue.envelope import JobEnvelope
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
 
-__all__ = ["InFlightJob", "WorkerCounters"]
+__all__ = ["InFlightJob", "WorkerCounters", "resident_memory_bytes"]
 
 
 @dataclass(eq=False)
@@ -26,6 +27,8 @@ class InFlightJob:
         hard_deadline: Unix time of its hard timeout, if any.
         hard_timer: the scheduled hard-timeout call, cancelled when the job ends.
         ended_by_hard_timeout: the hard-timeout handler took over its message.
+        still_running: settled after its soft timeout but could not be stopped; it holds
+            the worker until its hard deadline ends the process.
     """
 
     envelope: JobEnvelope
@@ -35,6 +38,19 @@ class InFlightJob:
     hard_deadline: float | None
     hard_timer: asyncio.TimerHandle | None = None
     ended_by_hard_timeout: bool = False
+    still_running: bool = False
+
+    def describe(self) -> dict[str, object]:
+        """The job as heartbeats report it."""
+        return {
+            "id": self.envelope.id,
+            "function": self.envelope.function,
+            "attempt": self.envelope.attempt,
+            "started_at": self.started_at,
+            "soft_deadline": self.soft_deadline,
+            "hard_deadline": self.hard_deadline,
+            "still_running": self.still_running,
+        }
 
 
 @dataclass
@@ -48,3 +64,18 @@ class WorkerCounters:
     soft_timeouts: int = 0
     hard_timeouts: int = 0
     invalid: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters, for heartbeats."""
+        return dict(vars(self))
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident set size (Linux ``/proc``; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

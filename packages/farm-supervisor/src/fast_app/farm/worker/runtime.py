@@ -36,10 +36,12 @@ from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._allow_list import AllowList
 from fast_app.farm.worker._app import load_application, run_hooks
 from fast_app.farm.worker._dead_letters import DeadReason, dead_letter
-from fast_app.farm.worker._state import InFlightJob, WorkerCounters
+from fast_app.farm.worker._state import InFlightJob, WorkerCounters, resident_memory_bytes
+from fast_app.farm.worker._supervision import SupervisorLink
+from fast_app.farm.worker._tombstones import Tombstones
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 __all__ = ["EXIT_HARD_TIMEOUT", "EXIT_OK", "EXIT_STARTUP_FAILED", "Worker"]
 
@@ -88,6 +90,70 @@ class Worker:
         self._just_cancelled: collections.deque[tuple[float, str, float]] = collections.deque(
             maxlen=64
         )
+        self._tombstones = Tombstones()
+        self._consumer: tuple[AbstractQueue, str] | None = None
+        self._consuming = False
+        self._paused = False
+        self._link: SupervisorLink | None = None
+        self._started_at = time.time()
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """starting, idle, busy, paused or draining."""
+        if self._stopping.is_set():
+            return "draining"
+        if self._paused:
+            return "paused"
+        if not self._consuming:
+            return "starting"
+        return "busy" if self.in_flight else "idle"
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What this worker tells its supervisor every interval."""
+        return {
+            "type": "heartbeat",
+            "worker_id": self.worker_id,
+            "pid": os.getpid(),
+            "state": self.state,
+            "at": time.time(),
+            "started_at": self._started_at,
+            "concurrency": self.farm.concurrency,
+            "in_flight": [job.describe() for job in self.in_flight.values()],
+            "counters": self.counters.as_dict(),
+            "rss_bytes": resident_memory_bytes(),
+        }
+
+    def _handle_command(self, command: dict[str, Any]) -> None:
+        match command.get("command"):
+            case "drain":
+                self.request_stop()
+            case "pause":
+                self.pause("asked by the supervisor")
+            case "resume":
+                self.resume()
+            case other:
+                logger.warning("worker %s: unknown command %r", self.worker_id, other)
+
+    def pause(self, why: str) -> None:
+        """Stop taking new deliveries (jobs in flight go on)."""
+        if self._paused:
+            return
+        self._paused = True
+        logger.warning("worker %s pauses consumption: %s", self.worker_id, why)
+        if self._consumer is not None:
+            queue, tag = self._consumer
+            self._consumer = None
+            asyncio.get_running_loop().create_task(queue.cancel(tag))
+
+    def resume(self) -> None:
+        """Take deliveries again after ``pause``."""
+        if not self._paused:
+            return
+        self._paused = False
+        logger.info("worker %s resumes consumption", self.worker_id)
+        self._resume_requested.set()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -102,6 +168,16 @@ class Worker:
         except Exception:
             logger.exception("worker %s could not start the application", self.worker_id)
             return EXIT_STARTUP_FAILED
+        self._resume_requested = asyncio.Event()
+        if self.farm.supervisor_fd is not None:
+            self._link = SupervisorLink(
+                self.farm.supervisor_fd,
+                interval_s=self.farm.heartbeat_interval_s,
+                heartbeat=self.heartbeat,
+                on_command=self._handle_command,
+                on_supervisor_gone=self.request_stop,
+            )
+            await self._link.start()
         self._publisher = Publisher(
             self.queue.rabbitmq_url.get_secret_value(),
             redacted_url=self.queue.redacted_rabbitmq_url,
@@ -114,6 +190,8 @@ class Worker:
             await self._consume_until_stopped()
         finally:
             await self._publisher.close()
+            if self._link is not None:
+                await self._link.close()
             try:
                 await run_hooks(self.farm.shutdown)
             except Exception:
@@ -170,23 +248,43 @@ class Worker:
             await channel.set_qos(prefetch_count=self.farm.concurrency)
             await self.topology.declare(channel)
             jobs_queue = await channel.get_queue(self.topology.jobs, ensure=False)
+            tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await tombstones.bind(self.topology.tombstones_exchange)
+            await tombstones.consume(self._on_tombstone, no_ack=True)
             self._channel = channel
-            consumer_tag = await jobs_queue.consume(self._on_message)
+            if not self._paused:
+                self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
+            self._consuming = True
             logger.info(
                 "worker %s consuming %s (concurrency %d)",
                 self.worker_id,
                 self.topology.jobs,
                 self.farm.concurrency,
             )
-            stop_wait = asyncio.ensure_future(self._stopping.wait())
-            lost_wait = asyncio.ensure_future(lost.wait())
-            await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
-            lost_wait.cancel()
+            if self._link is not None:
+                await self._link.beat()
+            while True:
+                self._resume_requested.clear()
+                stop_wait = asyncio.ensure_future(self._stopping.wait())
+                lost_wait = asyncio.ensure_future(lost.wait())
+                resume_wait = asyncio.ensure_future(self._resume_requested.wait())
+                await asyncio.wait(
+                    {stop_wait, lost_wait, resume_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in (stop_wait, lost_wait, resume_wait):
+                    waiter.cancel()
+                if lost.is_set() or self._stopping.is_set():
+                    break
+                if self._consumer is None and not self._paused:
+                    self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
+            self._consuming = False
             if lost.is_set():
+                self._consumer = None
                 self._abandon_in_flight()
                 raise ConnectionError("connection to the broker lost")
-            await jobs_queue.cancel(consumer_tag)
+            if self._consumer is not None:
+                await jobs_queue.cancel(self._consumer[1])
+                self._consumer = None
             await self._drain()
         finally:
             self._channel = None
@@ -253,6 +351,11 @@ class Worker:
 
     # -- one delivery --------------------------------------------------------------
 
+    async def _on_tombstone(self, message: AbstractIncomingMessage) -> None:
+        job_id = self._tombstones.add_from_message(message.body)
+        if job_id is None:
+            logger.warning("worker %s: ignoring a malformed tombstone", self.worker_id)
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aio-pika calls this in a task of its own for each delivery: the job runs right
         # here, and the task is tracked so that shutdown can wait for it or cancel it.
@@ -295,6 +398,19 @@ class Worker:
                 return
             if remaining > 0:
                 await asyncio.sleep(remaining)
+        killed = self._tombstones.pop(envelope.id)
+        if killed is not None:
+            # Its worker was killed at the job's hard timeout: settle it, don't rerun it.
+            reason, killed_worker = killed
+            self.counters.hard_timeouts += 1
+            self.counters.failed += 1
+            killed_error = JobError(
+                reason,
+                f"passed its hard timeout of {envelope.options.hard_timeout_s or 0:g}s; its "
+                f"supervisor killed worker {killed_worker}",
+            )
+            await self._retry_or_bury(message, envelope, reason, killed_error)
+            return
         if envelope.id in self._outlived_consumer_timeout:
             self._outlived_consumer_timeout.discard(envelope.id)
             outlived = JobError(
@@ -336,7 +452,12 @@ class Worker:
             # Each delivery has a task of its own already: an async job without a soft
             # timeout runs inline in it rather than in yet another task.
             outcome = await run_job(spec, envelope, executor=self._threads, inline=True)
-            if job.hard_timer is not None:
+            if outcome.still_running and job.hard_timer is not None:
+                # It could not be stopped at its soft timeout: its hard deadline will end
+                # this process; until then take no new jobs, so fewer are hit by the end.
+                job.still_running = True
+                self.pause(f"job {envelope.id} could not be stopped at its soft timeout")
+            elif job.hard_timer is not None:
                 job.hard_timer.cancel()
             if not job.ended_by_hard_timeout:  # else its handler settles the delivery
                 await self._settle(message, envelope, outcome)
@@ -344,9 +465,9 @@ class Worker:
             self._just_cancelled.append((job.started_at, envelope.id, time.time()))
             raise
         finally:
-            if job.hard_timer is not None:
+            if job.hard_timer is not None and not job.still_running:
                 job.hard_timer.cancel()
-            if not job.ended_by_hard_timeout:
+            if not (job.ended_by_hard_timeout or job.still_running):
                 self.in_flight.pop(key, None)
 
     async def _settle(
@@ -448,6 +569,15 @@ class Worker:
     # -- hard timeout ---------------------------------------------------------------
 
     def _on_hard_timeout(self, job: InFlightJob) -> None:
+        if job.still_running:
+            # Already settled (as a soft timeout); only the process can stop it now.
+            logger.error(
+                "job %s (%s) is still running at its hard timeout: ending worker %s",
+                job.envelope.id,
+                job.envelope.function,
+                self.worker_id,
+            )
+            _exit_now(EXIT_HARD_TIMEOUT)
         job.ended_by_hard_timeout = True
         asyncio.get_running_loop().create_task(self._end_by_hard_timeout(job))
 
@@ -476,13 +606,20 @@ class Worker:
         except Exception:
             logger.exception("worker %s could not record the hard timeout", self.worker_id)
         finally:
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # Ending the process is the only way to stop a job that will not stop; the
-            # broker redelivers the other unacknowledged jobs to other workers.
-            os._exit(EXIT_HARD_TIMEOUT)
+            _exit_now(EXIT_HARD_TIMEOUT)
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once, logs flushed.
+
+    Ending the process is the only way to stop a job that will not stop; the broker
+    redelivers this worker's other unacknowledged jobs to other workers.
+    """
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _error(kind: str, error: BaseException) -> JobError:

@@ -46,6 +46,11 @@ class FunctionNotAllowedError(InvalidJobError):
 class JobSoftTimeoutError(QueueError, TimeoutError):
     """A job ran past its soft timeout and was cancelled (or, in a thread, abandoned)."""
 
+    def __init__(self, message: str, *, still_running: bool = False) -> None:
+        super().__init__(message)
+        #: The job could not be stopped (a thread, or a task ignoring cancellation).
+        self.still_running = still_running
+
 
 class QueueUnavailableError(QueueError):
     """The broker could not be reached, or did not confirm a job, within the time allowed."""

@@ -98,6 +98,7 @@ async def run_job(
             time.perf_counter() - started,
             JobError("soft_timeout", str(timeout)),
             timeout,
+            still_running=timeout.still_running,
         )
     except Exception as error:
         return JobOutcome(
@@ -168,5 +169,6 @@ async def _await_with_soft_timeout(
         if running.done() and not running.cancelled():
             running.exception()  # retrieved, so asyncio does not report it as lost
     raise JobSoftTimeoutError(
-        f"job {envelope.id} ({envelope.function}) passed its soft timeout of {soft_timeout:g}s"
+        f"job {envelope.id} ({envelope.function}) passed its soft timeout of {soft_timeout:g}s",
+        still_running=in_thread or not running.done(),
     )

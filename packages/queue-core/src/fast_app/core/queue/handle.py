@@ -41,12 +41,15 @@ class JobOutcome:
         duration_s: wall time of the run, in seconds.
         error: what went wrong, unless it succeeded.
         exception: the exception object itself, in the process that ran the job.
+        still_running: after a soft timeout, the job could not be stopped (a function in
+            a thread, or a task that ignores cancellation) and may still be running.
     """
 
     status: JobStatus
     duration_s: float
     error: JobError | None = None
     exception: BaseException | None = None
+    still_running: bool = False
 
     @property
     def succeeded(self) -> bool:

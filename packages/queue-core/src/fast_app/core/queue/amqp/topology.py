@@ -6,6 +6,13 @@ For a jobs queue named ``async_farm.jobs``:
   so after ``x-delivery-limit`` deliveries, against crash loops).
 - ``async_farm.jobs.dlx`` (direct exchange) → ``async_farm.jobs.dead``: jobs that failed
   for good or can never run, with the reason in their headers.
+- ``async_farm.jobs.tombstones`` (fanout exchange): ids of jobs a supervisor killed at
+  their hard timeout; every worker listens, and dead-letters (or retries) such a job when
+  the broker hands it out again, instead of running it into the same timeout.
+- ``async_farm.jobs.events`` (fanout exchange): supervisors' farm snapshots, for
+  ``fast-app status`` and the dashboard.
+- ``async_farm.jobs.control`` (direct exchange): commands, each addressed to one
+  supervisor by its id (the routing key).
 - ``async_farm.jobs.delay.<N>ms``: delayed jobs wait in the queue of the largest level not
   above their remaining delay; its TTL dead-letters them back into the jobs queue, where a
   worker runs them, or sends them to the next level if time remains. Levels double from
@@ -72,6 +79,21 @@ class Topology:
         """Exchange that routes to the dead-letter queue."""
         return f"{self.jobs}.dlx"
 
+    @property
+    def tombstones_exchange(self) -> str:
+        """Fanout exchange of jobs killed at their hard timeout."""
+        return f"{self.jobs}.tombstones"
+
+    @property
+    def events_exchange(self) -> str:
+        """Fanout exchange of farm snapshots."""
+        return f"{self.jobs}.events"
+
+    @property
+    def control_exchange(self) -> str:
+        """Direct exchange of commands to supervisors (routing key: supervisor id)."""
+        return f"{self.jobs}.control"
+
     def delay_queue(self, level_ms: int) -> str:
         """Queue holding jobs for ``level_ms`` milliseconds."""
         return f"{self.jobs}.delay.{level_ms}ms"
@@ -119,6 +141,12 @@ class Topology:
         )
         dead = await channel.declare_queue(self.dead, durable=True, arguments=self.dead_arguments())  # type: ignore[arg-type]
         await dead.bind(exchange, routing_key=self.jobs)
+        for name, kind in (
+            (self.tombstones_exchange, ExchangeType.FANOUT),
+            (self.events_exchange, ExchangeType.FANOUT),
+            (self.control_exchange, ExchangeType.DIRECT),
+        ):
+            await channel.declare_exchange(name, kind, durable=True)
 
     async def declare_delay(self, channel: AbstractChannel, level_ms: int) -> None:
         """Declare the delay queue of ``level_ms`` (idempotent)."""
