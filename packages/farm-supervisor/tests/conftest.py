@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,10 +27,16 @@ async def farm(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> Async
     finally:
         await close_queue()
         reset_settings()
-        for worker in the_farm.workers:
-            if worker.process.poll() is None:
-                worker.process.kill()
-                worker.process.wait(10)
+        for process in [w.process for w in the_farm.workers] + [
+            s.process for s in the_farm.supervisors
+        ]:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        for supervisor in the_farm.supervisors:  # their workers exit when they lose it
+            for pid in supervisor.worker_pids().values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)

@@ -74,6 +74,7 @@ class Farm:
     results: Path
     tmp_path: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    supervisors: list[SupervisorProcess] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
 
     async def start_worker(self, *, wait: bool = True, **env: str) -> WorkerProcess:
@@ -149,4 +150,89 @@ class Farm:
             await connection.close()
 
 
-__all__ = ["SUPPORT", "Farm", "WorkerProcess", "wait_until"]
+__all__ = [
+    "SUPPORT",
+    "Farm",
+    "SupervisorProcess",
+    "WorkerProcess",
+    "pid_alive",
+    "start_supervisor",
+    "wait_until",
+]
+
+
+@dataclass
+class SupervisorProcess:
+    """A ``fast-app work`` subprocess started by a test."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def worker_pids(self) -> dict[str, int]:
+        """Workers it started, by id, from its log (dead ones included)."""
+        import re
+
+        found = re.findall(r"worker (\S+) started \(pid (\d+)\)", self.log())
+        return {worker_id: int(pid) for worker_id, pid in found}
+
+    def live_worker_pids(self) -> dict[str, int]:
+        return {w: pid for w, pid in self.worker_pids().items() if pid_alive(pid)}
+
+    def send(self, signum: int) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    async def wait_exit(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while (code := self.process.poll()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"supervisor still running after {timeout}s:\n{self.log()[-4000:]}"
+                )
+            await asyncio.sleep(0.05)
+        return code
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def start_supervisor(farm: Farm, *flags: str, **env: str) -> SupervisorProcess:
+    """Start ``fast-app work`` for ``farm`` with fast intervals, plus ``flags`` and ``env``."""
+    environment = {
+        **os.environ,
+        "RABBITMQ_URL": farm.url,
+        "QUEUE_NAME": farm.queue_name,
+        "FARM_ALLOWED_MODULES": "farm_jobs",
+        "FARM_GRACE_PERIOD_S": "10",
+        "FARM_HEARTBEAT_INTERVAL_S": "0.2",
+        "FARM_SCALE_CHECK_INTERVAL_S": "0.5",
+        "QUEUE_RETRY_BASE_S": "0.2",
+        "QUEUE_RETRY_CAP_S": "1",
+        "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
+        **env,
+    }
+    log_path = farm.tmp_path / f"supervisor-{len(farm.supervisors)}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fast_app.farm", "work", *flags],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=farm.tmp_path,
+        )
+    supervisor = SupervisorProcess(process, log_path)
+    farm.supervisors.append(supervisor)
+    return supervisor

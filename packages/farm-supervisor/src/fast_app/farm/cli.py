@@ -1,16 +1,17 @@
-"""The ``fast-app`` command: ``worker`` runs one worker, ``broker`` a private dev broker."""
+"""The ``fast-app`` command: ``work`` (the supervisor), ``worker``, ``status``, ``broker``..."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import configure, get_settings
+from fast_app.farm._logging import configure_logging
+from fast_app.farm.dead_letters import add_dlq_parser, run_dlq
 from fast_app.farm.errors import FarmConfigurationError
 from fast_app.farm.settings import load_farm_settings
 
@@ -48,11 +49,6 @@ def _worker_parser(commands: Any) -> None:
 def _run_worker(options: argparse.Namespace) -> int:
     from fast_app.farm.worker import Worker
 
-    logging.basicConfig(
-        level=options.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     farm_overrides = {
         name: getattr(options, name)
         for name in (
@@ -71,14 +67,122 @@ def _run_worker(options: argparse.Namespace) -> int:
     except (FarmConfigurationError, QueueConfigurationError) as error:
         print(f"fast-app worker: {error}", file=sys.stderr)
         return EXIT_USAGE
+    configure_logging(options.log_level, json_lines=farm.json_logs)
     return asyncio.run(Worker(farm, queue).run())
+
+
+_WORK_FLAGS = (
+    ("--min-workers", "min_workers", int),
+    ("--max-workers", "max_workers", int),
+    ("--concurrency", "concurrency", int),
+    ("--threads", "threads", int),
+    ("--imports", "imports", str),
+    ("--allowed-modules", "allowed_modules", str),
+    ("--grace-period", "grace_period_s", float),
+    ("--heartbeat-interval", "heartbeat_interval_s", float),
+    ("--heartbeat-tolerance", "heartbeat_tolerance", int),
+    ("--scale-check-interval", "scale_check_interval_s", float),
+    ("--cooldown", "scale_cooldown_s", float),
+    ("--scale-up-step", "scale_up_step", int),
+    ("--scale-down-step", "scale_down_step", int),
+    ("--target-drain", "target_drain_s", float),
+    ("--supervisor-id", "supervisor_id", str),
+)
+
+
+def _work_parser(commands: Any) -> None:
+    work = commands.add_parser(
+        "work",
+        help="run the supervisor: worker processes, scaled by queue depth",
+        description="Run and scale worker processes. Flags override FARM_* / QUEUE_* variables.",
+    )
+    for flag, name, kind in _WORK_FLAGS:
+        work.add_argument(flag, dest=name, type=kind, help=f"FARM_{name.upper()}")
+    work.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    work.add_argument(
+        "--json-logs", action="store_true", default=None, help="JSON lines (FARM_JSON_LOGS)"
+    )
+    work.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
+    work.add_argument(
+        "--tui", action="store_true", help="show the live dashboard (needs fast-app-farm-tui)"
+    )
+
+
+def _run_supervisor(options: argparse.Namespace) -> int:
+    from fast_app.farm.supervisor import Supervisor
+
+    if options.tui:
+        import importlib.util
+
+        if importlib.util.find_spec("fast_app.farm_tui") is None:
+            print(
+                "fast-app work --tui needs the dashboard: pip install fast-app-farm-tui "
+                "(in this repository: uv sync --all-packages)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    overrides = {
+        name: getattr(options, name)
+        for _, name, _ in _WORK_FLAGS
+        if getattr(options, name) is not None
+    }
+    if options.json_logs:
+        overrides["json_logs"] = True
+    try:
+        farm = load_farm_settings(**overrides)
+        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
+    except (FarmConfigurationError, QueueConfigurationError) as error:
+        print(f"fast-app work: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(options.log_level, json_lines=farm.json_logs)
+    try:
+        return asyncio.run(Supervisor(farm, queue).run())
+    except (OSError, TimeoutError, ConnectionError) as error:
+        print(
+            f"fast-app work: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
+            f"{type(error).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+def _run_status(options: argparse.Namespace) -> int:
+    import json
+
+    from fast_app.farm.status import collect_snapshots, render_status
+
+    try:
+        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
+    except QueueConfigurationError as error:
+        print(f"fast-app status: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        snapshots = asyncio.run(collect_snapshots(queue, wait_s=options.wait))
+    except (OSError, TimeoutError, ConnectionError) as error:
+        print(
+            f"fast-app status: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
+            f"{type(error).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if options.json:
+        print(json.dumps(snapshots, indent=2, default=str))
+    else:
+        print(render_status(queue.name, snapshots))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fast-app`` console script."""
     parser = argparse.ArgumentParser(prog="fast-app", description="FastApp's async farm.")
     commands = parser.add_subparsers(dest="command", required=True)
+    _work_parser(commands)
+    add_dlq_parser(commands)
     _worker_parser(commands)
+    status = commands.add_parser("status", help="print the state of the whole farm")
+    status.add_argument("--json", action="store_true", help="print the snapshots as JSON")
+    status.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    status.add_argument("--wait", type=float, default=2.5, help="seconds to listen (default 2.5)")
     broker = commands.add_parser(
         "broker",
         help="run a private RabbitMQ node in the foreground (for development)",
@@ -91,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.command == "worker":
         return _run_worker(options)
+    if options.command == "work":
+        return _run_supervisor(options)
+    if options.command == "status":
+        return _run_status(options)
+    if options.command == "dlq":
+        return run_dlq(options)
     if options.command == "config-reference":
         from fast_app.farm.config_reference import render_reference
 

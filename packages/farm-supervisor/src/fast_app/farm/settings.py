@@ -138,6 +138,13 @@ class FarmSettings(BaseSettings):
             "heartbeat socket); not for users."
         ),
     )
+    tombstones: _ModuleList = Field(
+        default=(),
+        description=(
+            "FARM_TOMBSTONES: set by the supervisor for the workers it spawns (`job@worker` "
+            "pairs of jobs killed at their hard timeout); not for users."
+        ),
+    )
     worker_id: str | None = Field(
         default=None,
         description=(
@@ -145,7 +152,9 @@ class FarmSettings(BaseSettings):
         ),
     )
 
-    @field_validator("imports", "startup", "shutdown", "allowed_modules", mode="before")
+    @field_validator(
+        "imports", "startup", "shutdown", "allowed_modules", "tombstones", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

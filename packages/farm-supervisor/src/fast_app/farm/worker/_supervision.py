@@ -57,12 +57,23 @@ class SupervisorLink:
             asyncio.create_task(self._read_commands(reader)),
         ]
 
+    def beat_now(self) -> None:
+        """Send a heartbeat at once, without waiting for the event loop.
+
+        Used when a job with a hard timeout starts: if the job then blocks the event loop,
+        no later heartbeat leaves, and the supervisor must already know its deadline to
+        end it from outside. The transport sends straight away when its buffer is empty.
+        """
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.write(json.dumps(self._heartbeat()).encode() + b"\n")
+
     async def beat(self) -> None:
         """Send a heartbeat now (on state changes, so the supervisor knows at once)."""
         writer = self._writer
         if writer is None or writer.is_closing():
             return
-        writer.write(json.dumps(self._heartbeat()).encode() + b"\n")
+        self.beat_now()
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 

@@ -6,7 +6,7 @@ import json
 import time
 from collections import OrderedDict
 
-__all__ = ["Tombstones", "tombstone_body"]
+__all__ = ["Tombstones", "parse_tombstone", "tombstone_body"]
 
 _KEEP_S = 3600.0
 _MAX_ENTRIES = 10_000
@@ -19,23 +19,34 @@ def tombstone_body(job_id: str, function: str, reason: str, worker_id: str) -> b
     ).encode()
 
 
+def parse_tombstone(body: bytes) -> dict[str, str] | None:
+    """The fields of a tombstone message, or ``None`` when it is malformed."""
+    try:
+        data = json.loads(body)
+        return {key: str(data[key]) for key in ("job_id", "function", "reason", "worker")}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class Tombstones:
     """Remembers killed jobs for an hour, so their redelivery is settled, not run again."""
 
     def __init__(self) -> None:
         self._entries: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
 
-    def add_from_message(self, body: bytes) -> str | None:
-        """Record the tombstone in ``body``; return its job id (``None`` if malformed)."""
-        try:
-            data = json.loads(body)
-            job_id, reason, worker = str(data["job_id"]), str(data["reason"]), str(data["worker"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        self._entries[job_id] = (reason, worker, time.monotonic() + _KEEP_S)
+    def add(self, job_id: str, reason: str, worker_id: str) -> None:
+        """Record that ``worker_id`` was killed for ``job_id``."""
+        self._entries[job_id] = (reason, worker_id, time.monotonic() + _KEEP_S)
         while len(self._entries) > _MAX_ENTRIES:
             self._entries.popitem(last=False)
-        return job_id
+
+    def add_from_message(self, body: bytes) -> str | None:
+        """Record the tombstone in ``body``; return its job id (``None`` if malformed)."""
+        data = parse_tombstone(body)
+        if data is None:
+            return None
+        self.add(data["job_id"], data["reason"], data["worker"])
+        return data["job_id"]
 
     def pop(self, job_id: str) -> tuple[str, str] | None:
         """The (reason, killed worker) of ``job_id`` if it was killed, forgetting it."""

@@ -91,6 +91,9 @@ class Worker:
             maxlen=64
         )
         self._tombstones = Tombstones()
+        for entry in farm.tombstones:  # jobs killed before this worker started
+            job_id, _, killed_worker = entry.partition("@")
+            self._tombstones.add(job_id, "hard_timeout", killed_worker)
         self._consumer: tuple[AbstractQueue, str] | None = None
         self._consuming = False
         self._paused = False
@@ -133,6 +136,10 @@ class Worker:
                 self.pause("asked by the supervisor")
             case "resume":
                 self.resume()
+            case "tombstone":
+                self._tombstones.add(
+                    str(command.get("job_id")), "hard_timeout", str(command.get("worker"))
+                )
             case other:
                 logger.warning("worker %s: unknown command %r", self.worker_id, other)
 
@@ -448,6 +455,8 @@ class Worker:
             job.hard_timer = asyncio.get_running_loop().call_later(
                 options.hard_timeout_s, self._on_hard_timeout, job
             )
+            if self._link is not None:
+                self._link.beat_now()
         try:
             # Each delivery has a task of its own already: an async job without a soft
             # timeout runs inline in it rather than in yet another task.

@@ -1,0 +1,183 @@
+"""The supervisor's own broker connection: queue depths, snapshots, tombstones, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology
+from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.worker._tombstones import tombstone_body
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+__all__ = ["QueueDepth", "SupervisorBroker"]
+
+logger = logging.getLogger("fast_app.farm.supervisor")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """What the broker says about the jobs queue.
+
+    Attributes:
+        ready: messages waiting for a consumer.
+        consumers: consumers of the queue, of every supervisor.
+    """
+
+    ready: int
+    consumers: int
+
+
+class SupervisorBroker:
+    """One connection for the supervisor's own traffic; reopened after a broker outage.
+
+    Args:
+        settings: the queue settings (broker URL, topology).
+        supervisor_id: the routing key of this supervisor's control messages.
+        on_command: called with each command addressed to this supervisor.
+        on_tombstone: called with the body of each tombstone of the farm (any supervisor's).
+    """
+
+    def __init__(
+        self,
+        settings: QueueSettings,
+        supervisor_id: str,
+        on_command: Callable[[dict[str, Any]], None],
+        on_tombstone: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self.topology = Topology.from_settings(settings)
+        self._supervisor_id = supervisor_id
+        self._on_command = on_command
+        self._on_tombstone = on_tombstone
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> AbstractChannel:
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            if self._channel is not None and not self._channel.is_closed:
+                return self._channel
+            import aio_pika
+
+            await self.close()
+            timeout = self._settings.connect_timeout_s
+            connection = await asyncio.wait_for(
+                aio_pika.connect(
+                    self._settings.rabbitmq_url.get_secret_value(),
+                    client_properties={
+                        "connection_name": f"fast-app supervisor {self._supervisor_id}"
+                    },
+                ),
+                timeout,
+            )
+            channel = await connection.channel(publisher_confirms=True)
+            await self.topology.declare(channel)
+            control = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await control.bind(self.topology.control_exchange, routing_key=self._supervisor_id)
+            await control.consume(self._receive_command, no_ack=True)
+            if self._on_tombstone is not None:
+                tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
+                await tombstones.bind(self.topology.tombstones_exchange)
+                await tombstones.consume(self._receive_tombstone, no_ack=True)
+            self._connection, self._channel = connection, channel
+            return channel
+
+    async def _receive_command(self, message: AbstractIncomingMessage) -> None:
+        try:
+            command = json.loads(message.body)
+        except ValueError:
+            logger.warning("ignoring a malformed control message")
+            return
+        if isinstance(command, dict):
+            self._on_command(command)
+
+    async def _receive_tombstone(self, message: AbstractIncomingMessage) -> None:
+        if self._on_tombstone is not None:
+            self._on_tombstone(message.body)
+
+    async def depth(self) -> QueueDepth:
+        """Ready messages and consumers of the jobs queue."""
+        channel = await self._ready()
+        declared = await channel.declare_queue(self.topology.jobs, passive=True)
+        result = declared.declaration_result
+        return QueueDepth(result.message_count or 0, result.consumer_count or 0)
+
+    async def dead_and_delayed(self) -> tuple[int, int]:
+        """Messages in the dead-letter queue, and in all delay queues together."""
+        channel = await self._ready()
+        dead = await channel.declare_queue(self.topology.dead, passive=True)
+        dead_count = dead.declaration_result.message_count or 0
+        assert self._connection is not None
+        delayed = 0
+        # A passive declare of a delay queue that was never used closes its channel (404):
+        # probe on a channel of its own, reopened after each miss.
+        probe = await self._connection.channel()
+        try:
+            for level in DELAY_LEVELS_MS:
+                try:
+                    queue = await probe.declare_queue(
+                        self.topology.delay_queue(level), passive=True
+                    )
+                    delayed += queue.declaration_result.message_count or 0
+                except Exception:
+                    probe = await self._connection.channel()
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        return dead_count, delayed
+
+    async def publish_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """Publish a farm snapshot on the events exchange (transient, unconfirmed)."""
+        import aio_pika
+
+        channel = await self._ready()
+        exchange = await channel.get_exchange(self.topology.events_exchange, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                json.dumps(snapshot, default=str).encode(), content_type="application/json"
+            ),
+            routing_key="",
+        )
+
+    async def publish_tombstone(self, job_id: str, function: str, worker_id: str) -> None:
+        """Tell every worker of the farm that ``job_id`` was killed at its hard timeout."""
+        import aio_pika
+
+        channel = await self._ready()
+        exchange = await channel.get_exchange(self.topology.tombstones_exchange, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                tombstone_body(job_id, function, "hard_timeout", worker_id),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="",
+        )
+
+    async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
+        """Send a command to one supervisor (``fast-app`` tools and tests use this)."""
+        import aio_pika
+
+        channel = await self._ready()
+        exchange = await channel.get_exchange(self.topology.control_exchange, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(json.dumps(command).encode()), routing_key=supervisor_id
+        )
+
+    async def close(self) -> None:
+        """Close the connection."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except Exception:
+                logger.debug("closing the supervisor's connection failed", exc_info=True)

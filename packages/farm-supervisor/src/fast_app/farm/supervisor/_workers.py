@@ -1,0 +1,188 @@
+"""Worker processes as the supervisor sees them: spawn, heartbeats, commands, ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["WorkerProcess", "describe_exit"]
+
+logger = logging.getLogger("fast_app.farm.supervisor")
+
+_EXIT_REASONS = {
+    0: "stopped",
+    2: "invalid settings",
+    3: "ended itself at a job's hard timeout",
+    4: "the application failed to import or start",
+}
+
+
+def describe_exit(code: int) -> str:
+    """Exit code or signal, in words."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exit code {code} ({_EXIT_REASONS.get(code, 'crashed')})"
+
+
+@dataclass(eq=False)
+class WorkerProcess:
+    """One worker process of this supervisor.
+
+    Attributes:
+        worker_id: its name (``<supervisor>-w<N>``).
+        process: the child process.
+        spawned_at: monotonic time of the spawn.
+        heartbeat: its latest heartbeat, empty until the first one.
+        last_seen: monotonic time of its latest heartbeat (or of the spawn).
+        draining: the supervisor asked it to drain (its exit is expected).
+        kill_reason: why the supervisor killed it, if it did.
+    """
+
+    worker_id: str
+    process: asyncio.subprocess.Process
+    spawned_at: float
+    _socket: socket.socket
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+    last_seen: float = 0.0
+    draining: bool = False
+    drain_deadline: float | None = None
+    kill_reason: str | None = None
+    exit_code: int | None = None
+    _writer: asyncio.StreamWriter | None = None
+    _reader_task: asyncio.Task[None] | None = None
+    _completed_marks: list[tuple[float, int]] = field(default_factory=list)
+
+    @classmethod
+    async def spawn(cls, worker_id: str, environment: dict[str, str]) -> WorkerProcess:
+        """Start ``fast-app worker`` as a fresh interpreter linked by a socket pair."""
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "fast_app.farm",
+                "worker",
+                env={
+                    **environment,
+                    "FARM_WORKER_ID": worker_id,
+                    "FARM_SUPERVISOR_FD": str(theirs.fileno()),
+                },
+                pass_fds=(theirs.fileno(),),
+            )
+        finally:
+            theirs.close()  # the child has its copy; ours must close for EOF to work
+        now = time.monotonic()
+        worker = cls(worker_id, process, now, ours, last_seen=now)
+        reader, worker._writer = await asyncio.open_unix_connection(sock=ours)
+        worker._reader_task = asyncio.create_task(worker._read_heartbeats(reader))
+        return worker
+
+    @property
+    def pid(self) -> int:
+        """Process id."""
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process has not exited yet."""
+        return self.process.returncode is None
+
+    @property
+    def state(self) -> str:
+        """The state it last reported (``starting`` before its first heartbeat)."""
+        if self.draining and self.alive:
+            return "draining"
+        return str(self.heartbeat.get("state", "starting"))
+
+    @property
+    def in_flight(self) -> list[dict[str, Any]]:
+        """Jobs it last reported in flight."""
+        jobs = self.heartbeat.get("in_flight", [])
+        return jobs if isinstance(jobs, list) else []
+
+    def completed(self) -> int:
+        """Jobs it ended so far (succeeded, failed, dead-lettered), from its counters."""
+        counters = self.heartbeat.get("counters", {})
+        return int(counters.get("succeeded", 0)) + int(counters.get("failed", 0))
+
+    def rate(self, window_s: float = 10.0) -> float | None:
+        """Jobs per second it completed over the last ``window_s``, from heartbeats."""
+        marks = self._completed_marks
+        if len(marks) < 2:
+            return None
+        (first_at, first), (last_at, last) = marks[0], marks[-1]
+        if last_at - first_at <= 0:
+            return None
+        return (last - first) / (last_at - first_at)
+
+    async def _read_heartbeats(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except ConnectionError:
+                return
+            if not line:
+                return
+            try:
+                beat = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(beat, dict) and beat.get("type") == "heartbeat":
+                self.heartbeat = beat
+                self.last_seen = time.monotonic()
+                self._completed_marks.append((self.last_seen, self.completed()))
+                cutoff = self.last_seen - 10.0
+                while len(self._completed_marks) > 2 and self._completed_marks[0][0] < cutoff:
+                    self._completed_marks.pop(0)
+
+    async def send(self, command: dict[str, Any]) -> None:
+        """Send a command (drain, pause, resume); ignored if the worker is gone."""
+        writer = self._writer
+        if writer is None or writer.is_closing() or not self.alive:
+            return
+        writer.write(json.dumps(command).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+
+    async def drain(self, grace_s: float) -> None:
+        """Ask it to finish its jobs and exit; it is killed if still alive after ``grace_s``."""
+        if self.draining:
+            return
+        self.draining = True
+        self.drain_deadline = time.monotonic() + grace_s
+        await self.send({"command": "drain"})
+
+    def signal(self, signum: int) -> None:
+        """Send a signal, if it still runs."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL it, remembering why."""
+        if self.alive:
+            self.kill_reason = reason
+            self.signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        """Wait for the exit; close the link."""
+        code = await self.process.wait()
+        self.exit_code = code
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        if self._writer is not None:
+            self._writer.close()
+        return code

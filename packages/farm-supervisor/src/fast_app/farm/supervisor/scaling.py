@@ -1,0 +1,239 @@
+"""The supervisor's autoscaling policy: how many workers to run, as a pure function of the load."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["FarmLoad", "ScalingDecision", "ScalingMemory", "ScalingPolicy", "decide"]
+
+# Capacity counts as spare only if the jobs in flight would fill at most this share of the
+# slots left after removing a worker: without headroom, the next few deliveries would queue
+# up and scale the pool straight back up.
+_SPARE_FILL = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPolicy:
+    """Limits and pace of one supervisor's autoscaling.
+
+    Attributes:
+        min_workers: fewest workers to run, even when idle.
+        max_workers: most workers to run, whatever the backlog.
+        concurrency: jobs one worker runs at once (its prefetch).
+        scale_up_step: most workers added by one decision.
+        scale_down_step: most workers removed by one decision.
+        cooldown_s: spare capacity must last this long before a worker is removed, and no
+            removal comes sooner than this after any change.
+        target_drain_s: aim to drain the backlog within this many seconds.
+
+    Raises:
+        ValueError: a field is out of range; the message names it.
+    """
+
+    min_workers: int
+    max_workers: int
+    concurrency: int
+    scale_up_step: int = 2
+    scale_down_step: int = 1
+    cooldown_s: float = 30.0
+    target_drain_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        rules: tuple[tuple[str, bool, str], ...] = (
+            ("min_workers", self.min_workers >= 0, "must be >= 0"),
+            ("max_workers", self.max_workers >= 1, "must be >= 1"),
+            (
+                "max_workers",
+                self.max_workers >= self.min_workers,
+                f"must be >= min_workers ({self.min_workers})",
+            ),
+            ("concurrency", self.concurrency >= 1, "must be >= 1"),
+            ("scale_up_step", self.scale_up_step >= 1, "must be >= 1"),
+            ("scale_down_step", self.scale_down_step >= 1, "must be >= 1"),
+            ("cooldown_s", math.isfinite(self.cooldown_s) and self.cooldown_s >= 0, "must be >= 0"),
+            (
+                "target_drain_s",
+                math.isfinite(self.target_drain_s) and self.target_drain_s > 0,
+                "must be > 0",
+            ),
+        )
+        for name, valid, rule in rules:
+            if not valid:
+                raise ValueError(f"ScalingPolicy.{name} {rule}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FarmLoad:
+    """What the supervisor observed at one check.
+
+    Attributes:
+        now: monotonic seconds.
+        ready: messages ready in the jobs queue (not yet delivered).
+        unacked: messages delivered but not acknowledged yet, across all supervisors.
+        own_workers: this supervisor's live workers, starting ones included.
+        busy_workers: own workers with at least one job in flight.
+        in_flight: jobs in flight on own workers.
+        total_consumers: consumers of the queue across all supervisors (from the broker).
+        jobs_per_second_per_worker: completion rate of one worker while it had work, or
+            ``None`` when unknown; a rate taken while workers sat idle understates them.
+    """
+
+    now: float
+    ready: int
+    unacked: int
+    own_workers: int
+    busy_workers: int
+    in_flight: int
+    total_consumers: int
+    jobs_per_second_per_worker: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingMemory:
+    """What `decide` remembers between checks; start empty, then pass back each decision's.
+
+    Attributes:
+        spare_since: since when capacity has been continuously spare.
+        last_change_at: when desired workers last differed from own workers.
+    """
+
+    spare_since: float | None = None
+    last_change_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingDecision:
+    """How many workers this supervisor should run, and why.
+
+    Attributes:
+        desired_workers: workers to run, within the policy's bounds (or moving toward them).
+        reason: one human line with the inputs that mattered and the verdict.
+        memory: pass back to the next `decide` call.
+        own_workers: own workers when the decision was made.
+    """
+
+    desired_workers: int
+    reason: str
+    memory: ScalingMemory
+    own_workers: int
+
+    @property
+    def change(self) -> int:
+        """Workers to start (positive) or drain (negative)."""
+        return self.desired_workers - self.own_workers
+
+
+def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> ScalingDecision:
+    """Decide how many workers this supervisor should run: up quickly, down slowly.
+
+    Workers needed across the whole farm to work off ``ready + unacked`` jobs:
+
+    - with a known rate, enough to drain them within ``target_drain_s``:
+      ``ceil((ready + unacked) / (rate * target_drain_s))``;
+    - without one (or with a rate of 0), enough slots to run them all at once:
+      ``ceil((ready + unacked) / concurrency)``. This over-provisions short jobs, but the
+      excess is removed by the slow path below, while an under-estimate would leave jobs
+      waiting.
+
+    Consumers of other supervisors (``total_consumers - own_workers``) count toward that
+    need. Then, in order:
+
+    1. Above ``max_workers`` (lowered at runtime): go down to it at once.
+    2. Backlog (ready jobs beyond the free slots of all consumers, and more workers needed
+       than there are consumers): add up to ``scale_up_step`` workers, capped at
+       ``max_workers``, on the first decision that sees it.
+    3. Below ``min_workers`` (raised at runtime): go up to it at once.
+    4. Spare capacity (nothing ready, and the jobs in flight fit in three quarters of the
+       slots of one worker fewer) continuously for ``cooldown_s``, and no change within
+       ``cooldown_s``: remove ``scale_down_step`` workers, not going under ``min_workers``.
+       Busy workers do not block this: a light load spreads over every worker.
+    5. Otherwise hold. Any ready job restarts the spare-capacity clock, so a noisy depth
+       neither adds nor removes workers.
+
+    Args:
+        policy: limits and pace.
+        load: what the supervisor observed now.
+        memory: the previous decision's memory (``ScalingMemory()`` on the first call).
+
+    Returns:
+        The decision, with the memory to pass back next time.
+    """
+    own = max(0, load.own_workers)
+    ready, unacked = max(0, load.ready), max(0, load.unacked)
+    others = max(0, load.total_consumers - own)
+    rate = load.jobs_per_second_per_worker
+    if rate is not None and not rate > 0:
+        rate = None
+    inputs = _describe_inputs(ready, unacked, own, others, rate)
+    spare = ready == 0 and load.in_flight <= (own - 1) * policy.concurrency * _SPARE_FILL
+    spare_since: float | None = None
+    if spare:
+        spare_since = load.now if memory.spare_since is None else memory.spare_since
+
+    def result(desired: int, verdict: str, detail: str) -> ScalingDecision:
+        if desired == own:
+            kept = ScalingMemory(spare_since=spare_since, last_change_at=memory.last_change_at)
+            return ScalingDecision(desired, f"{verdict} {own}: {inputs}: {detail}", kept, own)
+        # A change restarts the spare-capacity clock: the next removal needs a full cooldown.
+        changed = ScalingMemory(spare_since=load.now if spare else None, last_change_at=load.now)
+        reason = f"{verdict} {own}→{desired}: {inputs}: {detail}"
+        return ScalingDecision(desired, reason, changed, own)
+
+    if own > policy.max_workers:
+        return result(policy.max_workers, "lower to max", f"max_workers is {policy.max_workers}")
+
+    need = _workers_needed(policy, ready + unacked, rate)
+    need_here = need - others
+    free_slots = max(0, (own + others) * policy.concurrency - unacked)
+    why = _describe_need(policy, need, others, rate)
+    if ready > free_slots and need_here > own:
+        if own >= policy.max_workers:
+            return result(own, "hold at max", f"{why}, cannot add more")
+        wanted = own + min(policy.scale_up_step, need_here - own)
+        desired = max(policy.min_workers, min(policy.max_workers, wanted))
+        cap = f", capped at max {policy.max_workers}" if wanted > policy.max_workers else ""
+        return result(desired, "scale up", f"{why} (step {policy.scale_up_step}){cap}")
+
+    if own < policy.min_workers:
+        return result(policy.min_workers, "raise to min", f"min_workers is {policy.min_workers}")
+    if ready > 0:
+        absorbed = f"{free_slots} free slots take them" if ready <= free_slots else why
+        return result(own, "hold", absorbed)
+    if own <= policy.min_workers:
+        return result(own, "hold at min", "no backlog")
+    if spare_since is None:
+        return result(own, "hold", f"{load.in_flight} in flight need the current workers")
+
+    spare_for = load.now - spare_since
+    since_change = math.inf if memory.last_change_at is None else load.now - memory.last_change_at
+    cooldown = f"cooldown {policy.cooldown_s:g}s"
+    if spare_for < policy.cooldown_s:
+        return result(own, "hold", f"spare for {spare_for:g}s, {cooldown}")
+    if since_change < policy.cooldown_s:
+        return result(own, "hold", f"last change {since_change:g}s ago, {cooldown}")
+    desired = max(policy.min_workers, own - policy.scale_down_step)
+    return result(desired, "scale down", f"spare for {spare_for:g}s, {cooldown}")
+
+
+def _workers_needed(policy: ScalingPolicy, pending: int, rate: float | None) -> int:
+    if rate is None:
+        return math.ceil(pending / policy.concurrency)
+    return math.ceil(pending / (rate * policy.target_drain_s))
+
+
+def _describe_inputs(ready: int, unacked: int, own: int, others: int, rate: float | None) -> str:
+    text = f"{ready} ready, {unacked} unacked, {own} worker{'' if own == 1 else 's'}"
+    if others:
+        text += f" (+{others} other consumer{'' if others == 1 else 's'})"
+    if rate is not None:
+        text += f", ~{rate:.0f} jobs/s/worker" if rate >= 10 else f", ~{rate:.2g} jobs/s/worker"
+    return text
+
+
+def _describe_need(policy: ScalingPolicy, need: int, others: int, rate: float | None) -> str:
+    if rate is None:
+        text = f"rate unknown, need {need} to run them at {policy.concurrency} per worker"
+    else:
+        text = f"need {need} to drain in {policy.target_drain_s:g}s"
+    return text if not others else f"{text}, {max(0, need - others)} here"

@@ -1,0 +1,222 @@
+"""The supervisor with real worker processes, real signals and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+
+import farm_jobs
+from farm_testkit import Farm, pid_alive, start_supervisor, wait_until
+
+from fast_app.core.queue import queue
+from fast_app.core.queue.amqp import headers as h
+from fast_app.farm.status import collect_snapshots
+
+
+async def test_it_starts_min_workers_that_report_heartbeats(farm: Farm) -> None:
+    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "3")
+
+    await wait_until(lambda: len(supervisor.live_worker_pids()) == 2, message="2 workers")
+    await wait_until(lambda: farm.queue_depth is not None, message="-")
+    from fast_app.core.queue import get_settings
+
+    snapshots = await collect_snapshots(get_settings(), wait_s=1.0)
+    [snapshot] = snapshots
+    assert sorted(w["pid"] for w in snapshot["workers"]) == sorted(
+        supervisor.live_worker_pids().values()
+    )
+    for worker in snapshot["workers"]:
+        assert worker["state"] in {"starting", "idle"}
+        assert worker["heartbeat_age_s"] < 2
+    assert snapshot["settings"]["min_workers"] == 2
+    assert snapshot["queue"]["consumers"] is not None
+
+
+async def test_a_worker_that_dies_is_replaced_and_the_reason_logged(farm: Farm) -> None:
+    supervisor = await start_supervisor(farm, "--min-workers", "1", "--max-workers", "1")
+    await wait_until(lambda: len(supervisor.live_worker_pids()) == 1, message="a worker")
+    [victim] = supervisor.live_worker_pids().values()
+
+    os.kill(victim, signal.SIGKILL)
+
+    await wait_until(
+        lambda: (
+            len(supervisor.live_worker_pids()) == 1
+            and victim not in supervisor.live_worker_pids().values()
+        ),
+        message="a replacement",
+    )
+    assert "died unexpectedly" in supervisor.log()
+    assert "killed by SIGKILL" in supervisor.log()
+
+
+async def test_a_crash_loop_is_slowed_down_by_backoff(farm: Farm) -> None:
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "1", FARM_IMPORTS="no_such_app_module"
+    )
+
+    await wait_until(
+        lambda: supervisor.log().count("died unexpectedly") >= 4, timeout=30, message="4 crashes"
+    )
+
+    assert "exit code 4 (the application failed to import or start)" in supervisor.log()
+    delays = [
+        float(part.split("replacing it in ")[1].split("s")[0])
+        for part in supervisor.log().splitlines()
+        if "replacing it in" in part
+    ]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
+
+
+async def test_a_hung_worker_is_killed_and_its_jobs_run_elsewhere(farm: Farm) -> None:
+    supervisor = await start_supervisor(farm, "--min-workers", "1", "--max-workers", "1")
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    [stuck] = supervisor.live_worker_pids().values()
+    await queue(farm_jobs.sleep_then_record, str(farm.results), "held", 0.5)
+    await wait_until(lambda: farm.tags("started") == ["held"], message="the job to start")
+
+    os.kill(stuck, signal.SIGSTOP)  # alive, silent: hung
+
+    await wait_until(
+        lambda: "hung" in supervisor.log(), timeout=10, message="the hung worker to be killed"
+    )
+    await wait_until(
+        lambda: "held" in farm.tags("finished"), timeout=20, message="the job elsewhere"
+    )
+    assert not pid_alive(stuck)
+
+
+async def test_a_job_blocking_the_event_loop_past_its_hard_timeout_is_killed_from_outside(
+    farm: Farm,
+) -> None:
+    # Hung-worker detection (silence for 25 x 0.2 s) must not get there first.
+    supervisor = await start_supervisor(
+        farm,
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "1",
+        "--concurrency",
+        "8",
+        "--heartbeat-tolerance",
+        "25",
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    [first] = supervisor.live_worker_pids().values()
+    results = str(farm.results)
+    for number in range(3):
+        await queue(farm_jobs.sleep_then_record, results, f"bystander-{number}", 1)
+    await wait_until(lambda: len(farm.tags("started")) == 3, message="bystanders in flight")
+
+    job = await queue(farm_jobs.block_loop, results, "blocker", 30, __hard_timeout_s=1)
+
+    await wait_until(lambda: not pid_alive(first), timeout=10, message="the kill")
+    started = next(e for e in farm.events("started") if e["tag"] == "blocker")
+    assert "passed its hard timeout" in supervisor.log()
+    [letter] = await farm.dead_letters(1, timeout=20)
+    assert letter.message_id == job.id
+    assert letter.headers[h.DEAD_REASON] == "hard_timeout"
+    await wait_until(lambda: len(farm.tags("finished")) == 3, timeout=20, message="bystanders")
+    assert farm.tags("started").count("blocker") == 1, "the killed job must not run again"
+    assert started is not None
+
+
+async def test_workers_exit_when_their_supervisor_is_sigkilled(farm: Farm) -> None:
+    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
+    await wait_until(lambda: len(supervisor.live_worker_pids()) == 2, message="2 workers")
+    workers = list(supervisor.live_worker_pids().values())
+
+    supervisor.send(signal.SIGKILL)
+
+    await wait_until(
+        lambda: not any(pid_alive(pid) for pid in workers), timeout=15, message="no orphans"
+    )
+
+
+async def test_sigterm_drains_the_workers_and_exits_zero(farm: Farm) -> None:
+    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
+    await wait_until(
+        lambda: (
+            supervisor.log().count("consuming") >= 0 and len(supervisor.live_worker_pids()) == 2
+        ),
+        message="2 workers",
+    )
+    results = str(farm.results)
+    for number in range(4):
+        await queue(farm_jobs.sleep_then_record, results, f"job-{number}", 1)
+    await wait_until(lambda: len(farm.tags("started")) == 4, message="4 jobs in flight")
+    workers = list(supervisor.live_worker_pids().values())
+
+    supervisor.send(signal.SIGTERM)
+
+    assert await supervisor.wait_exit(30) == 0
+    assert sorted(farm.tags("finished")) == [f"job-{n}" for n in range(4)]
+    assert not any(pid_alive(pid) for pid in workers)
+
+
+async def test_a_burst_scales_the_pool_up_to_max_then_back_to_min(farm: Farm) -> None:
+    # One worker alone drains 2000 jobs of 20 ms in a few seconds; ask for half a second.
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "4", "--cooldown", "2", "--target-drain", "0.5"
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    results = str(farm.results)
+
+    await asyncio.gather(
+        *(queue(farm_jobs.sleep_then_record, results, f"job-{n}", 0.02) for n in range(2000))
+    )
+
+    await wait_until(
+        lambda: len(supervisor.live_worker_pids()) == 4, timeout=20, message="4 workers"
+    )
+    await wait_until(lambda: len(farm.tags("finished")) >= 2000, timeout=90, message="2000 jobs")
+    await wait_until(
+        lambda: len(supervisor.live_worker_pids()) == 1, timeout=30, message="back to 1"
+    )
+    finished = collections.Counter(farm.tags("finished"))
+    assert len(finished) == 2000
+    assert set(finished.values()) == {1}
+    assert "scale up" in supervisor.log()
+    assert "scale down" in supervisor.log()
+
+
+async def test_commands_reach_only_the_supervisor_they_are_addressed_to(farm: Farm) -> None:
+    from fast_app.core.queue import get_settings
+    from fast_app.farm.supervisor._broker import SupervisorBroker
+
+    first = await start_supervisor(farm, "--min-workers", "1", "--supervisor-id", "sup-a")
+    second = await start_supervisor(farm, "--min-workers", "1", "--supervisor-id", "sup-b")
+    await wait_until(
+        lambda: len(first.live_worker_pids()) == 1 and len(second.live_worker_pids()) == 1,
+        message="both",
+    )
+    sender = SupervisorBroker(get_settings(), "test-sender", lambda _command: None)
+    try:
+        await sender.send_command("sup-a", {"command": "shutdown"})
+    finally:
+        await sender.close()
+
+    assert await first.wait_exit(30) == 0
+    await asyncio.sleep(1)
+    assert second.process.poll() is None
+    assert len(second.live_worker_pids()) == 1
+
+
+async def test_invalid_settings_exit_2_with_the_variable_named(farm: Farm) -> None:
+    supervisor = await start_supervisor(farm, "--min-workers", "5", "--max-workers", "2")
+
+    assert await supervisor.wait_exit(20) == 2
+    assert "FARM_MIN_WORKERS (5) must not be above FARM_MAX_WORKERS (2)" in supervisor.log()
+    assert "Traceback" not in supervisor.log()
+
+
+async def test_an_unreachable_broker_at_start_exits_2(farm: Farm) -> None:
+    supervisor = await start_supervisor(
+        farm, RABBITMQ_URL="amqp://guest:s3cret@127.0.0.1:1/", QUEUE_CONNECT_TIMEOUT_S="1"
+    )
+
+    assert await supervisor.wait_exit(20) == 2
+    assert "cannot reach the broker at amqp://guest:***@127.0.0.1:1/" in supervisor.log()
+    assert "s3cret" not in supervisor.log()
