@@ -68,6 +68,8 @@ class Supervisor:
         self._next_snapshot_at = 0.0
         self._next_depth_probe_at = 0.0
         self._depth: QueueDepth | None = None
+        self._previous_depth: tuple[float, int] | None = None
+        self.enqueue_rate = 0.0
         self._dead = self._delayed = 0
         self._broker_warned = False
         self._watchers: set[asyncio.Task[None]] = set()
@@ -254,6 +256,7 @@ class Supervisor:
             return
         live = self._live()
         rates = [rate for worker in live if (rate := worker.rate()) is not None and rate > 0]
+        self._estimate_enqueue_rate(now, self._depth.ready, sum(rates))
         in_flight = sum(len(worker.in_flight) for worker in live)
         policy = ScalingPolicy(
             min_workers=self.min_workers,
@@ -287,6 +290,18 @@ class Supervisor:
                 }
             )
         self._desired = decision.desired_workers
+
+    def _estimate_enqueue_rate(self, now: float, ready: int, completion_rate: float) -> None:
+        """Jobs/s arriving: what the backlog grew by plus what was taken from it.
+
+        An estimate from this supervisor's view (its own workers' completions); the
+        dashboard smooths it over snapshots.
+        """
+        previous = self._previous_depth
+        self._previous_depth = (now, ready)
+        if previous is not None and now > previous[0]:
+            growth = (ready - previous[1]) / (now - previous[0])
+            self.enqueue_rate = max(0.0, growth + completion_rate)
 
     async def _keep_count(self, now: float) -> None:
         if self._stopping.is_set():
@@ -476,6 +491,7 @@ class Supervisor:
                 "delayed": self._delayed,
             },
             "completion_rate": sum(w["rate"] or 0.0 for w in workers),
+            "enqueue_rate": self.enqueue_rate,
             "decisions": list(self.decisions),
             "failures": list(self.failures)[-20:],
         }
