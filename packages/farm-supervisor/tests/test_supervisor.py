@@ -220,3 +220,32 @@ async def test_an_unreachable_broker_at_start_exits_2(farm: Farm) -> None:
     assert await supervisor.wait_exit(20) == 2
     assert "cannot reach the broker at amqp://guest:***@127.0.0.1:1/" in supervisor.log()
     assert "s3cret" not in supervisor.log()
+
+
+async def test_json_logs_and_fast_app_status(farm: Farm) -> None:
+    import json
+    import subprocess
+    import sys
+
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--json-logs", "--supervisor-id", "sup-json"
+    )
+    await wait_until(lambda: len(supervisor.live_worker_pids()) == 1, message="a worker")
+
+    status = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "fast_app.farm", "status", "--json", "--wait", "1.5"],
+        env={**os.environ, "RABBITMQ_URL": farm.url, "QUEUE_NAME": farm.queue_name},
+        capture_output=True,
+        timeout=60,
+    )
+
+    assert status.returncode == 0, status.stderr
+    [snapshot] = json.loads(status.stdout)
+    assert snapshot["supervisor_id"] == "sup-json"
+    assert [w["pid"] for w in snapshot["workers"]] == list(supervisor.live_worker_pids().values())
+    supervisor_lines = [line for line in supervisor.log().splitlines() if '"fast_app.farm.supervisor"' in line]
+    started = [json.loads(line) for line in supervisor_lines if "started (pid" in line]
+    assert started
+    assert started[0]["level"] == "INFO"
+    assert started[0]["worker_id"] == "sup-json-w1"
