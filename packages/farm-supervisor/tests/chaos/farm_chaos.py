@@ -303,7 +303,7 @@ async def _run_faults_and_jobs(
                 rss = _rss_mb(pid)
                 if rss is not None:
                     first = rss_first.setdefault(pid, (time.monotonic(), rss))
-                    if time.monotonic() - first[0] > 10:
+                    if time.monotonic() - first[0] > 5:
                         report.rss_mb[pid] = (first[1], rss)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 2)
