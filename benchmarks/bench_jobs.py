@@ -37,6 +37,60 @@ async def timed(sent_at: float) -> None:
     await noop()
 
 
+def tracing_providers() -> tuple[Any, Any]:
+    """SDK tracer and meter providers that do all their work but export nowhere.
+
+    Spans go through a batch processor and metrics through a periodic reader, as in
+    production, to exporters that drop them: the cost measured is the instrumentation's
+    and the SDK's, not a collector's. The span queue holds a whole burst of 20,000
+    concurrent ``queue()`` calls, so that every span goes through the processor (the
+    default of 2,048 would drop most of them, which costs less than handling them).
+    """
+    from collections.abc import Sequence
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        MetricsData,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DroppingSpanExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    class DroppingMetricExporter(MetricExporter):
+        def export(
+            self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            pass
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(DroppingSpanExporter(), max_queue_size=1 << 16)
+    )
+    reader = PeriodicExportingMetricReader(DroppingMetricExporter(), export_interval_millis=5000)
+    return tracer_provider, MeterProvider(metric_readers=[reader])
+
+
+def configure_tracing() -> None:
+    """Startup hook (FARM_STARTUP=bench_jobs:configure_tracing): the SDK on, in a worker."""
+    from opentelemetry import metrics, trace
+
+    tracer_provider, meter_provider = tracing_providers()
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+
+
 def write_figures() -> None:
     """Shutdown hook (FARM_SHUTDOWN=bench_jobs:write_figures): save this worker's figures."""
     directory = Path(os.environ["BENCH_FIGURES_DIR"])

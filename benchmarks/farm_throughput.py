@@ -71,7 +71,13 @@ class Consumer:
 
 
 async def start_consumers(
-    kind: str, url: str, queue_name: str, queue_type: str, count: int, figures: Path
+    kind: str,
+    url: str,
+    queue_name: str,
+    queue_type: str,
+    count: int,
+    figures: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> list[Consumer]:
     consumers = []
     for index in range(count):
@@ -88,6 +94,7 @@ async def start_consumers(
                 "FARM_SHUTDOWN": "bench_jobs:write_figures",
                 "BENCH_FIGURES_DIR": str(figures),
                 "PYTHONPATH": str(HERE),
+                **(extra_env or {}),
             }
         else:
             command = [

@@ -244,7 +244,9 @@ async def test_json_logs_and_fast_app_status(farm: Farm) -> None:
     [snapshot] = json.loads(status.stdout)
     assert snapshot["supervisor_id"] == "sup-json"
     assert [w["pid"] for w in snapshot["workers"]] == list(supervisor.live_worker_pids().values())
-    supervisor_lines = [line for line in supervisor.log().splitlines() if '"fast_app.farm.supervisor"' in line]
+    supervisor_lines = [
+        line for line in supervisor.log().splitlines() if '"fast_app.farm.supervisor"' in line
+    ]
     started = [json.loads(line) for line in supervisor_lines if "started (pid" in line]
     assert started
     assert started[0]["level"] == "INFO"

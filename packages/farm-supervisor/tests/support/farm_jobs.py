@@ -80,3 +80,38 @@ async def on_startup() -> None:
 def on_shutdown() -> None:
     """FARM_SHUTDOWN hook (a plain function works too)."""
     report(os.environ["FARM_TEST_HOOKS"], "shutdown", "hooks")
+
+
+# -- tracing tests: jobs that make a span of their own with the global API, as app code does
+
+
+def _inside(tag: str) -> None:
+    from opentelemetry import trace
+
+    with trace.get_tracer("farm_jobs").start_as_current_span(f"inside {tag}"):
+        pass
+
+
+async def traced_record(results: str, tag: str) -> None:
+    _inside(tag)
+    report(results, "ran", tag)
+
+
+async def traced_fail(results: str, tag: str) -> None:
+    _inside(tag)
+    report(results, "ran", tag)
+    raise ValueError(f"{tag} always fails")
+
+
+async def traced_block_loop(results: str, tag: str, seconds: float) -> None:
+    """Makes a span (exported while the job runs), then blocks the event loop."""
+    _inside(tag)
+    await block_loop(results, tag, seconds)
+
+
+async def traced_sleep(results: str, tag: str, seconds: float) -> None:
+    """Makes a span, then sleeps without blocking the loop (past a hard timeout)."""
+    _inside(tag)
+    report(results, "started", tag)
+    await asyncio.sleep(seconds)
+    report(results, "finished", tag)

@@ -185,3 +185,21 @@ async def flaky(name: str) -> None:
     if FLAKY_FAILURES.get(name, 0) > 0:
         FLAKY_FAILURES[name] -= 1
         raise RuntimeError(f"{name} failed")
+
+
+# -- telemetry tests: jobs that make spans of their own and read their baggage --------
+
+SPAN_PROVIDER: Any = None  # the test's TracerProvider (the global one stays unset)
+
+
+async def make_span(name: str) -> None:
+    from opentelemetry import baggage, trace
+
+    with SPAN_PROVIDER.get_tracer("job").start_as_current_span(name) as span:
+        calls.append({"span": span.get_span_context(), "baggage": dict(baggage.get_all())})
+        assert trace.get_current_span() is span
+
+
+def make_span_in_thread(name: str) -> None:
+    with SPAN_PROVIDER.get_tracer("job").start_as_current_span(name) as span:
+        calls.append({"span": span.get_span_context(), "thread": threading.get_ident()})

@@ -68,7 +68,23 @@ def _run_worker(options: argparse.Namespace) -> int:
         print(f"fast-app worker: {error}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(options.log_level, json_lines=farm.json_logs)
+    if not _set_up_telemetry("worker", farm.otel_sdk):
+        return EXIT_USAGE
     return asyncio.run(Worker(farm, queue).run())
+
+
+def _set_up_telemetry(command: str, from_environment: bool) -> bool:
+    """With FARM_OTEL_SDK=1, set up the OpenTelemetry SDK; whether that went well."""
+    if not from_environment:
+        return True
+    from fast_app.farm.telemetry import configure_sdk_from_environment
+
+    try:
+        configure_sdk_from_environment()
+    except FarmConfigurationError as error:
+        print(f"fast-app {command}: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 _WORK_FLAGS = (
@@ -135,6 +151,8 @@ def _run_supervisor(options: argparse.Namespace) -> int:
         print(f"fast-app work: {error}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(options.log_level, json_lines=farm.json_logs)
+    if not _set_up_telemetry("work", farm.otel_sdk):
+        return EXIT_USAGE
     try:
         return asyncio.run(Supervisor(farm, queue).run())
     except (OSError, TimeoutError, ConnectionError) as error:

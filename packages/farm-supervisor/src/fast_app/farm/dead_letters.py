@@ -28,6 +28,7 @@ from fast_app.core.queue.amqp import Publisher, Topology
 from fast_app.core.queue.envelope import encode_envelope
 from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
 from fast_app.core.queue.settings import QueueSettings, get_settings
+from fast_app.core.queue.telemetry import trace_headers
 from fast_app.farm import _dead_letters_format as fmt
 from fast_app.farm._dead_letters_broker import DeadLetter, open_dead_letters, read_dead_letter
 from fast_app.farm.worker._dead_letters import DeadReason
@@ -182,7 +183,12 @@ async def requeue_dead_letters(
                     skipped.append(SkippedDeadLetter(letter.job_id, reason))
                 else:
                     fresh = msgspec.structs.replace(envelope, attempt=1, not_before=None)
-                    await publisher.publish(encode_envelope(fresh), fresh)
+                    # The requeued run continues the job's trace (its first enqueue's).
+                    await publisher.publish(
+                        encode_envelope(fresh),
+                        fresh,
+                        extra_headers=trace_headers(message.headers),
+                    )
                     await message.ack()  # only now: the broker has stored the new job
                     requeued[fresh.id] = None
     finally:

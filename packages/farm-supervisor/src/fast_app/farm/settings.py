@@ -131,6 +131,14 @@ class FarmSettings(BaseSettings):
         default=False,
         description="FARM_JSON_LOGS: log JSON lines instead of plain text.",
     )
+    otel_sdk: bool = Field(
+        default=False,
+        description=(
+            "FARM_OTEL_SDK: the supervisor and each worker set up the OpenTelemetry SDK from "
+            "the standard `OTEL_*` variables (needs `opentelemetry-sdk` and the exporters "
+            "named); off: configure it in a FARM_STARTUP hook, or not at all."
+        ),
+    )
     supervisor_fd: int | None = Field(
         default=None,
         description=(

@@ -23,6 +23,7 @@ from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._broker import QueueDepth, SupervisorBroker
 from fast_app.farm.supervisor._workers import WorkerProcess, describe_exit
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
+from fast_app.farm.telemetry import FarmGauges, record_hard_timeout_kill
 from fast_app.farm.worker._tombstones import parse_tombstone
 
 __all__ = ["EXIT_DRAIN_INCOMPLETE", "EXIT_OK", "Supervisor"]
@@ -74,6 +75,8 @@ class Supervisor:
         self._broker_warned = False
         self._watchers: set[asyncio.Task[None]] = set()
         self._all_exited = asyncio.Event()
+        # The latest snapshot, read by the metric gauges (on their reader's thread).
+        self.latest_snapshot: dict[str, Any] | None = None
         # Jobs killed at their hard timeout (by any supervisor): job id -> (worker, expiry).
         # New workers get them at spawn, live ones over their link, so that whichever
         # worker the broker redelivers such a job to settles it instead of running it.
@@ -94,6 +97,7 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         self._depth = await self._broker.depth()  # fails fast on a broker that is not there
+        self._gauges = FarmGauges(self.queue.name, lambda: self.latest_snapshot)
         logger.info(
             "supervisor %s started: %d-%d workers on %s",
             self.supervisor_id,
@@ -219,6 +223,17 @@ class Supervisor:
                     logger.warning("could not publish the tombstone of job %s: %s", job_id, error)
                 await asyncio.sleep(0.05)  # let the links deliver it before the redelivery
                 self._record_failure("hard_timeout", worker, job)
+                try:
+                    record_hard_timeout_kill(
+                        self.queue.name,
+                        job,
+                        worker.worker_id,
+                        f"passed its hard timeout {wall - float(deadline):.1f}s ago and worker "
+                        f"{worker.worker_id} did not end it: killed by supervisor "
+                        f"{self.supervisor_id}",
+                    )
+                except Exception:  # telemetry never stands in the way of the kill
+                    logger.debug("could not record the kill on the job's trace", exc_info=True)
                 worker.kill(f"job {job_id} passed its hard timeout")
                 break
 
@@ -497,7 +512,8 @@ class Supervisor:
         }
 
     async def _publish_snapshot(self, now: float) -> None:
+        snapshot = self.latest_snapshot = self.snapshot()
         try:
-            await self._broker.publish_snapshot(self.snapshot())
+            await self._broker.publish_snapshot(snapshot)
         except Exception:
             logger.debug("could not publish a snapshot", exc_info=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fast_app.core.queue.envelope import JobEnvelope
+from fast_app.core.queue.telemetry import JobObservation
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
@@ -29,6 +30,7 @@ class InFlightJob:
         ended_by_hard_timeout: the hard-timeout handler took over its message.
         still_running: settled after its soft timeout but could not be stopped; it holds
             the worker until its hard deadline ends the process.
+        observation: its telemetry (process span, metrics), when an SDK is configured.
     """
 
     envelope: JobEnvelope
@@ -39,10 +41,15 @@ class InFlightJob:
     hard_timer: asyncio.TimerHandle | None = None
     ended_by_hard_timeout: bool = False
     still_running: bool = False
+    observation: JobObservation | None = None
 
     def describe(self) -> dict[str, object]:
-        """The job as heartbeats report it."""
-        return {
+        """The job as heartbeats report it.
+
+        With tracing on, ``traceparent`` is its process span's: a supervisor that kills
+        the worker at the job's hard timeout records that on the job's trace.
+        """
+        described: dict[str, object] = {
             "id": self.envelope.id,
             "function": self.envelope.function,
             "attempt": self.envelope.attempt,
@@ -51,6 +58,10 @@ class InFlightJob:
             "hard_deadline": self.hard_deadline,
             "still_running": self.still_running,
         }
+        traceparent = None if self.observation is None else self.observation.traceparent
+        if traceparent is not None:
+            described["traceparent"] = traceparent
+        return described
 
 
 @dataclass

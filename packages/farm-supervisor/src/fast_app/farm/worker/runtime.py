@@ -31,6 +31,16 @@ from fast_app.core.queue.functions import describe_function
 from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
 from fast_app.core.queue.retry import retry_delay_s
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.core.queue.telemetry import (
+    SYSTEM_RABBITMQ,
+    FailureReason,
+    JobObservation,
+    active,
+    flush,
+    observe_job,
+    queue_metrics,
+    trace_headers,
+)
 from fast_app.farm.errors import JobImportError
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._allow_list import AllowList
@@ -52,6 +62,8 @@ EXIT_HARD_TIMEOUT = 3
 EXIT_STARTUP_FAILED = 4
 
 _EARLY_TOLERANCE_S = 0.05
+_DELIVERY_COUNT = "x-delivery-count"  # set by quorum queues on redeliveries
+_TELEMETRY_FLUSH_S = 2.0
 _HARD_TIMEOUT_SETTLE_S = 10.0
 _RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
 
@@ -386,17 +398,16 @@ class Worker:
         if self._signing_key is not None and not signature_matches(
             body, (message.headers or {}).get(h.SIGNATURE), self._signing_key
         ):
-            await self._dead_letter(
+            await self._reject(
                 message,
                 DeadReason.BAD_SIGNATURE,
                 JobError("bad_signature", "signature missing or wrong (ASYNC_FARM_SIGNING_KEY)"),
-                attempts=None,
             )
             return
         try:
             envelope = decode_envelope(body)
         except InvalidJobError as error:
-            await self._dead_letter(message, DeadReason.INVALID, _error("invalid", error), None)
+            await self._reject(message, DeadReason.INVALID, _error("invalid", error))
             return
         if envelope.not_before is not None:
             remaining = envelope.not_before - time.time()
@@ -405,6 +416,26 @@ class Worker:
                 return
             if remaining > 0:
                 await asyncio.sleep(remaining)
+        observation = self._observe(message, envelope)
+        handed_over = False
+        try:
+            handed_over = await self._handle(message, envelope, observation)
+        except asyncio.CancelledError:
+            if observation is not None:
+                observation.cancelled()
+            raise
+        finally:
+            if observation is not None and not handed_over:
+                observation.end()
+
+    async def _handle(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        observation: JobObservation | None,
+    ) -> bool:
+        """Run a due job, or settle it if it must not run; whether the hard-timeout handler
+        took the delivery over (and so ends its observation)."""
         killed = self._tombstones.pop(envelope.id)
         if killed is not None:
             # Its worker was killed at the job's hard timeout: settle it, don't rerun it.
@@ -416,8 +447,10 @@ class Worker:
                 f"passed its hard timeout of {envelope.options.hard_timeout_s or 0:g}s; its "
                 f"supervisor killed worker {killed_worker}",
             )
-            await self._retry_or_bury(message, envelope, reason, killed_error)
-            return
+            if observation is not None:
+                observation.failed(FailureReason.HARD_TIMEOUT, killed_error.message)
+            await self._retry_or_bury(message, envelope, reason, killed_error, observation)
+            return False
         if envelope.id in self._outlived_consumer_timeout:
             self._outlived_consumer_timeout.discard(envelope.id)
             outlived = JobError(
@@ -425,21 +458,61 @@ class Worker:
                 "ran longer than the broker's consumer_timeout; raise it above the job's "
                 "longest run (docs/timeouts.md)",
             )
+            if observation is not None:
+                observation.failed(FailureReason.CONSUMER_TIMEOUT, outlived.message)
             await self._dead_letter(
-                message, DeadReason.CONSUMER_TIMEOUT, outlived, envelope.attempt
+                message, DeadReason.CONSUMER_TIMEOUT, outlived, envelope.attempt, observation
             )
-            return
+            return False
         try:
             function = self._allow_list.resolve(envelope.function)
         except JobImportError as error:
             reason = DeadReason.NOT_ALLOWED
-            await self._dead_letter(message, reason, _error(reason, error), envelope.attempt)
-            return
-        await self._run(message, envelope, describe_function(function))
+            not_allowed = _error(reason, error)
+            if observation is not None:
+                observation.rejected(FailureReason.INVALID, not_allowed.message)
+            await self._dead_letter(message, reason, not_allowed, envelope.attempt, observation)
+            return False
+        return await self._run(message, envelope, describe_function(function), observation)
+
+    def _observe(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope | None
+    ) -> JobObservation | None:
+        """Telemetry's hooks for this delivery; ``None`` when no SDK is configured."""
+        if not active():
+            return None
+        headers = message.headers or {}
+        count = headers.get(_DELIVERY_COUNT)
+        return observe_job(
+            queue=self.topology.jobs,
+            system=SYSTEM_RABBITMQ,
+            envelope=envelope,
+            message_id=envelope.id if envelope is not None else message.message_id,
+            headers=headers,
+            link_after_s=self.queue.trace_link_after_s,
+            delivery_count=count if type(count) is int else None,
+            worker_id=self.worker_id,
+            due_at=None if envelope is None else envelope.not_before or envelope.enqueued_at,
+        )
+
+    async def _reject(self, message: AbstractIncomingMessage, reason: str, error: JobError) -> None:
+        """Dead-letter a delivery that is not a job this worker may trust."""
+        observation = self._observe(message, None)
+        if observation is not None:
+            observation.rejected(FailureReason.INVALID, f"{reason}: {error.message}")
+        try:
+            await self._dead_letter(message, reason, error, None, observation)
+        finally:
+            if observation is not None:
+                observation.end()
 
     async def _run(
-        self, message: AbstractIncomingMessage, envelope: JobEnvelope, spec: Any
-    ) -> None:
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        spec: Any,
+        observation: JobObservation | None,
+    ) -> bool:
         now = time.time()
         options = envelope.options
         job = InFlightJob(
@@ -448,6 +521,7 @@ class Worker:
             started_at=now,
             soft_deadline=None if options.soft_timeout_s is None else now + options.soft_timeout_s,
             hard_deadline=None if options.hard_timeout_s is None else now + options.hard_timeout_s,
+            observation=observation,
         )
         key = id(job)
         self.in_flight[key] = job
@@ -457,10 +531,18 @@ class Worker:
             )
             if self._link is not None:
                 self._link.beat_now()
+        if observation is not None:
+            observation.started()
         try:
             # Each delivery has a task of its own already: an async job without a soft
             # timeout runs inline in it rather than in yet another task.
-            outcome = await run_job(spec, envelope, executor=self._threads, inline=True)
+            outcome = await run_job(
+                spec,
+                envelope,
+                executor=self._threads,
+                inline=True,
+                trace_context=None if observation is None else observation.trace_context,
+            )
             if outcome.still_running and job.hard_timer is not None:
                 # It could not be stopped at its soft timeout: its hard deadline will end
                 # this process; until then take no new jobs, so fewer are hit by the end.
@@ -469,7 +551,7 @@ class Worker:
             elif job.hard_timer is not None:
                 job.hard_timer.cancel()
             if not job.ended_by_hard_timeout:  # else its handler settles the delivery
-                await self._settle(message, envelope, outcome)
+                await self._settle(message, envelope, outcome, observation)
         except asyncio.CancelledError:
             self._just_cancelled.append((job.started_at, envelope.id, time.time()))
             raise
@@ -478,10 +560,17 @@ class Worker:
                 job.hard_timer.cancel()
             if not (job.ended_by_hard_timeout or job.still_running):
                 self.in_flight.pop(key, None)
+        return job.ended_by_hard_timeout
 
     async def _settle(
-        self, message: AbstractIncomingMessage, envelope: JobEnvelope, outcome: JobOutcome
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        outcome: JobOutcome,
+        observation: JobObservation | None,
     ) -> None:
+        if observation is not None:
+            observation.finished(outcome, envelope.options.soft_timeout_s)
         status = outcome.status
         if status is JobStatus.SUCCEEDED:
             self.counters.succeeded += 1
@@ -489,13 +578,15 @@ class Worker:
             return
         if status is JobStatus.INVALID:
             self.counters.invalid += 1
-            await self._dead_letter(message, DeadReason.INVALID, outcome.error, envelope.attempt)
+            await self._dead_letter(
+                message, DeadReason.INVALID, outcome.error, envelope.attempt, observation
+            )
             return
         if status is JobStatus.SOFT_TIMEOUT:
             self.counters.soft_timeouts += 1
         self.counters.failed += 1
         reason = DeadReason.SOFT_TIMEOUT if status is JobStatus.SOFT_TIMEOUT else DeadReason.FAILED
-        await self._retry_or_bury(message, envelope, reason, outcome.error)
+        await self._retry_or_bury(message, envelope, reason, outcome.error, observation)
 
     async def _retry_or_bury(
         self,
@@ -503,10 +594,11 @@ class Worker:
         envelope: JobEnvelope,
         reason: str,
         error: JobError | None,
+        observation: JobObservation | None,
     ) -> None:
         detail = f"{error.type}: {error.message}" if error else reason
         if envelope.attempt > envelope.options.retries:
-            await self._dead_letter(message, reason, error, envelope.attempt)
+            await self._dead_letter(message, reason, error, envelope.attempt, observation)
             return
         backoff = retry_delay_s(
             envelope.attempt, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
@@ -515,8 +607,16 @@ class Worker:
             envelope, attempt=envelope.attempt + 1, not_before=time.time() + backoff
         )
         assert self._publisher is not None
-        await self._publisher.publish(encode_envelope(retry), retry)
+        # The retry's run continues this run's trace (or, untraced here, the producer's).
+        headers = observation.retry_headers() if observation is not None else None
+        await self._publisher.publish(
+            encode_envelope(retry),
+            retry,
+            extra_headers=headers or trace_headers(message.headers),
+        )
         self.counters.retried += 1
+        if observation is not None:
+            observation.retried()
         logger.warning(
             "job %s (%s) attempt %d %s (%s); retry %d of %d in %.2fs",
             envelope.id,
@@ -536,7 +636,9 @@ class Worker:
         # Came back from a delay level with time left: on to the next level. The body is
         # unchanged (its signature stays valid).
         assert self._publisher is not None
-        await self._publisher.publish(message.body, envelope)
+        await self._publisher.publish(
+            message.body, envelope, extra_headers=trace_headers(message.headers)
+        )
         await self._ack(message, envelope.id)
         logger.debug("job %s not due for %.2fs: delayed further", envelope.id, remaining)
 
@@ -546,6 +648,7 @@ class Worker:
         reason: str,
         error: JobError | None,
         attempts: int | None,
+        observation: JobObservation | None = None,
     ) -> None:
         job_id = message.message_id or "?"
         assert self._publisher is not None
@@ -554,6 +657,10 @@ class Worker:
         )
         await self._publisher.publish_dead(message.body, properties, job_id)
         self.counters.dead_lettered += 1
+        if observation is not None:
+            observation.dead_lettered(reason)
+        elif (metrics := queue_metrics()) is not None:
+            metrics.dead_lettered(self.topology.jobs, reason)
         logger.error(
             "job %s (%s) dead-lettered after %s attempts (%s): %s",
             job_id,
@@ -588,6 +695,12 @@ class Worker:
             )
             _exit_now(EXIT_HARD_TIMEOUT)
         job.ended_by_hard_timeout = True
+        if job.observation is not None:
+            hard = job.envelope.options.hard_timeout_s or 0
+            job.observation.failed(
+                FailureReason.HARD_TIMEOUT,
+                f"passed its hard timeout of {hard:g}s; worker {self.worker_id} ends itself",
+            )
         asyncio.get_running_loop().create_task(self._end_by_hard_timeout(job))
 
     async def _end_by_hard_timeout(self, job: InFlightJob) -> None:
@@ -607,7 +720,9 @@ class Worker:
         error = JobError("hard_timeout", f"passed its hard timeout of {hard:g}s")
         try:
             async with asyncio.timeout(_HARD_TIMEOUT_SETTLE_S):
-                await self._retry_or_bury(job.message, envelope, DeadReason.HARD_TIMEOUT, error)
+                await self._retry_or_bury(
+                    job.message, envelope, DeadReason.HARD_TIMEOUT, error, job.observation
+                )
                 # A round trip on the consuming channel: the broker has processed the ack
                 # above before it answers, so exiting now cannot lose it.
                 if self._channel is not None and not self._channel.is_closed:
@@ -615,6 +730,8 @@ class Worker:
         except Exception:
             logger.exception("worker %s could not record the hard timeout", self.worker_id)
         finally:
+            if job.observation is not None:
+                job.observation.end()
             _exit_now(EXIT_HARD_TIMEOUT)
 
 
@@ -622,8 +739,10 @@ def _exit_now(code: int) -> None:
     """End the process at once, logs flushed.
 
     Ending the process is the only way to stop a job that will not stop; the broker
-    redelivers this worker's other unacknowledged jobs to other workers.
+    redelivers this worker's other unacknowledged jobs to other workers. ``os._exit``
+    skips the OpenTelemetry SDK's flush at exit: spans and metrics are flushed first.
     """
+    flush(_TELEMETRY_FLUSH_S)
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stdout.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -10,12 +11,14 @@ from typing import Any
 from fast_app.core.context import context
 
 from .drivers import Submission, driver_for
+from .drivers.base import QueueDriver
 from .envelope import FORMAT_VERSION, JobEnvelope, encode_envelope, encode_value, new_job_id
 from .errors import JobValidationError, PayloadTooLargeError, UnencodableArgumentError
 from .functions import FunctionSpec, describe_function
 from .handle import Job
 from .options import split_options
-from .settings import get_settings
+from .settings import QueueSettings, get_settings
+from .telemetry import SYSTEM_IN_PROCESS, SYSTEM_RABBITMQ, active, observe_enqueue
 
 __all__ = ["JobPortabilityWarning", "close", "prepare", "queue"]
 
@@ -44,6 +47,8 @@ async def queue(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> J
     """
     settings = get_settings()
     driver = driver_for(settings)
+    if active():  # an OpenTelemetry SDK is configured
+        return await _observed_queue(settings, driver, function, args, kwargs)
     submission = prepare(
         function,
         args,
@@ -52,6 +57,33 @@ async def queue(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> J
         allow_unportable=driver.runs_in_process and not settings.strict,
     )
     return await driver.submit(submission)
+
+
+async def _observed_queue(
+    settings: QueueSettings,
+    driver: QueueDriver,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Job:
+    """``queue()`` inside its ``publish`` span, the span's context in the job's headers."""
+    in_process = driver.runs_in_process
+    observation = observe_enqueue(
+        settings.name, SYSTEM_IN_PROCESS if in_process else SYSTEM_RABBITMQ, settings.baggage_keys
+    )
+    with observation:
+        submission = prepare(
+            function,
+            args,
+            kwargs,
+            max_payload_bytes=settings.max_payload_bytes,
+            allow_unportable=in_process and not settings.strict,
+            stacklevel=4,
+        )
+        headers = observation.published(submission.envelope, len(submission.body))
+        if headers:
+            submission = dataclasses.replace(submission, headers=headers)
+        return await driver.submit(submission)
 
 
 async def close() -> None:
@@ -69,8 +101,11 @@ def prepare(
     *,
     max_payload_bytes: int,
     allow_unportable: bool,
+    stacklevel: int = 3,
 ) -> Submission:
     """Validate a call and encode it as a job, the way ``queue()`` does before any driver.
+
+    ``stacklevel`` points the portability warning at the caller's line (as ``warnings``).
 
     Raises:
         JobValidationError: naming the problem.
@@ -88,7 +123,7 @@ def prepare(
             message + " (it runs here only because the sync driver runs jobs in-process; "
             "QUEUE_STRICT=1 makes this an error)",
             JobPortabilityWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     function_kwargs, options = split_options(kwargs)
     spec.check_arguments(args, function_kwargs)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import QueueConfigurationError
 
@@ -26,6 +33,7 @@ __all__ = [
 
 DriverName = Literal["sync", "async_farm"]
 QueueType = Literal["quorum", "classic"]
+_NameList = Annotated[tuple[str, ...], NoDecode]
 
 
 class QueueSettings(BaseSettings):
@@ -120,6 +128,31 @@ class QueueSettings(BaseSettings):
         le=128 * 1024 * 1024,
         description="QUEUE_MAX_PAYLOAD_BYTES: largest encoded job accepted by `queue()`.",
     )
+    trace_link_after_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=365 * 86400,
+        description=(
+            "QUEUE_TRACE_LINK_AFTER_S: a job that starts more than this many seconds after "
+            "it was first enqueued begins a new trace, linked to the enqueue's, instead of "
+            "continuing it (for long delays; 0: always; unset: never)."
+        ),
+    )
+    baggage_keys: _NameList = Field(
+        default=(),
+        description=(
+            "QUEUE_BAGGAGE_KEYS: comma-separated context keys whose values `queue()` also "
+            "sends as OpenTelemetry baggage (to the job and the services it calls); no "
+            "context key is sent as baggage unless listed here."
+        ),
+    )
+
+    @field_validator("baggage_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> QueueSettings:

@@ -49,7 +49,9 @@ class AsyncFarmDriver:
         Raises:
             QueueUnavailableError: the broker did not take the job in time.
         """
-        await self.publisher().publish(submission.body, submission.envelope)
+        await self.publisher().publish(
+            submission.body, submission.envelope, extra_headers=submission.headers
+        )
         envelope = submission.envelope
         return Job(envelope.id, envelope.function, self.name)
 

@@ -20,11 +20,14 @@ class Submission:
         spec: the job function.
         envelope: the job.
         body: ``envelope`` encoded, exactly the bytes a worker would receive.
+        headers: trace context for the job's message headers (``traceparent``...), when
+            ``queue()`` traced the enqueue.
     """
 
     spec: FunctionSpec
     envelope: JobEnvelope
     body: bytes
+    headers: dict[str, str] | None = None
 
 
 class QueueDriver(Protocol):

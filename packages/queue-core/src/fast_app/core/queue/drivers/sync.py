@@ -9,11 +9,12 @@ import time
 import msgspec
 
 from fast_app.core.queue.drivers.base import Submission
-from fast_app.core.queue.envelope import decode_envelope
+from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.handle import Job, JobOutcome, JobStatus
 from fast_app.core.queue.retry import retry_delay_s
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.core.queue.telemetry import SYSTEM_IN_PROCESS, JobObservation, active, observe_job
 
 __all__ = ["SyncDriver"]
 
@@ -28,7 +29,8 @@ class SyncDriver:
     functions run on the caller's loop, plain functions in a thread. The soft timeout
     applies; the hard timeout needs a worker process to end and is ignored here. A delay
     is slept before the job starts, and retries run the job again after the same backoff
-    as on workers.
+    as on workers. With an OpenTelemetry SDK configured, each run is a ``process`` span,
+    child of ``queue()``'s ``publish`` span through the same headers a worker reads.
     """
 
     name = "sync"
@@ -38,18 +40,39 @@ class SyncDriver:
         self._reraise = settings.sync_raise
         self._retry_base_s = settings.retry_base_s
         self._retry_cap_s = settings.retry_cap_s
+        self._queue = settings.name
+        self._trace_link_after_s = settings.trace_link_after_s
 
     async def submit(self, submission: Submission) -> Job:
         """Run the job now (after its delay, with its retries); return its handle."""
         envelope = decode_envelope(submission.body)
         if envelope.not_before is not None:
             await asyncio.sleep(max(0.0, envelope.not_before - time.time()))
+        due_at = envelope.not_before or envelope.enqueued_at
         while True:
-            outcome = await run_job(submission.spec, envelope, inline=True)
-            if (
-                outcome.status is not JobStatus.FAILED
-                or envelope.attempt > envelope.options.retries
-            ):
+            observation: JobObservation | None = None
+            if active():  # an OpenTelemetry SDK is configured
+                observation = observe_job(
+                    queue=self._queue,
+                    system=SYSTEM_IN_PROCESS,
+                    envelope=envelope,
+                    message_id=envelope.id,
+                    headers=submission.headers,
+                    link_after_s=self._trace_link_after_s,
+                    due_at=due_at,
+                )
+            if observation is None:
+                outcome = await run_job(submission.spec, envelope, inline=True)
+            else:
+                outcome = await self._run_observed(submission, envelope, observation)
+            retry = (
+                outcome.status is JobStatus.FAILED and envelope.attempt <= envelope.options.retries
+            )
+            if observation is not None:
+                if retry:
+                    observation.retried()
+                observation.end()
+            if not retry:
                 break
             backoff = retry_delay_s(
                 envelope.attempt, base_s=self._retry_base_s, cap_s=self._retry_cap_s
@@ -64,9 +87,31 @@ class SyncDriver:
                 extra={"job_id": envelope.id, "job_function": envelope.function},
             )
             await asyncio.sleep(backoff)
+            due_at = time.time()
             envelope = msgspec.structs.replace(envelope, attempt=envelope.attempt + 1)
         self._report(envelope.id, envelope.function, outcome)
         return Job(envelope.id, envelope.function, self.name, outcome)
+
+    async def _run_observed(
+        self,
+        submission: Submission,
+        envelope: JobEnvelope,
+        observation: JobObservation,
+    ) -> JobOutcome:
+        observation.started()
+        try:
+            outcome = await run_job(
+                submission.spec,
+                envelope,
+                inline=True,
+                trace_context=observation.trace_context,
+            )
+        except BaseException:
+            observation.cancelled()
+            observation.end()
+            raise
+        observation.finished(outcome, envelope.options.soft_timeout_s)
+        return outcome
 
     def _report(self, job_id: str, function: str, outcome: JobOutcome) -> None:
         if outcome.status in (JobStatus.FAILED, JobStatus.INVALID):
