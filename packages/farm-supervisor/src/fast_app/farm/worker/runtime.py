@@ -20,16 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from fast_app.core.queue.amqp import Publisher, Topology, signature_matches
 from fast_app.core.queue.amqp import headers as h
-from fast_app.core.queue.envelope import JobEnvelope, decode_envelope, encode_envelope
+from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.errors import InvalidJobError
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.functions import describe_function
-from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
-from fast_app.core.queue.retry import retry_delay_s
+from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import (
     SYSTEM_RABBITMQ,
@@ -38,14 +35,13 @@ from fast_app.core.queue.telemetry import (
     active,
     flush,
     observe_job,
-    queue_metrics,
-    trace_headers,
 )
 from fast_app.farm.errors import JobImportError
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._allow_list import AllowList
 from fast_app.farm.worker._app import load_application, run_hooks
-from fast_app.farm.worker._dead_letters import DeadReason, dead_letter
+from fast_app.farm.worker._dead_letters import DeadReason
+from fast_app.farm.worker._settlement import Settlement
 from fast_app.farm.worker._state import InFlightJob, WorkerCounters, resident_memory_bytes
 from fast_app.farm.worker._supervision import SupervisorLink
 from fast_app.farm.worker._tombstones import Tombstones
@@ -96,6 +92,7 @@ class Worker:
         self._forced = False
         self._channel: AbstractChannel | None = None
         self._publisher: Publisher | None = None
+        self._settlement: Settlement  # set in run(), with the publisher
         # Jobs whose delivery the broker took back for outliving its consumer_timeout:
         # when one comes back here it is dead-lettered instead of timing out in a loop.
         self._outlived_consumer_timeout: set[str] = set()
@@ -204,6 +201,9 @@ class Worker:
             timeout_s=self.queue.connect_timeout_s,
             signing_key=self._signing_key,
             connection_name=f"fast-app worker {self.worker_id} (publisher)",
+        )
+        self._settlement = Settlement(
+            self._publisher, self.queue, self.topology, self.counters, self.worker_id
         )
         try:
             await self._consume_until_stopped()
@@ -387,7 +387,7 @@ class Worker:
             raise  # shutting down: the delivery stays unacknowledged and is redelivered
         except Exception as error:
             logger.exception("worker %s: error while handling a delivery", self.worker_id)
-            await self._dead_letter(
+            await self._settlement.dead_letter(
                 message, DeadReason.INVALID, _error("worker_error", error), attempts=None
             )
         finally:
@@ -412,7 +412,7 @@ class Worker:
         if envelope.not_before is not None:
             remaining = envelope.not_before - time.time()
             if remaining > _EARLY_TOLERANCE_S:
-                await self._delay_further(message, envelope, remaining)
+                await self._settlement.delay_further(message, envelope, remaining)
                 return
             if remaining > 0:
                 await asyncio.sleep(remaining)
@@ -449,7 +449,9 @@ class Worker:
             )
             if observation is not None:
                 observation.failed(FailureReason.HARD_TIMEOUT, killed_error.message)
-            await self._retry_or_bury(message, envelope, reason, killed_error, observation)
+            await self._settlement.retry_or_bury(
+                message, envelope, reason, killed_error, observation
+            )
             return False
         if envelope.id in self._outlived_consumer_timeout:
             self._outlived_consumer_timeout.discard(envelope.id)
@@ -460,7 +462,7 @@ class Worker:
             )
             if observation is not None:
                 observation.failed(FailureReason.CONSUMER_TIMEOUT, outlived.message)
-            await self._dead_letter(
+            await self._settlement.dead_letter(
                 message, DeadReason.CONSUMER_TIMEOUT, outlived, envelope.attempt, observation
             )
             return False
@@ -471,7 +473,9 @@ class Worker:
             not_allowed = _error(reason, error)
             if observation is not None:
                 observation.rejected(FailureReason.INVALID, not_allowed.message)
-            await self._dead_letter(message, reason, not_allowed, envelope.attempt, observation)
+            await self._settlement.dead_letter(
+                message, reason, not_allowed, envelope.attempt, observation
+            )
             return False
         return await self._run(message, envelope, describe_function(function), observation)
 
@@ -501,7 +505,7 @@ class Worker:
         if observation is not None:
             observation.rejected(FailureReason.INVALID, f"{reason}: {error.message}")
         try:
-            await self._dead_letter(message, reason, error, None, observation)
+            await self._settlement.dead_letter(message, reason, error, None, observation)
         finally:
             if observation is not None:
                 observation.end()
@@ -551,7 +555,7 @@ class Worker:
             elif job.hard_timer is not None:
                 job.hard_timer.cancel()
             if not job.ended_by_hard_timeout:  # else its handler settles the delivery
-                await self._settle(message, envelope, outcome, observation)
+                await self._settlement.settle(message, envelope, outcome, observation)
         except asyncio.CancelledError:
             self._just_cancelled.append((job.started_at, envelope.id, time.time()))
             raise
@@ -561,126 +565,6 @@ class Worker:
             if not (job.ended_by_hard_timeout or job.still_running):
                 self.in_flight.pop(key, None)
         return job.ended_by_hard_timeout
-
-    async def _settle(
-        self,
-        message: AbstractIncomingMessage,
-        envelope: JobEnvelope,
-        outcome: JobOutcome,
-        observation: JobObservation | None,
-    ) -> None:
-        if observation is not None:
-            observation.finished(outcome, envelope.options.soft_timeout_s)
-        status = outcome.status
-        if status is JobStatus.SUCCEEDED:
-            self.counters.succeeded += 1
-            await self._ack(message, envelope.id)
-            return
-        if status is JobStatus.INVALID:
-            self.counters.invalid += 1
-            await self._dead_letter(
-                message, DeadReason.INVALID, outcome.error, envelope.attempt, observation
-            )
-            return
-        if status is JobStatus.SOFT_TIMEOUT:
-            self.counters.soft_timeouts += 1
-        self.counters.failed += 1
-        reason = DeadReason.SOFT_TIMEOUT if status is JobStatus.SOFT_TIMEOUT else DeadReason.FAILED
-        await self._retry_or_bury(message, envelope, reason, outcome.error, observation)
-
-    async def _retry_or_bury(
-        self,
-        message: AbstractIncomingMessage,
-        envelope: JobEnvelope,
-        reason: str,
-        error: JobError | None,
-        observation: JobObservation | None,
-    ) -> None:
-        detail = f"{error.type}: {error.message}" if error else reason
-        if envelope.attempt > envelope.options.retries:
-            await self._dead_letter(message, reason, error, envelope.attempt, observation)
-            return
-        backoff = retry_delay_s(
-            envelope.attempt, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
-        )
-        retry = msgspec.structs.replace(
-            envelope, attempt=envelope.attempt + 1, not_before=time.time() + backoff
-        )
-        assert self._publisher is not None
-        # The retry's run continues this run's trace (or, untraced here, the producer's).
-        headers = observation.retry_headers() if observation is not None else None
-        await self._publisher.publish(
-            encode_envelope(retry),
-            retry,
-            extra_headers=headers or trace_headers(message.headers),
-        )
-        self.counters.retried += 1
-        if observation is not None:
-            observation.retried()
-        logger.warning(
-            "job %s (%s) attempt %d %s (%s); retry %d of %d in %.2fs",
-            envelope.id,
-            envelope.function,
-            envelope.attempt,
-            reason,
-            detail,
-            envelope.attempt,
-            envelope.options.retries,
-            backoff,
-        )
-        await self._ack(message, envelope.id)
-
-    async def _delay_further(
-        self, message: AbstractIncomingMessage, envelope: JobEnvelope, remaining: float
-    ) -> None:
-        # Came back from a delay level with time left: on to the next level. The body is
-        # unchanged (its signature stays valid).
-        assert self._publisher is not None
-        await self._publisher.publish(
-            message.body, envelope, extra_headers=trace_headers(message.headers)
-        )
-        await self._ack(message, envelope.id)
-        logger.debug("job %s not due for %.2fs: delayed further", envelope.id, remaining)
-
-    async def _dead_letter(
-        self,
-        message: AbstractIncomingMessage,
-        reason: str,
-        error: JobError | None,
-        attempts: int | None,
-        observation: JobObservation | None = None,
-    ) -> None:
-        job_id = message.message_id or "?"
-        assert self._publisher is not None
-        properties = dead_letter(
-            message, reason=reason, error=error, attempts=attempts, worker_id=self.worker_id
-        )
-        await self._publisher.publish_dead(message.body, properties, job_id)
-        self.counters.dead_lettered += 1
-        if observation is not None:
-            observation.dead_lettered(reason)
-        elif (metrics := queue_metrics()) is not None:
-            metrics.dead_lettered(self.topology.jobs, reason)
-        logger.error(
-            "job %s (%s) dead-lettered after %s attempts (%s): %s",
-            job_id,
-            message.type or "?",
-            "?" if attempts is None else attempts,
-            reason,
-            (error.traceback or f"{error.type}: {error.message}") if error else "",
-        )
-        await self._ack(message, job_id)
-
-    async def _ack(self, message: AbstractIncomingMessage, job_id: str) -> None:
-        try:
-            await message.ack()
-        except Exception as error:
-            logger.warning(
-                "worker %s could not acknowledge job %s (%s): the broker will deliver it again",
-                self.worker_id,
-                job_id,
-                type(error).__name__,
-            )
 
     # -- hard timeout ---------------------------------------------------------------
 
@@ -720,7 +604,7 @@ class Worker:
         error = JobError("hard_timeout", f"passed its hard timeout of {hard:g}s")
         try:
             async with asyncio.timeout(_HARD_TIMEOUT_SETTLE_S):
-                await self._retry_or_bury(
+                await self._settlement.retry_or_bury(
                     job.message, envelope, DeadReason.HARD_TIMEOUT, error, job.observation
                 )
                 # A round trip on the consuming channel: the broker has processed the ack

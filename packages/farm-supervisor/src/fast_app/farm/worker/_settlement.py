@@ -1,0 +1,177 @@
+"""Ending a delivery: acknowledge it, after publishing its retry or its dead letter.
+
+Every path publishes first (confirmed by the broker) and acknowledges last, so a crash
+in between repeats a job rather than losing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from fast_app.core.queue.amqp import Publisher, Topology
+from fast_app.core.queue.envelope import JobEnvelope, encode_envelope
+from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
+from fast_app.core.queue.retry import retry_delay_s
+from fast_app.core.queue.settings import QueueSettings
+from fast_app.core.queue.telemetry import JobObservation, queue_metrics, trace_headers
+from fast_app.farm.worker._dead_letters import DeadReason, dead_letter
+from fast_app.farm.worker._state import WorkerCounters
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage
+
+__all__ = ["Settlement"]
+
+logger = logging.getLogger("fast_app.farm.worker")
+
+
+class Settlement:
+    """Settles a worker's deliveries.
+
+    Args:
+        publisher: publishes retries, re-delays and dead letters (with confirms).
+        queue: retry backoff settings.
+        topology: the farm's queues.
+        counters: the worker's counters, updated here.
+        worker_id: named in dead letters and logs.
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        queue: QueueSettings,
+        topology: Topology,
+        counters: WorkerCounters,
+        worker_id: str,
+    ) -> None:
+        self._publisher = publisher
+        self.queue = queue
+        self.topology = topology
+        self.counters = counters
+        self.worker_id = worker_id
+
+    async def settle(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        outcome: JobOutcome,
+        observation: JobObservation | None,
+    ) -> None:
+        """Acknowledge a success; retry or dead-letter a failure, then acknowledge."""
+        if observation is not None:
+            observation.finished(outcome, envelope.options.soft_timeout_s)
+        status = outcome.status
+        if status is JobStatus.SUCCEEDED:
+            self.counters.succeeded += 1
+            await self.ack(message, envelope.id)
+            return
+        if status is JobStatus.INVALID:
+            self.counters.invalid += 1
+            await self.dead_letter(
+                message, DeadReason.INVALID, outcome.error, envelope.attempt, observation
+            )
+            return
+        if status is JobStatus.SOFT_TIMEOUT:
+            self.counters.soft_timeouts += 1
+        self.counters.failed += 1
+        reason = DeadReason.SOFT_TIMEOUT if status is JobStatus.SOFT_TIMEOUT else DeadReason.FAILED
+        await self.retry_or_bury(message, envelope, reason, outcome.error, observation)
+
+    async def retry_or_bury(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        reason: str,
+        error: JobError | None,
+        observation: JobObservation | None,
+    ) -> None:
+        """Publish a retry after backoff if retries remain, else a dead letter; then ack."""
+        detail = f"{error.type}: {error.message}" if error else reason
+        if envelope.attempt > envelope.options.retries:
+            await self.dead_letter(message, reason, error, envelope.attempt, observation)
+            return
+        backoff = retry_delay_s(
+            envelope.attempt, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
+        )
+        retry = msgspec.structs.replace(
+            envelope, attempt=envelope.attempt + 1, not_before=time.time() + backoff
+        )
+        # The retry's run continues this run's trace (or, untraced here, the producer's).
+        headers = observation.retry_headers() if observation is not None else None
+        await self._publisher.publish(
+            encode_envelope(retry),
+            retry,
+            extra_headers=headers or trace_headers(message.headers),
+        )
+        self.counters.retried += 1
+        if observation is not None:
+            observation.retried()
+        logger.warning(
+            "job %s (%s) attempt %d %s (%s); retry %d of %d in %.2fs",
+            envelope.id,
+            envelope.function,
+            envelope.attempt,
+            reason,
+            detail,
+            envelope.attempt,
+            envelope.options.retries,
+            backoff,
+        )
+        await self.ack(message, envelope.id)
+
+    async def delay_further(
+        self, message: AbstractIncomingMessage, envelope: JobEnvelope, remaining: float
+    ) -> None:
+        """Send a job that came back early on to its next delay level, then ack."""
+        # Came back from a delay level with time left: on to the next level. The body is
+        # unchanged (its signature stays valid).
+        await self._publisher.publish(
+            message.body, envelope, extra_headers=trace_headers(message.headers)
+        )
+        await self.ack(message, envelope.id)
+        logger.debug("job %s not due for %.2fs: delayed further", envelope.id, remaining)
+
+    async def dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        error: JobError | None,
+        attempts: int | None,
+        observation: JobObservation | None = None,
+    ) -> None:
+        """Store a copy of the delivery with why it failed in the dead-letter queue; ack."""
+        job_id = message.message_id or "?"
+        properties = dead_letter(
+            message, reason=reason, error=error, attempts=attempts, worker_id=self.worker_id
+        )
+        await self._publisher.publish_dead(message.body, properties, job_id)
+        self.counters.dead_lettered += 1
+        if observation is not None:
+            observation.dead_lettered(reason)
+        elif (metrics := queue_metrics()) is not None:
+            metrics.dead_lettered(self.topology.jobs, reason)
+        logger.error(
+            "job %s (%s) dead-lettered after %s attempts (%s): %s",
+            job_id,
+            message.type or "?",
+            "?" if attempts is None else attempts,
+            reason,
+            (error.traceback or f"{error.type}: {error.message}") if error else "",
+        )
+        await self.ack(message, job_id)
+
+    async def ack(self, message: AbstractIncomingMessage, job_id: str) -> None:
+        """Acknowledge; a failure only means the broker will deliver the job again."""
+        try:
+            await message.ack()
+        except Exception as error:
+            logger.warning(
+                "worker %s could not acknowledge job %s (%s): the broker will deliver it again",
+                self.worker_id,
+                job_id,
+                type(error).__name__,
+            )
