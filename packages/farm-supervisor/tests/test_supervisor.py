@@ -62,6 +62,7 @@ async def test_a_crash_loop_is_slowed_down_by_backoff(farm: Farm) -> None:
     )
 
     assert "exit code 4 (the application failed to import or start)" in supervisor.log()
+    assert "last error: could not start the application: ModuleNotFoundError" in supervisor.log()
     delays = [
         float(part.split("replacing it in ")[1].split("s")[0])
         for part in supervisor.log().splitlines()

@@ -182,6 +182,10 @@ class WorkerProcess:
         code = await self.process.wait()
         self.exit_code = code
         if self._reader_task is not None:
+            # Its last heartbeat (with its last error) may still be unread: the reader
+            # ends by itself at the end of the socket, which the exit has closed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reader_task), 1.0)
             self._reader_task.cancel()
         if self._writer is not None:
             self._writer.close()

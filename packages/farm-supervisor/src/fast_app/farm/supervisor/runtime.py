@@ -387,11 +387,13 @@ class Supervisor:
             self._crash_streak = self._crash_streak + 1 if uptime < _STABLE_UPTIME_S else 1
             delay = min(_MAX_RESPAWN_DELAY_S, 0.5 * 2 ** (self._crash_streak - 1))
             self._spawn_not_before = now + delay
+            last_error = worker.heartbeat.get("last_error")
             logger.error(
-                "worker %s died unexpectedly after %.1fs: %s; replacing it in %.1fs",
+                "worker %s died unexpectedly after %.1fs: %s%s; replacing it in %.1fs",
                 worker.worker_id,
                 uptime,
                 how,
+                f"; last error: {last_error}" if last_error else "",
                 delay,
                 extra={"worker_id": worker.worker_id},
             )

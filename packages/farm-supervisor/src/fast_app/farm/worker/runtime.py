@@ -108,6 +108,8 @@ class Worker:
         self._paused = False
         self._link: SupervisorLink | None = None
         self._started_at = time.time()
+        #: The latest error this worker logged, for its supervisor's report of its death.
+        self.last_error: str | None = None
 
     # -- state -----------------------------------------------------------------------
 
@@ -135,6 +137,7 @@ class Worker:
             "in_flight": [job.describe() for job in self.in_flight.values()],
             "counters": self.counters.as_dict(),
             "rss_bytes": resident_memory_bytes(),
+            "last_error": self.last_error,
         }
 
     def _handle_command(self, command: dict[str, Any]) -> None:
@@ -178,12 +181,6 @@ class Worker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        try:
-            load_application(self.farm.imports)
-            await run_hooks(self.farm.startup)
-        except Exception:
-            logger.exception("worker %s could not start the application", self.worker_id)
-            return EXIT_STARTUP_FAILED
         self._resume_requested = asyncio.Event()
         if self.farm.supervisor_fd is not None:
             self._link = SupervisorLink(
@@ -194,6 +191,15 @@ class Worker:
                 on_supervisor_gone=self.request_stop,
             )
             await self._link.start()
+        try:
+            load_application(self.farm.imports)
+            await run_hooks(self.farm.startup)
+        except Exception as error:
+            logger.exception("worker %s could not start the application", self.worker_id)
+            self.last_error = f"could not start the application: {type(error).__name__}: {error}"
+            if self._link is not None:
+                await self._link.close()  # its last heartbeat carries the error
+            return EXIT_STARTUP_FAILED
         self._publisher = Publisher(
             self.queue.rabbitmq_url.get_secret_value(),
             redacted_url=self.queue.redacted_rabbitmq_url,
