@@ -29,8 +29,8 @@ async def wait_until(
 
 
 @dataclass
-class WorkerProcess:
-    """A ``fast-app worker`` subprocess started by a test."""
+class _ChildProcess:
+    """A ``fast-app`` subprocess started by a test, its output in a log file."""
 
     process: subprocess.Popen[bytes]
     log_path: Path
@@ -51,10 +51,15 @@ class WorkerProcess:
         while (code := self.process.poll()) is None:
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"worker {self.pid} still running after {timeout}s:\n{self.log()}"
+                    f"{self.pid} still running after {timeout}s:\n{self.log()[-4000:]}"
                 )
             await asyncio.sleep(0.02)
         return code
+
+
+@dataclass
+class WorkerProcess(_ChildProcess):
+    """A ``fast-app worker`` subprocess started by a test."""
 
     async def wait_consuming(self, timeout: float = 20) -> None:
         await wait_until(
@@ -162,18 +167,8 @@ __all__ = [
 
 
 @dataclass
-class SupervisorProcess:
+class SupervisorProcess(_ChildProcess):
     """A ``fast-app work`` subprocess started by a test."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def worker_pids(self) -> dict[str, int]:
         """Workers it started, by id, from its log (dead ones included)."""
@@ -184,20 +179,6 @@ class SupervisorProcess:
 
     def live_worker_pids(self) -> dict[str, int]:
         return {w: pid for w, pid in self.worker_pids().items() if pid_alive(pid)}
-
-    def send(self, signum: int) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-
-    async def wait_exit(self, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while (code := self.process.poll()) is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"supervisor still running after {timeout}s:\n{self.log()[-4000:]}"
-                )
-            await asyncio.sleep(0.05)
-        return code
 
 
 def pid_alive(pid: int) -> bool:

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from fast_app.core.queue.errors import QueueConfigurationError
-from fast_app.core.queue.settings import configure, get_settings
+from fast_app.core.queue.settings import QueueSettings, configure, get_settings
 from fast_app.farm._logging import configure_logging
 from fast_app.farm.dead_letters import add_dlq_parser, run_dlq
 from fast_app.farm.errors import FarmConfigurationError
-from fast_app.farm.settings import load_farm_settings
+from fast_app.farm.settings import FarmSettings, load_farm_settings
 
 __all__ = ["main"]
 
@@ -46,6 +46,28 @@ def _worker_parser(commands: Any) -> None:
     )
 
 
+def _load_settings(
+    command: str, queue_name: str | None, overrides: dict[str, Any]
+) -> tuple[FarmSettings, QueueSettings] | None:
+    """Farm and queue settings from the environment and flags; ``None`` after saying why."""
+    try:
+        farm = load_farm_settings(**overrides)
+        queue = configure(name=queue_name) if queue_name else get_settings()
+    except (FarmConfigurationError, QueueConfigurationError) as error:
+        print(f"fast-app {command}: {error}", file=sys.stderr)
+        return None
+    return farm, queue
+
+
+def _broker_unreachable(command: str, queue: QueueSettings, error: BaseException) -> int:
+    print(
+        f"fast-app {command}: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
+        f"{type(error).__name__}",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
 def _run_worker(options: argparse.Namespace) -> int:
     from fast_app.farm.worker import Worker
 
@@ -61,12 +83,10 @@ def _run_worker(options: argparse.Namespace) -> int:
         )
         if getattr(options, name) is not None
     }
-    try:
-        farm = load_farm_settings(**farm_overrides)
-        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
-    except (FarmConfigurationError, QueueConfigurationError) as error:
-        print(f"fast-app worker: {error}", file=sys.stderr)
+    loaded = _load_settings("worker", options.queue_name, farm_overrides)
+    if loaded is None:
         return EXIT_USAGE
+    farm, queue = loaded
     configure_logging(options.log_level, json_lines=farm.json_logs)
     if not _set_up_telemetry("worker", farm.otel_sdk):
         return EXIT_USAGE
@@ -144,24 +164,17 @@ def _run_supervisor(options: argparse.Namespace) -> int:
     }
     if options.json_logs:
         overrides["json_logs"] = True
-    try:
-        farm = load_farm_settings(**overrides)
-        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
-    except (FarmConfigurationError, QueueConfigurationError) as error:
-        print(f"fast-app work: {error}", file=sys.stderr)
+    loaded = _load_settings("work", options.queue_name, overrides)
+    if loaded is None:
         return EXIT_USAGE
+    farm, queue = loaded
     configure_logging(options.log_level, json_lines=farm.json_logs)
     if not _set_up_telemetry("work", farm.otel_sdk):
         return EXIT_USAGE
     try:
         return asyncio.run(Supervisor(farm, queue).run())
     except (OSError, TimeoutError, ConnectionError) as error:
-        print(
-            f"fast-app work: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
-            f"{type(error).__name__}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return _broker_unreachable("work", queue, error)
 
 
 def _run_status(options: argparse.Namespace) -> int:
@@ -177,12 +190,7 @@ def _run_status(options: argparse.Namespace) -> int:
     try:
         snapshots = asyncio.run(collect_snapshots(queue, wait_s=options.wait))
     except (OSError, TimeoutError, ConnectionError) as error:
-        print(
-            f"fast-app status: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
-            f"{type(error).__name__}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return _broker_unreachable("status", queue, error)
     if options.json:
         print(json.dumps(snapshots, indent=2, default=str))
     else:
