@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from fast_app.core.context import context
+from fast_app.core.queue import current_job
 
 calls: list[dict[str, Any]] = []
 
@@ -203,3 +204,14 @@ async def make_span(name: str) -> None:
 def make_span_in_thread(name: str) -> None:
     with SPAN_PROVIDER.get_tracer("job").start_as_current_span(name) as span:
         calls.append({"span": span.get_span_context(), "thread": threading.get_ident()})
+
+
+async def report_current_job(reason: str) -> None:
+    calls.append({"reason": reason, "job": current_job()})
+    raise_until = FLAKY_FAILURES.get(reason, 0)
+    if len(calls) <= raise_until:
+        raise RuntimeError(f"{reason} failed")
+
+
+def report_current_job_in_thread() -> None:
+    calls.append({"job": current_job()})

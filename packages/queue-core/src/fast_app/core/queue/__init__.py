@@ -24,6 +24,7 @@ from .errors import (
 )
 from .functions import FunctionSpec, describe_function
 from .handle import Job, JobError, JobOutcome, JobStatus
+from .running import RunningJob, current_job
 from .settings import QueueSettings, configure, get_settings, override_settings, reset_settings
 
 __all__ = [
@@ -45,9 +46,11 @@ __all__ = [
     "QueueError",
     "QueueSettings",
     "QueueUnavailableError",
+    "RunningJob",
     "UnencodableArgumentError",
     "close",
     "configure",
+    "current_job",
     "decode_envelope",
     "describe_function",
     "encode_envelope",

@@ -26,6 +26,7 @@ from .envelope import JobEnvelope
 from .errors import InvalidJobError, JobSoftTimeoutError
 from .functions import FunctionSpec
 from .handle import JobError, JobOutcome, JobStatus
+from .running import running_envelope
 
 __all__ = ["describe_exception", "run_job"]
 
@@ -79,6 +80,7 @@ async def run_job(
         )
     job_context = contextvars.Context()
     job_context.run(context.install, envelope.context)
+    job_context.run(running_envelope.set, envelope)
     if trace_context is not None:
         # Never detached: the job's whole contextvars.Context is dropped when it ends.
         job_context.run(otel_context.attach, trace_context)

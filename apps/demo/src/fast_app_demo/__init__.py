@@ -1,0 +1,3 @@
+"""FastApp's demo web app."""
+
+__all__: list[str] = []
