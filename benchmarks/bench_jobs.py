@@ -37,8 +37,11 @@ async def timed(sent_at: float) -> None:
     await noop()
 
 
-def tracing_providers() -> tuple[Any, Any]:
+def tracing_providers(sample_ratio: float = 1.0) -> tuple[Any, Any]:
     """SDK tracer and meter providers that do all their work but export nowhere.
+
+    ``sample_ratio`` below 1 samples traces as production setups at high rates do
+    (``parentbased_traceidratio``): unsampled spans are not recorded, metrics stay exact.
 
     Spans go through a batch processor and metrics through a periodic reader, as in
     production, to exporters that drop them: the cost measured is the instrumentation's
@@ -74,7 +77,9 @@ def tracing_providers() -> tuple[Any, Any]:
         def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
             pass
 
-    tracer_provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    tracer_provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
     tracer_provider.add_span_processor(
         BatchSpanProcessor(DroppingSpanExporter(), max_queue_size=1 << 16)
     )
@@ -83,10 +88,15 @@ def tracing_providers() -> tuple[Any, Any]:
 
 
 def configure_tracing() -> None:
-    """Startup hook (FARM_STARTUP=bench_jobs:configure_tracing): the SDK on, in a worker."""
+    """Startup hook (FARM_STARTUP=bench_jobs:configure_tracing): the SDK on, in a worker.
+
+    ``BENCH_SAMPLE_RATIO`` sets the trace sampling ratio (default 1: every trace).
+    """
     from opentelemetry import metrics, trace
 
-    tracer_provider, meter_provider = tracing_providers()
+    tracer_provider, meter_provider = tracing_providers(
+        float(os.environ.get("BENCH_SAMPLE_RATIO", "1"))
+    )
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
 

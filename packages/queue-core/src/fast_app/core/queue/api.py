@@ -80,7 +80,7 @@ async def _observed_queue(
             allow_unportable=in_process and not settings.strict,
             stacklevel=4,
         )
-        headers = observation.published(submission.envelope, len(submission.body))
+        headers = observation.published(submission.envelope)
         if headers:
             submission = dataclasses.replace(submission, headers=headers)
         return await driver.submit(submission)

@@ -35,10 +35,10 @@ from .tracing import (
     MESSAGING_MESSAGE_ID,
     SOFT_TIMEOUT_EVENT,
     WORKER_ID,
-    describe_published,
     mark_failed,
     start_process_span,
     start_publish_span,
+    start_refused_publish_span,
 )
 
 __all__ = ["EnqueueObservation", "JobObservation", "observe_enqueue", "observe_job"]
@@ -54,8 +54,9 @@ def observe_enqueue(
 class EnqueueObservation:
     """One ``queue()`` call: a ``publish <queue>`` span around it, and its metrics.
 
-    Use it as a context manager around validating and submitting the job; the span is
-    the current one inside, and records the exception if the block raises.
+    Use it as a context manager around validating and submitting the job, and call
+    ``published`` once the job is encoded: from then on the span is the current one; it
+    starts back-dated to the ``with``, and records the exception if the block raises.
     """
 
     __slots__ = (
@@ -65,6 +66,7 @@ class EnqueueObservation:
         "_queue",
         "_span",
         "_started",
+        "_started_ns",
         "_system",
         "_token",
         "_tracer",
@@ -87,26 +89,30 @@ class EnqueueObservation:
         self._token: Token[Context] | None = None
         self._function: str | None = None
         self._started = 0.0
+        self._started_ns = 0
 
     def __enter__(self) -> EnqueueObservation:
         self._started = time.perf_counter()
-        if self._tracer is not None:
-            self._span = start_publish_span(self._tracer, self._queue, self._system)
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        self._started_ns = time.time_ns()
         return self
 
-    def published(self, envelope: JobEnvelope, body_size: int) -> dict[str, str] | None:
-        """Note the encoded job; return the headers that carry the span's context to it.
+    def published(self, envelope: JobEnvelope) -> dict[str, str] | None:
+        """Note the encoded job: start its span; return the headers that carry it to the job.
 
         Context keys listed in ``QUEUE_BAGGAGE_KEYS`` travel as baggage too (the
         caller's own baggage always does, as with any instrumented call).
         """
         self._function = envelope.function
-        span = self._span
-        if span is None:
+        if self._tracer is None:
             return None
-        describe_published(span, envelope, body_size)
-        current = otel_context.get_current()
+        span = start_publish_span(
+            self._tracer, self._queue, self._system, envelope, self._started_ns
+        )
+        self._span = span
+        current = trace.set_span_in_context(span)
+        # Current while the driver submits the job: the sync driver's run, or spans of an
+        # instrumented AMQP client, are its children.
+        self._token = otel_context.attach(current)
         if self._baggage_keys:
             current = with_context_baggage(current, envelope.context, self._baggage_keys)
         return inject_headers(current)
@@ -118,6 +124,10 @@ class EnqueueObservation:
         traceback: TracebackType | None,
     ) -> None:
         span = self._span
+        if span is None and error is not None and self._tracer is not None:
+            span = start_refused_publish_span(
+                self._tracer, self._queue, self._system, self._started_ns
+            )
         if span is not None:
             if error is not None:
                 error_type = f"{type(error).__module__}.{type(error).__qualname__}"

@@ -31,10 +31,10 @@ __all__ = [
     "SYSTEM_IN_PROCESS",
     "SYSTEM_RABBITMQ",
     "WORKER_ID",
-    "describe_published",
     "mark_failed",
     "start_process_span",
     "start_publish_span",
+    "start_refused_publish_span",
 ]
 
 MESSAGING_SYSTEM = "messaging.system"
@@ -42,7 +42,6 @@ MESSAGING_OPERATION_NAME = "messaging.operation.name"
 MESSAGING_OPERATION_TYPE = "messaging.operation.type"
 MESSAGING_DESTINATION = "messaging.destination.name"
 MESSAGING_MESSAGE_ID = "messaging.message.id"
-MESSAGING_BODY_SIZE = "messaging.message.body.size"
 JOB_FUNCTION = "fast_app.job.function"
 JOB_ATTEMPT = "fast_app.job.attempt"
 JOB_DELAY = "fast_app.job.delay_s"
@@ -58,8 +57,36 @@ SYSTEM_RABBITMQ = "rabbitmq"
 SYSTEM_IN_PROCESS = "fast_app.sync"
 
 
-def start_publish_span(tracer: trace.Tracer, queue: str, system: str) -> Span:
-    """Start the PRODUCER span of a ``queue()`` call, child of the current span."""
+def start_publish_span(
+    tracer: trace.Tracer, queue: str, system: str, envelope: JobEnvelope, start_time_ns: int
+) -> Span:
+    """Start the PRODUCER span of a ``queue()`` call, child of the current span.
+
+    It starts once the job is encoded, with every attribute at once (the SDK validates
+    attributes on each call, so one call is cheaper than two), and is back-dated to when
+    ``queue()`` was called.
+    """
+    attributes: dict[str, AttributeValue] = {
+        MESSAGING_SYSTEM: system,
+        MESSAGING_DESTINATION: queue,
+        MESSAGING_OPERATION_NAME: "publish",
+        MESSAGING_OPERATION_TYPE: "send",
+        MESSAGING_MESSAGE_ID: envelope.id,
+        JOB_FUNCTION: envelope.function,
+    }
+    if envelope.attempt > 1:
+        attributes[JOB_ATTEMPT] = envelope.attempt
+    if envelope.options.delay_s is not None:
+        attributes[JOB_DELAY] = envelope.options.delay_s
+    return tracer.start_span(
+        f"publish {queue}", kind=SpanKind.PRODUCER, attributes=attributes, start_time=start_time_ns
+    )
+
+
+def start_refused_publish_span(
+    tracer: trace.Tracer, queue: str, system: str, start_time_ns: int
+) -> Span:
+    """Start the PRODUCER span of a ``queue()`` call that failed before it had a job."""
     return tracer.start_span(
         f"publish {queue}",
         kind=SpanKind.PRODUCER,
@@ -69,23 +96,8 @@ def start_publish_span(tracer: trace.Tracer, queue: str, system: str) -> Span:
             MESSAGING_OPERATION_NAME: "publish",
             MESSAGING_OPERATION_TYPE: "send",
         },
+        start_time=start_time_ns,
     )
-
-
-def describe_published(span: Span, envelope: JobEnvelope, body_size: int) -> None:
-    """Add what is known once the job is encoded: its id, function, size, delay."""
-    if not span.is_recording():
-        return
-    attributes: dict[str, AttributeValue] = {
-        MESSAGING_MESSAGE_ID: envelope.id,
-        JOB_FUNCTION: envelope.function,
-        MESSAGING_BODY_SIZE: body_size,
-    }
-    if envelope.attempt > 1:
-        attributes[JOB_ATTEMPT] = envelope.attempt
-    if envelope.options.delay_s is not None:
-        attributes[JOB_DELAY] = envelope.options.delay_s
-    span.set_attributes(attributes)
 
 
 def start_process_span(
