@@ -13,7 +13,7 @@ import farm_jobs
 import pytest
 from farm_testkit import Farm, wait_until
 
-from fast_app.core.queue import QueueUnavailableError, configure, queue
+from fast_app.core.queue import QueueConfigurationError, QueueUnavailableError, configure, queue
 from fast_app.core.queue import close as close_queue
 from fast_app.core.queue.amqp import headers as h
 from fast_app.farm.testing import RabbitMQNode, rabbitmq_node
@@ -208,3 +208,27 @@ async def test_a_job_the_broker_refuses_raises_instead_of_vanishing(
 
     with pytest.raises(QueueUnavailableError, match=r"Nack|Reject"):
         await queue(farm_jobs.record, "unused", "refused")
+
+
+async def test_a_queue_declared_with_another_delivery_limit_names_the_setting(
+    rabbitmq_url: str, farm_queue_name: str
+) -> None:
+    # Given the jobs queue, declared with a delivery limit of 20.
+    configure(driver="async_farm", rabbitmq_url=rabbitmq_url, name=farm_queue_name)
+    await queue(farm_jobs.record, "/dev/null", "first")
+    await close_queue()
+
+    # When a publisher configured with another limit connects.
+    configure(
+        driver="async_farm", rabbitmq_url=rabbitmq_url, name=farm_queue_name, delivery_limit=5
+    )
+    try:
+        with pytest.raises(QueueConfigurationError) as raised:
+            await queue(farm_jobs.record, "/dev/null", "second")
+    finally:
+        await close_queue()
+
+    # Then the error says which setting and what to do.
+    message = str(raised.value)
+    assert "x-delivery-limit differs from what QUEUE_DELIVERY_LIMIT asks for" in message
+    assert "use another QUEUE_NAME" in message

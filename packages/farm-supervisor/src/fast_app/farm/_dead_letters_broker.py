@@ -150,14 +150,19 @@ def read_dead_letter(message: AbstractIncomingMessage) -> tuple[DeadLetter, JobE
     except InvalidJobError:
         envelope = None
     # The broker dead-letters on its own too (a quorum queue's delivery limit, a reject):
-    # then only its x-death headers say why and when.
+    # then only its x-death headers say why and when. The latest death comes first;
+    # x-first-death-reason would name the oldest one, for a retried job the "expired" of
+    # its passage through a delay queue.
     deaths = headers.get("x-death")
-    first_death = deaths[0] if isinstance(deaths, list) and deaths else None
-    died_at = first_death.get("time") if isinstance(first_death, Mapping) else None
+    latest = deaths[0] if isinstance(deaths, list) and deaths else None
+    died_at = latest.get("time") if isinstance(latest, Mapping) else None
+    broker_reason = latest.get("reason") if isinstance(latest, Mapping) else None
     letter = DeadLetter(
         job_id=envelope.id if envelope else message.message_id,
         function=envelope.function if envelope else message.type,
-        reason=_text(headers.get(h.DEAD_REASON)) or _text(headers.get("x-first-death-reason")),
+        reason=_text(headers.get(h.DEAD_REASON))
+        or _text(broker_reason)
+        or _text(headers.get("x-first-death-reason")),
         error_type=_text(headers.get(h.DEAD_ERROR_TYPE)),
         error=_text(headers.get(h.DEAD_ERROR)),
         traceback=_text(headers.get(h.DEAD_TRACEBACK)),

@@ -2,13 +2,19 @@
 
 from fast_app.core.queue.amqp.headers import job_properties, sign, signature_matches
 from fast_app.core.queue.amqp.publisher import Publisher
-from fast_app.core.queue.amqp.topology import DELAY_LEVELS_MS, Topology, delay_level_ms
+from fast_app.core.queue.amqp.topology import (
+    DELAY_LEVELS_MS,
+    Topology,
+    delay_level_ms,
+    explain_mismatch,
+)
 
 __all__ = [
     "DELAY_LEVELS_MS",
     "Publisher",
     "Topology",
     "delay_level_ms",
+    "explain_mismatch",
     "job_properties",
     "sign",
     "signature_matches",

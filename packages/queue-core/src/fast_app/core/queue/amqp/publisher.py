@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp.headers import job_properties
-from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
+from fast_app.core.queue.amqp.topology import Topology, delay_level_ms, explain_mismatch
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
 
@@ -202,11 +202,7 @@ class Publisher:
             try:
                 await self.topology.declare(channel)
             except ChannelPreconditionFailed as error:
-                raise QueueConfigurationError(
-                    f"queue {self.topology.jobs!r} already exists with other arguments than "
-                    f"QUEUE_TYPE={self.topology.queue_type} asks for ({error}); use another "
-                    "QUEUE_NAME or delete the old queue"
-                ) from None
+                raise QueueConfigurationError(explain_mismatch(self.topology, str(error))) from None
         except BaseException:
             await connection.close()
             raise

@@ -22,6 +22,7 @@ For a jobs queue named ``async_farm.jobs``:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from fast_app.core.queue.settings import QueueSettings, QueueType
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel
 
-__all__ = ["DELAY_LEVELS_MS", "Topology", "delay_level_ms"]
+__all__ = ["DELAY_LEVELS_MS", "Topology", "delay_level_ms", "explain_mismatch"]
 
 DELAY_LEVELS_MS: tuple[int, ...] = tuple(100 * 2**k for k in range(21))  # 0.1 s … 29 h
 
@@ -155,3 +156,34 @@ class Topology:
             durable=True,
             arguments=self.delay_arguments(level_ms),  # type: ignore[arg-type]
         )
+
+
+# The settings behind the queue arguments we declare; others come from elsewhere.
+_ARGUMENT_SETTINGS = {
+    "x-queue-type": "QUEUE_TYPE",
+    "x-delivery-limit": "QUEUE_DELIVERY_LIMIT",
+}
+_INEQUIVALENT_ARGUMENT = re.compile(r"inequivalent arg '([^']+)'")
+
+
+def explain_mismatch(topology: Topology, broker_message: str) -> str:
+    """A clear message for a queue that exists with other arguments than we declare.
+
+    ``broker_message`` is the broker's ``PRECONDITION_FAILED`` text, e.g. ``inequivalent
+    arg 'x-delivery-limit' for queue 'jobs' in vhost '/': received '5' but current is
+    '20'``: the message names the setting behind that argument when there is one.
+    """
+    found = _INEQUIVALENT_ARGUMENT.search(broker_message)
+    argument = found.group(1) if found else None
+    setting = _ARGUMENT_SETTINGS.get(argument or "")
+    if setting is not None:
+        cause = f"its {argument} differs from what {setting} asks for"
+    elif argument is not None:
+        cause = f"its {argument} differs from what this version of fast-app declares"
+    else:
+        cause = "its arguments differ from what fast-app declares"
+    return (
+        f"queue {topology.jobs!r} (or one of its companion queues) already exists and "
+        f"{cause} (broker: {broker_message}); queue arguments cannot change after the "
+        "first declare: use another QUEUE_NAME, or delete the old queues once drained"
+    )

@@ -215,11 +215,12 @@ class JobObservation:
         self._run_started: float | None = None
         self._span: Span | None = None
         self._traceparent: str | None = None
+        self._producer: Context | None = None
         self._ended = False
         self.trace_context: Context | None = None
         if span_tracer is None:
             return
-        producer = extract_headers(headers)
+        producer = self._producer = extract_headers(headers)
         attributes: dict[str, AttributeValue] = {}
         if message_id:
             attributes[MESSAGING_MESSAGE_ID] = message_id
@@ -258,6 +259,18 @@ class JobObservation:
         if self._traceparent is None and self._span is not None:
             self._traceparent = traceparent_of(self._span)
         return self._traceparent
+
+    @property
+    def producer_traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of the span that enqueued the job, if it carried one.
+
+        A supervisor that kills the worker at the job's hard timeout records the kill as
+        that span's child (linked to this run's span, which dies with the worker), so the
+        trace stays whole.
+        """
+        if self._producer is None:
+            return None
+        return traceparent_of(trace.get_current_span(self._producer))
 
     def started(self) -> None:
         """The job's code starts now."""
