@@ -95,3 +95,12 @@ async def test_without_retries_a_failure_is_final() -> None:
 
     assert len(jobs.calls) == 1
     assert job.outcome is not None and job.outcome.status is JobStatus.FAILED
+
+
+async def test_sync_driver_retries_a_soft_timeout_like_workers_do() -> None:
+    configure(retry_base_s=0.001, retry_cap_s=0.001)
+
+    job = await queue(jobs.sleep_then_record, 5, __soft_timeout_s=0.05, __retries=1)
+
+    assert jobs.calls == [{"cancelled": True}, {"cancelled": True}]
+    assert job.outcome is not None and job.outcome.status is JobStatus.SOFT_TIMEOUT

@@ -65,8 +65,10 @@ class SyncDriver:
                 outcome = await run_job(submission.spec, envelope, inline=True)
             else:
                 outcome = await self._run_observed(submission, envelope, observation)
+            # As on workers: a job that raised or passed its soft timeout is retried.
             retry = (
-                outcome.status is JobStatus.FAILED and envelope.attempt <= envelope.options.retries
+                outcome.status in (JobStatus.FAILED, JobStatus.SOFT_TIMEOUT)
+                and envelope.attempt <= envelope.options.retries
             )
             if observation is not None:
                 if retry:
