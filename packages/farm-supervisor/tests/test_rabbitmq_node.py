@@ -1,6 +1,12 @@
-"""The private RabbitMQ node helper: a clear error when the server is missing."""
+"""The private RabbitMQ node helper: a clear error when the server is missing, no leak."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,3 +21,46 @@ def test_a_missing_rabbitmq_server_says_how_to_install_it(monkeypatch: pytest.Mo
         RabbitMQNotInstalledError, match=r"apt-get install -y rabbitmq-server.*RABBITMQ_URL"
     ):
         RabbitMQNode()
+
+
+OWNER = """
+import sys, time
+from fast_app.farm.testing import RabbitMQNode
+node = RabbitMQNode()
+node.start_broker(60)
+print(node.base_dir, node._server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_node_whose_owner_is_sigkilled_does_not_outlive_it() -> None:
+    # Given a node started by a process that then dies without a chance to clean up.
+    with subprocess.Popen(
+        [sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True
+    ) as owner:
+        try:
+            assert owner.stdout is not None
+            base_dir, server_pid = owner.stdout.readline().split()
+            group = int(server_pid)
+            assert _group_alive(group)
+
+            owner.kill()
+            owner.wait(10)
+
+            # Then its guard ends the broker's processes and deletes its files.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and (_group_alive(group) or Path(base_dir).exists()):
+                time.sleep(0.1)
+            assert not _group_alive(group), "the broker outlived its owner"
+            assert not Path(base_dir).exists()
+        finally:
+            owner.kill()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -33,6 +33,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
+from fast_app.farm.testing._node_guard import NodeGuard
+
 # Debian's /usr/sbin/rabbitmq-server is a wrapper that su's to the "rabbitmq"
 # user and cd's to /var/lib/rabbitmq, so the real script (the one living next
 # to rabbitmq-env) is used instead.
@@ -163,6 +165,7 @@ class RabbitMQNode:
         self._epmd: subprocess.Popen[bytes] | None = None
         self._closed = False
         atexit.register(self.close)  # a forgotten close() must not leak an Erlang VM
+        self._guard = NodeGuard(self.base_dir)  # nor a SIGKILLed owner
         try:
             self._write_files(consumer_timeout_ms, extra_config or {})
         except BaseException:
@@ -249,7 +252,7 @@ class RabbitMQNode:
 
     def _popen(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         with (self.base_dir / log_name).open("ab") as log:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 args,
                 cwd=self.base_dir,
                 env=self._env(),
@@ -258,6 +261,8 @@ class RabbitMQNode:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group, so killpg() reaches beam.smp
             )
+        self._guard.watch(process.pid)
+        return process
 
     def _start_epmd(self, deadline: float) -> None:
         # Erlang would otherwise spawn "epmd -daemon", which detaches to init
@@ -318,6 +323,7 @@ class RabbitMQNode:
             # beam spawned in their own sessions exit once its pipes close.
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
+            self._guard.forget(proc.pid)
 
     def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run ``rabbitmqctl`` against this node, e.g. ``rabbitmqctl("list_queues")``.
@@ -352,6 +358,7 @@ class RabbitMQNode:
                 self._epmd.kill()
                 self._epmd.wait()
             shutil.rmtree(self.base_dir, ignore_errors=True)
+            self._guard.release()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self.is_running else "stopped"
