@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from fast_app.core.queue.settings import describe_invalid_settings
 from fast_app.farm.errors import FarmConfigurationError
 
 __all__ = ["FarmSettings", "load_farm_settings"]
@@ -202,11 +203,5 @@ def load_farm_settings(**overrides: Any) -> FarmSettings:
     try:
         return FarmSettings(**overrides)
     except ValidationError as error:
-        problems = []
-        for detail in error.errors():
-            if not detail["loc"]:  # a rule across fields; its message names them
-                problems.append(str(detail["msg"]).removeprefix("Value error, "))
-                continue
-            name = str(detail["loc"][0])
-            problems.append(f"FARM_{name.upper()}={detail.get('input')!r}: {detail['msg']}")
-        raise FarmConfigurationError("invalid farm settings: " + "; ".join(problems)) from None
+        described = describe_invalid_settings(error, lambda name: f"FARM_{name.upper()}")
+        raise FarmConfigurationError(f"invalid farm settings: {described}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +25,7 @@ __all__ = [
     "QueueType",
     "QueueSettings",
     "configure",
+    "describe_invalid_settings",
     "get_settings",
     "override_settings",
     "redact_url",
@@ -176,26 +177,47 @@ _ENV_NAMES = {
 }
 _ALIASES = {env_name: field_name for field_name, env_name in _ENV_NAMES.items()}
 _SECRETS = frozenset({"rabbitmq_url", "signing_key"})
+_HIDDEN = _SECRETS | {_ENV_NAMES[name] for name in _SECRETS}  # field names and aliases
 
 
 def _env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, f"QUEUE_{field_name.upper()}")
 
 
+def describe_invalid_settings(
+    error: ValidationError,
+    env_name: Callable[[str], str],
+    hidden: Collection[str] = (),
+) -> str:
+    """What is wrong with some settings, one ``VARIABLE=value: problem`` per field.
+
+    Shared by every settings class of the fast-app packages, so that all of them name
+    the environment variable to fix, the same way.
+
+    Args:
+        error: pydantic's error for the settings class.
+        env_name: the environment variable of a field name.
+        hidden: fields whose values are secrets: shown as ``<hidden>``.
+    """
+    problems = []
+    for detail in error.errors():
+        if not detail["loc"]:  # a rule across fields; its message names them
+            problems.append(str(detail["msg"]).removeprefix("Value error, "))
+            continue
+        field_name = str(detail["loc"][0])
+        shown = "<hidden>" if field_name in hidden else repr(detail.get("input"))
+        problems.append(f"{env_name(field_name)}={shown}: {detail['msg']}")
+    return "; ".join(problems)
+
+
 def _load(overrides: dict[str, Any]) -> QueueSettings:
     try:
         return QueueSettings(**overrides)
     except ValidationError as error:
-        problems = []
-        for detail in error.errors():
-            if not detail["loc"]:  # a rule across fields; its message names them
-                problems.append(str(detail["msg"]).removeprefix("Value error, "))
-                continue
-            field_name = str(detail["loc"][0])
-            field_name = _ALIASES.get(field_name, field_name)
-            shown = "<hidden>" if field_name in _SECRETS else repr(detail.get("input"))
-            problems.append(f"{_env_name(field_name)}={shown}: {detail['msg']}")
-        raise QueueConfigurationError("invalid queue settings: " + "; ".join(problems)) from None
+        described = describe_invalid_settings(
+            error, lambda name: _env_name(_ALIASES.get(name, name)), hidden=_HIDDEN
+        )
+        raise QueueConfigurationError(f"invalid queue settings: {described}") from None
 
 
 _current: QueueSettings | None = None
