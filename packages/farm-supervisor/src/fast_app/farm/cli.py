@@ -1,11 +1,13 @@
-"""The ``fast-app`` command: ``work`` (the supervisor), ``worker``, ``status``, ``broker``..."""
+"""The ``fast-app`` command: ``work`` (the supervisor), ``worker``, ``status``, ``top``..."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fast_app.core.queue.errors import QueueConfigurationError
@@ -142,21 +144,31 @@ def _work_parser(commands: Any) -> None:
     work.add_argument(
         "--tui", action="store_true", help="show the live dashboard (needs fast-app-farm-tui)"
     )
+    work.add_argument(
+        "--log-file",
+        type=Path,
+        help="with --tui: also append the supervisor's and workers' log lines to this file",
+    )
+
+
+def _dashboard_missing(command: str) -> bool:
+    """Whether fast-app-farm-tui is missing; if so, say how to install it."""
+    # Found, not imported: the dashboard depends on this package, not the other way.
+    if importlib.util.find_spec("fast_app.farm_tui") is not None:
+        return False
+    print(
+        f"fast-app {command} needs the dashboard: pip install fast-app-farm-tui "
+        "(in this repository: uv sync --all-packages)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _run_supervisor(options: argparse.Namespace) -> int:
     from fast_app.farm.supervisor import Supervisor
 
-    if options.tui:
-        import importlib.util
-
-        if importlib.util.find_spec("fast_app.farm_tui") is None:
-            print(
-                "fast-app work --tui needs the dashboard: pip install fast-app-farm-tui "
-                "(in this repository: uv sync --all-packages)",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
+    if options.tui and _dashboard_missing("work --tui"):
+        return EXIT_USAGE
     overrides = {
         name: getattr(options, name)
         for _, name, _ in _WORK_FLAGS
@@ -172,9 +184,30 @@ def _run_supervisor(options: argparse.Namespace) -> int:
     if not _set_up_telemetry("work", farm.otel_sdk):
         return EXIT_USAGE
     try:
+        if options.tui:
+            from fast_app.farm_tui import run_embedded
+
+            return run_embedded(farm, queue, log_file=options.log_file)
         return asyncio.run(Supervisor(farm, queue).run())
     except (OSError, TimeoutError, ConnectionError) as error:
         return _broker_unreachable("work", queue, error)
+
+
+def _run_top(options: argparse.Namespace) -> int:
+    if _dashboard_missing("top"):
+        return EXIT_USAGE
+    try:
+        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
+    except QueueConfigurationError as error:
+        print(f"fast-app top: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(options.log_level)
+    from fast_app.farm_tui import run_remote
+
+    try:
+        return run_remote(queue)
+    except (OSError, TimeoutError, ConnectionError) as error:
+        return _broker_unreachable("top", queue, error)
 
 
 def _run_status(options: argparse.Namespace) -> int:
@@ -209,6 +242,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     status.add_argument("--json", action="store_true", help="print the snapshots as JSON")
     status.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
     status.add_argument("--wait", type=float, default=2.5, help="seconds to listen (default 2.5)")
+    top = commands.add_parser(
+        "top",
+        help="a live dashboard of a running farm, with its controls (needs fast-app-farm-tui)",
+        description=(
+            "Attach to the farm of a queue through its broker (RABBITMQ_URL): watch it, "
+            "change its limits, drain workers, requeue dead letters. Quitting detaches."
+        ),
+    )
+    top.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    top.add_argument(
+        "--log-level", default="WARNING", help="this process's own log (default WARNING)"
+    )
     broker = commands.add_parser(
         "broker",
         help="run a private RabbitMQ node in the foreground (for development)",
@@ -225,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_supervisor(options)
     if options.command == "status":
         return _run_status(options)
+    if options.command == "top":
+        return _run_top(options)
     if options.command == "dlq":
         return run_dlq(options)
     if options.command == "config-reference":

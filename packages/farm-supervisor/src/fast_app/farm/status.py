@@ -4,47 +4,132 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import QueueSettings
 
-__all__ = ["collect_snapshots", "render_status"]
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+__all__ = ["FarmListener", "collect_snapshots", "render_status"]
+
+logger = logging.getLogger("fast_app.farm.status")
+
+
+class FarmListener:
+    """A connection that hears every supervisor's snapshots and can send them commands.
+
+    ``fast-app status`` listens for a moment; the dashboard of ``fast-app top`` for as
+    long as it runs: the connection is reopened after a broker outage (``robust``), with
+    its listening queue and consumer.
+
+    Args:
+        settings: the queue settings (broker URL, queue name).
+        on_snapshot: called with each snapshot heard, on the listener's event loop.
+        connection_name: how the broker's management UI names the connection.
+        robust: reconnect after a broker outage.
+    """
+
+    def __init__(
+        self,
+        settings: QueueSettings,
+        on_snapshot: Callable[[dict[str, Any]], None],
+        *,
+        connection_name: str = "fast-app status",
+        robust: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._topology = Topology.from_settings(settings)
+        self._on_snapshot = on_snapshot
+        self._connection_name = connection_name
+        self._robust = robust
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        """Connect and listen.
+
+        Raises:
+            OSError, TimeoutError, ConnectionError: the broker could not be reached.
+        """
+        import aio_pika
+
+        connect = aio_pika.connect_robust if self._robust else aio_pika.connect
+        self._connection = await asyncio.wait_for(
+            connect(
+                self._settings.rabbitmq_url.get_secret_value(),
+                client_properties={"connection_name": self._connection_name},
+            ),
+            self._settings.connect_timeout_s,
+        )
+        channel = self._channel = await self._connection.channel()
+        await self._topology.declare(channel)
+        listener = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await listener.bind(self._topology.events_exchange)
+        await listener.consume(self._receive, no_ack=True)
+
+    async def _receive(self, message: AbstractIncomingMessage) -> None:
+        try:
+            snapshot = json.loads(message.body)
+        except ValueError:
+            return
+        if isinstance(snapshot, dict) and snapshot.get("type") == "snapshot":
+            self._on_snapshot(snapshot)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open now (a robust one may be reconnecting)."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed
+
+    async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
+        """Send a command to one supervisor (see ``Supervisor.handle_command``).
+
+        Raises:
+            ConnectionError: not connected (never started, closed, or reconnecting).
+        """
+        import aio_pika
+
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            raise ConnectionError("not connected to the broker")
+        exchange = await channel.get_exchange(self._topology.control_exchange, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(json.dumps(command).encode()), routing_key=supervisor_id
+        )
+
+    async def close(self) -> None:
+        """Close the connection."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except Exception:
+                logger.debug("closing the listener's connection failed", exc_info=True)
 
 
 async def collect_snapshots(settings: QueueSettings, *, wait_s: float) -> list[dict[str, Any]]:
-    """Listen to the events exchange for ``wait_s``; the latest snapshot of each supervisor."""
-    import aio_pika
+    """Listen to the events exchange for ``wait_s``; the latest snapshot of each supervisor.
 
-    topology = Topology.from_settings(settings)
+    A supervisor whose latest snapshot says it stopped is left out.
+    """
     latest: dict[str, dict[str, Any]] = {}
-    connection = await asyncio.wait_for(
-        aio_pika.connect(
-            settings.rabbitmq_url.get_secret_value(),
-            client_properties={"connection_name": "fast-app status"},
-        ),
-        settings.connect_timeout_s,
-    )
+
+    def keep(snapshot: dict[str, Any]) -> None:
+        latest[str(snapshot.get("supervisor_id"))] = snapshot
+
+    listener = FarmListener(settings, keep)
     try:
-        channel = await connection.channel()
-        await topology.declare(channel)
-        listener = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await listener.bind(topology.events_exchange)
-
-        async def on_snapshot(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            try:
-                snapshot = json.loads(message.body)
-            except ValueError:
-                return
-            if isinstance(snapshot, dict) and snapshot.get("type") == "snapshot":
-                latest[str(snapshot.get("supervisor_id"))] = snapshot
-
-        await listener.consume(on_snapshot, no_ack=True)
+        await listener.start()
         await asyncio.sleep(wait_s)
     finally:
-        await connection.close()
-    return sorted(latest.values(), key=lambda snapshot: str(snapshot.get("supervisor_id")))
+        await listener.close()
+    running = [snapshot for snapshot in latest.values() if not snapshot.get("stopped")]
+    return sorted(running, key=lambda snapshot: str(snapshot.get("supervisor_id")))
 
 
 def _age(seconds: float) -> str:
@@ -58,7 +143,7 @@ def _age(seconds: float) -> str:
 def _worker_line(worker: dict[str, Any]) -> str:
     counters = worker.get("counters", {})
     rss_mb = (worker.get("rss_bytes") or 0) / 1e6
-    in_flight = len(worker.get("in_flight", []))
+    in_flight = worker.get("in_flight_count", len(worker.get("in_flight", [])))
     heartbeat_age = float(worker.get("heartbeat_age_s", 0))
     return (
         f"  {worker.get('worker_id'):<28} pid {worker.get('pid'):<7} {worker.get('state'):<9}"

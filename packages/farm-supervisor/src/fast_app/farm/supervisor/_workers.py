@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -11,10 +12,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["WorkerProcess", "describe_exit"]
+__all__ = ["OutputSink", "WorkerProcess", "describe_exit"]
+
+#: Receives each line a worker writes to stdout or stderr: ``(worker_id, line)``.
+OutputSink = Callable[[str, str], None]
+
+_ENDED_KEPT = 32  # jobs ended, between two snapshots (the supervisor takes them)
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
@@ -49,6 +56,7 @@ class WorkerProcess:
         last_seen: monotonic time of its latest heartbeat (or of the spawn).
         draining: the supervisor asked it to drain (its exit is expected).
         kill_reason: why the supervisor killed it, if it did.
+        ended: jobs it reported ended (described), not yet taken by the supervisor.
     """
 
     worker_id: str
@@ -61,14 +69,28 @@ class WorkerProcess:
     drain_deadline: float | None = None
     kill_reason: str | None = None
     exit_code: int | None = None
+    ended: collections.deque[dict[str, Any]] = field(
+        default_factory=lambda: collections.deque(maxlen=_ENDED_KEPT)
+    )
     _writer: asyncio.StreamWriter | None = None
     _reader_task: asyncio.Task[None] | None = None
+    _output_task: asyncio.Task[None] | None = None
     _completed_marks: list[tuple[float, int]] = field(default_factory=list)
 
     @classmethod
-    async def spawn(cls, worker_id: str, environment: dict[str, str]) -> WorkerProcess:
-        """Start ``fast-app worker`` as a fresh interpreter linked by a socket pair."""
+    async def spawn(
+        cls, worker_id: str, environment: dict[str, str], output: OutputSink | None = None
+    ) -> WorkerProcess:
+        """Start ``fast-app worker`` as a fresh interpreter linked by a socket pair.
+
+        Args:
+            worker_id: its name.
+            environment: its environment variables (settings).
+            output: receives its stdout and stderr line by line; ``None``: it writes to
+                the supervisor's own (a dashboard owns the terminal, so it passes one).
+        """
         ours, theirs = socket.socketpair()
+        piped = asyncio.subprocess.PIPE if output is not None else None
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -81,6 +103,10 @@ class WorkerProcess:
                     "FARM_SUPERVISOR_FD": str(theirs.fileno()),
                 },
                 pass_fds=(theirs.fileno(),),
+                # Captured, it must not touch the terminal either: a dashboard reads it.
+                stdin=asyncio.subprocess.DEVNULL if output is not None else None,
+                stdout=piped,
+                stderr=asyncio.subprocess.STDOUT if output is not None else None,
             )
         finally:
             theirs.close()  # the child has its copy; ours must close for EOF to work
@@ -88,6 +114,10 @@ class WorkerProcess:
         worker = cls(worker_id, process, now, ours, last_seen=now)
         reader, worker._writer = await asyncio.open_unix_connection(sock=ours)
         worker._reader_task = asyncio.create_task(worker._read_heartbeats(reader))
+        if output is not None and process.stdout is not None:
+            worker._output_task = asyncio.create_task(
+                _forward_output(worker_id, process.stdout, output)
+            )
         return worker
 
     @property
@@ -141,6 +171,9 @@ class WorkerProcess:
             except ValueError:
                 continue
             if isinstance(beat, dict) and beat.get("type") == "heartbeat":
+                ended = beat.pop("ended", None)
+                if isinstance(ended, list):
+                    self.ended.extend(job for job in ended if isinstance(job, dict))
                 self.heartbeat = beat
                 self.last_seen = time.monotonic()
                 self._completed_marks.append((self.last_seen, self.completed()))
@@ -187,6 +220,33 @@ class WorkerProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._reader_task), 1.0)
             self._reader_task.cancel()
+        if self._output_task is not None:
+            # Its last lines (why it exited) are worth the wait; its pipe closed with it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._output_task), 1.0)
+            self._output_task.cancel()
         if self._writer is not None:
             self._writer.close()
         return code
+
+    def take_ended(self) -> list[dict[str, Any]]:
+        """The jobs it reported ended since the last call, oldest first."""
+        ended = list(self.ended)
+        self.ended.clear()
+        return ended
+
+
+async def _forward_output(worker_id: str, stream: asyncio.StreamReader, output: OutputSink) -> None:
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line beyond the stream's limit: what it holds is lost
+            continue
+        except ConnectionError:
+            return
+        if not line:
+            return
+        try:
+            output(worker_id, line.decode("utf-8", "replace").rstrip())
+        except Exception:  # the sink is the dashboard's: never let it stop the reading
+            logger.debug("the output sink failed", exc_info=True)

@@ -3,7 +3,8 @@
 It never runs jobs itself. Each tick (a few times a second) it reaps workers that ended,
 kills the hung and those holding a job past its hard deadline, and keeps the number of
 live workers at what the scaling policy asks; every interval it publishes a snapshot of
-its part of the farm on the events exchange.
+its part of the farm on the events exchange (and hands it to in-process listeners, such
+as the dashboard of ``fast-app work --tui``).
 """
 
 from __future__ import annotations
@@ -16,17 +17,23 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._broker import QueueDepth, SupervisorBroker
-from fast_app.farm.supervisor._workers import WorkerProcess, describe_exit
+from fast_app.farm.supervisor._events import EventLog
+from fast_app.farm.supervisor._snapshot import RecentEnds, worker_entries
+from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, describe_exit
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
 from fast_app.farm.telemetry import FarmGauges, record_hard_timeout_kill
 from fast_app.farm.worker._tombstones import parse_tombstone
 
-__all__ = ["EXIT_DRAIN_INCOMPLETE", "EXIT_OK", "Supervisor"]
+__all__ = ["EXIT_DRAIN_INCOMPLETE", "EXIT_OK", "SnapshotListener", "Supervisor"]
+
+#: Called with each snapshot, on the supervisor's event loop; must not block it.
+SnapshotListener = Callable[[dict[str, Any]], None]
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
@@ -45,11 +52,19 @@ class Supervisor:
     Args:
         farm: farm settings (worker counts, intervals, scaling, grace period...).
         queue: queue settings (broker, queue name), passed on to the workers.
+        worker_output: receives each line the workers write to stdout or stderr; by
+            default they write to the supervisor's own.
     """
 
-    def __init__(self, farm: FarmSettings, queue: QueueSettings) -> None:
+    def __init__(
+        self, farm: FarmSettings, queue: QueueSettings, *, worker_output: OutputSink | None = None
+    ) -> None:
         self.farm = farm
         self.queue = queue
+        self._worker_output = worker_output
+        self.events = EventLog(logger)
+        self._recent = RecentEnds()
+        self._listeners: list[SnapshotListener] = []
         self.supervisor_id = farm.supervisor_id or f"{socket.gethostname()}-{os.getpid()}"
         self.min_workers = farm.min_workers
         self.max_workers = farm.max_workers
@@ -75,6 +90,7 @@ class Supervisor:
         self._broker_warned = False
         self._watchers: set[asyncio.Task[None]] = set()
         self._all_exited = asyncio.Event()
+        self._stopped = False
         # The latest snapshot, read by the metric gauges (on their reader's thread).
         self.latest_snapshot: dict[str, Any] | None = None
         # Jobs killed at their hard timeout (by any supervisor): job id -> (worker, expiry).
@@ -87,18 +103,26 @@ class Supervisor:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def run(self) -> int:
+    async def run(self, *, install_signal_handlers: bool = True) -> int:
         """Supervise until SIGTERM/SIGINT or a ``shutdown`` command; return the exit code.
+
+        Args:
+            install_signal_handlers: stop on SIGTERM/SIGINT. Off when the supervisor runs
+                in a thread of a process that handles signals itself (the dashboard calls
+                ``request_stop``).
 
         Raises:
             Exception: when the broker cannot be reached at start (the CLI exits 2).
         """
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop)
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.request_stop)
         self._depth = await self._broker.depth()  # fails fast on a broker that is not there
         self._gauges = FarmGauges(self.queue.name, lambda: self.latest_snapshot)
-        logger.info(
+        self.events.record(
+            logging.INFO,
+            "supervisor_started",
             "supervisor %s started: %d-%d workers on %s",
             self.supervisor_id,
             self.min_workers,
@@ -112,20 +136,38 @@ class Supervisor:
                     await asyncio.wait_for(self._stopping.wait(), _TICK_S)
             return await self._shut_down()
         finally:
+            self._stopped = True
+            await self._publish_snapshot(wait_s=1.0)  # the last one says it stopped
             await self._broker.close()
+
+    def add_snapshot_listener(self, listener: SnapshotListener) -> None:
+        """Also hand each snapshot to ``listener`` (on this supervisor's event loop)."""
+        self._listeners.append(listener)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether it is draining its workers to stop."""
+        return self._stopping.is_set()
 
     def request_stop(self) -> None:
         """Drain and stop (first call); kill the workers at once (second call)."""
         if self._stopping.is_set():
             self._forced = True
-            logger.warning(
-                "supervisor %s: second stop request, killing workers", self.supervisor_id
+            self.events.record(
+                logging.WARNING,
+                "stopping",
+                "supervisor %s: second stop request, killing workers",
+                self.supervisor_id,
             )
             for worker in self.workers.values():
                 worker.kill("forced shutdown")
             return
-        logger.info(
-            "supervisor %s: stopping, draining %d workers", self.supervisor_id, len(self.workers)
+        self.events.record(
+            logging.INFO,
+            "stopping",
+            "supervisor %s: stopping, draining %d workers",
+            self.supervisor_id,
+            len(self.workers),
         )
         self._stopping.set()
 
@@ -150,12 +192,15 @@ class Supervisor:
         return EXIT_OK if clean and not self._forced else EXIT_DRAIN_INCOMPLETE
 
     async def _wait_for_exits(self, deadline: float) -> bool:
-        if self.workers:
+        # In slices of a heartbeat interval, with a snapshot after each: a dashboard
+        # shows the drain going on.
+        while self.workers and (left := deadline - time.monotonic()) > 0:
             self._all_exited.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._all_exited.wait(), max(0.0, deadline - time.monotonic())
+                    self._all_exited.wait(), min(left, self.farm.heartbeat_interval_s)
                 )
+            await self._publish_snapshot(wait_s=self.farm.heartbeat_interval_s)
         return not self.workers
 
     # -- one tick --------------------------------------------------------------------
@@ -173,7 +218,7 @@ class Supervisor:
         await self._keep_count(now)
         if now >= self._next_snapshot_at:
             self._next_snapshot_at = now + self.farm.heartbeat_interval_s
-            await self._publish_snapshot(now)
+            await self._publish_snapshot()
 
     def _kill_the_hung(self, now: float) -> None:
         silence_limit = self.farm.heartbeat_interval_s * self.farm.heartbeat_tolerance
@@ -183,13 +228,15 @@ class Supervisor:
             limit = silence_limit if worker.heartbeat else silence_limit + _STARTUP_ALLOWANCE_S
             silent_for = now - worker.last_seen
             if silent_for > limit:
-                logger.error(
+                self.events.record(
+                    logging.ERROR,
+                    "worker_hung",
                     "worker %s (pid %d) silent for %.1fs: hung, killing it; its jobs return "
                     "to the queue",
                     worker.worker_id,
                     worker.pid,
                     silent_for,
-                    extra={"worker_id": worker.worker_id},
+                    worker_id=worker.worker_id,
                 )
                 self._record_failure("hung", worker, None)
                 worker.kill(f"hung (no heartbeat for {silent_for:.1f}s)")
@@ -204,14 +251,17 @@ class Supervisor:
                 if deadline is None or wall < float(deadline) + _HARD_TIMEOUT_MARGIN_S:
                     continue
                 job_id, function = str(job.get("id")), str(job.get("function"))
-                logger.error(
+                self.events.record(
+                    logging.ERROR,
+                    "hard_timeout",
                     "job %s (%s) passed its hard timeout %.1fs ago and worker %s did not "
                     "end it (event loop blocked?): killing the worker",
                     job_id,
                     function,
                     wall - float(deadline),
                     worker.worker_id,
-                    extra={"job_id": job_id, "worker_id": worker.worker_id},
+                    job_id=job_id,
+                    worker_id=worker.worker_id,
                 )
                 # First the tombstone, so that no worker runs the job again when the broker
                 # redelivers it after the kill: to our workers (and those we spawn next)
@@ -295,7 +345,13 @@ class Supervisor:
         decision = decide(policy, load, self._memory)
         self._memory = decision.memory
         if decision.desired_workers != len(live):
-            logger.info("scaling: %s", decision.reason, extra={"supervisor_id": self.supervisor_id})
+            self.events.record(
+                logging.INFO,
+                "scaled",
+                "scaling: %s",
+                decision.reason,
+                supervisor_id=self.supervisor_id,
+            )
             self.decisions.append(
                 {
                     "at": time.time(),
@@ -330,10 +386,12 @@ class Supervisor:
             # Shrink by draining idle workers only: never a busy one.
             idle = [w for w in live if w.state == "idle" and not w.in_flight]
             for worker in idle[:-missing]:
-                logger.info(
+                self.events.record(
+                    logging.INFO,
+                    "worker_draining",
                     "draining idle worker %s (scale down)",
                     worker.worker_id,
-                    extra={"worker_id": worker.worker_id},
+                    worker_id=worker.worker_id,
                 )
                 await worker.drain(self.farm.grace_period_s)
 
@@ -345,10 +403,17 @@ class Supervisor:
     async def _spawn(self) -> None:
         self._number += 1
         worker_id = f"{self.supervisor_id}-w{self._number}"
-        worker = await WorkerProcess.spawn(worker_id, self._worker_environment())
+        worker = await WorkerProcess.spawn(
+            worker_id, self._worker_environment(), self._worker_output
+        )
         self.workers[worker_id] = worker
-        logger.info(
-            "worker %s started (pid %d)", worker_id, worker.pid, extra={"worker_id": worker_id}
+        self.events.record(
+            logging.INFO,
+            "worker_started",
+            "worker %s started (pid %d)",
+            worker_id,
+            worker.pid,
+            worker_id=worker_id,
         )
         if self._paused:
             await worker.send({"command": "pause"})
@@ -358,6 +423,7 @@ class Supervisor:
 
     async def _watch(self, worker: WorkerProcess) -> None:
         code = await worker.wait()
+        self._recent.collect(worker)  # its last heartbeat may have ended a few more
         self.workers.pop(worker.worker_id, None)
         if not self.workers:
             self._all_exited.set()
@@ -365,22 +431,31 @@ class Supervisor:
         uptime = now - worker.spawned_at
         how = describe_exit(code)
         if worker.kill_reason is not None:
-            logger.warning(
+            self.events.record(
+                logging.WARNING,
+                "worker_killed",
                 "worker %s killed: %s",
                 worker.worker_id,
                 worker.kill_reason,
-                extra={"worker_id": worker.worker_id},
+                worker_id=worker.worker_id,
             )
         elif worker.draining or self._stopping.is_set():
-            logger.info(
+            self.events.record(
+                logging.INFO,
+                "worker_stopped",
                 "worker %s stopped (%s)",
                 worker.worker_id,
                 how,
-                extra={"worker_id": worker.worker_id},
+                worker_id=worker.worker_id,
             )
         elif code == 3:
-            logger.warning(
-                "worker %s %s", worker.worker_id, how, extra={"worker_id": worker.worker_id}
+            self.events.record(
+                logging.WARNING,
+                "worker_ended_itself",
+                "worker %s %s",
+                worker.worker_id,
+                how,
+                worker_id=worker.worker_id,
             )
             self._record_failure("hard_timeout_self", worker, None)
         else:
@@ -388,14 +463,16 @@ class Supervisor:
             delay = min(_MAX_RESPAWN_DELAY_S, 0.5 * 2 ** (self._crash_streak - 1))
             self._spawn_not_before = now + delay
             last_error = worker.heartbeat.get("last_error")
-            logger.error(
+            self.events.record(
+                logging.ERROR,
+                "worker_died",
                 "worker %s died unexpectedly after %.1fs: %s%s; replacing it in %.1fs",
                 worker.worker_id,
                 uptime,
                 how,
                 f"; last error: {last_error}" if last_error else "",
                 delay,
-                extra={"worker_id": worker.worker_id},
+                worker_id=worker.worker_id,
             )
             self._record_failure("died", worker, None, detail=how)
 
@@ -429,6 +506,9 @@ class Supervisor:
             )
             environment[f"FARM_{name.upper()}"] = text
         environment["QUEUE_NAME"] = self.queue.name
+        # The broker this supervisor was given, even when not through the environment
+        # (a supervisor started in code, as the dashboard's tests do).
+        environment["RABBITMQ_URL"] = self.queue.rabbitmq_url.get_secret_value()
         recent = [f"{job}@{worker}" for job, (worker, _) in list(self._tombstones.items())[-1000:]]
         environment["FARM_TOMBSTONES"] = ",".join(recent)
         return environment
@@ -436,24 +516,39 @@ class Supervisor:
     # -- commands and snapshots -----------------------------------------------------
 
     def handle_command(self, command: dict[str, Any]) -> None:
-        """Act on a control message addressed to this supervisor."""
-        asyncio.get_running_loop().create_task(self._handle(command))
+        """Act on a control message addressed to this supervisor (on its event loop).
+
+        Commands: ``set_limits`` (``min_workers``, ``max_workers``), ``drain_worker`` and
+        ``restart_worker`` (``worker_id``), ``pause``, ``resume``, ``shutdown``. Their
+        effect shows in the next snapshot, published at the next tick.
+        """
+        task = asyncio.get_running_loop().create_task(self._handle(command))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
 
     async def _handle(self, command: dict[str, Any]) -> None:
         name = command.get("command")
-        logger.info("supervisor %s received command %s", self.supervisor_id, command)
+        self.events.record(
+            logging.INFO,
+            "command",
+            "supervisor %s received command %s",
+            self.supervisor_id,
+            command,
+            supervisor_id=self.supervisor_id,
+        )
         if name == "set_limits":
-            low = int(command.get("min_workers", self.min_workers))
-            high = int(command.get("max_workers", self.max_workers))
-            if 0 <= low <= high:
-                self.min_workers, self.max_workers = low, high
-                self._desired = max(low, min(high, self._desired))
-                self._next_scale_at = 0.0
-            else:
-                logger.warning("refusing limits min=%d max=%d", low, high)
-        elif name in ("drain_worker", "restart_worker"):
+            self._set_limits(command)
+        elif name == "drain_worker":
             worker = self.workers.get(str(command.get("worker_id")))
-            if worker is not None:
+            if worker is not None and not worker.draining:
+                # Out of the pool for good: the pool refills only if min_workers or the
+                # load asks for it (restart_worker is the one that replaces).
+                self._desired = max(self.min_workers, self._desired - 1)
+                await worker.drain(self.farm.grace_period_s)
+        elif name == "restart_worker":
+            worker = self.workers.get(str(command.get("worker_id")))
+            if worker is not None and not worker.draining and not self._stopping.is_set():
+                await self._spawn()  # the replacement first: the pool never shrinks
                 await worker.drain(self.farm.grace_period_s)
         elif name in ("pause", "resume"):
             self._paused = name == "pause"
@@ -463,26 +558,33 @@ class Supervisor:
             self.request_stop()
         else:
             logger.warning("unknown command %r", name)
+        self._next_snapshot_at = 0.0  # show the effect at the next tick
+
+    def _set_limits(self, command: dict[str, Any]) -> None:
+        try:
+            low = int(command.get("min_workers", self.min_workers))
+            high = int(command.get("max_workers", self.max_workers))
+        except (TypeError, ValueError):
+            logger.warning("refusing limits %r: not whole numbers", command)
+            return
+        # The same bounds as FARM_MIN_WORKERS and FARM_MAX_WORKERS.
+        if 0 <= low <= high and 1 <= high <= 1024:
+            self.min_workers, self.max_workers = low, high
+            self._desired = max(low, min(high, self._desired))
+            self._next_scale_at = 0.0
+        else:
+            logger.warning("refusing limits min=%d max=%d", low, high)
 
     def snapshot(self) -> dict[str, Any]:
-        """This supervisor's part of the farm, as published on the events exchange."""
+        """This supervisor's part of the farm, as published on the events exchange.
+
+        Bounded in size whatever the load: the oldest jobs in flight only (each worker's
+        ``in_flight_count`` counts them all), the last few ended jobs and events.
+        """
         now = time.monotonic()
-        workers = []
         for worker in self.workers.values():
-            beat = worker.heartbeat
-            workers.append(
-                {
-                    "worker_id": worker.worker_id,
-                    "pid": worker.pid,
-                    "state": worker.state,
-                    "in_flight": worker.in_flight,
-                    "counters": beat.get("counters", {}),
-                    "rss_bytes": beat.get("rss_bytes"),
-                    "uptime_s": now - worker.spawned_at,
-                    "heartbeat_age_s": now - worker.last_seen,
-                    "rate": worker.rate(),
-                }
-            )
+            self._recent.collect(worker)
+        workers = worker_entries(self.workers.values(), now)
         depth = self._depth
         return {
             "type": "snapshot",
@@ -500,9 +602,12 @@ class Supervisor:
             },
             "desired_workers": self._desired,
             "paused": self._paused,
+            "stopping": self._stopping.is_set(),
+            "stopped": self._stopped,
             "workers": workers,
             "queue": {
                 "ready": None if depth is None else depth.ready,
+                "unacked": sum(w["in_flight_count"] for w in workers),
                 "consumers": None if depth is None else depth.consumers,
                 "dead": self._dead,
                 "delayed": self._delayed,
@@ -511,11 +616,24 @@ class Supervisor:
             "enqueue_rate": self.enqueue_rate,
             "decisions": list(self.decisions),
             "failures": list(self.failures)[-20:],
+            "recent_jobs": self._recent.as_dict(),
+            "events": self.events.recent(),
         }
 
-    async def _publish_snapshot(self, now: float) -> None:
+    async def _publish_snapshot(self, *, wait_s: float | None = None) -> None:
+        """Hand a snapshot to the listeners and publish it.
+
+        Args:
+            wait_s: give up publishing after this long (while stopping: a broker outage
+                must not hold up the drain by a connection timeout each time).
+        """
         snapshot = self.latest_snapshot = self.snapshot()
+        for listener in self._listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # a listener's bug must not stop the supervisor
+                logger.exception("a snapshot listener failed")
         try:
-            await self._broker.publish_snapshot(snapshot)
+            await asyncio.wait_for(self._broker.publish_snapshot(snapshot), wait_s)
         except Exception:
             logger.debug("could not publish a snapshot", exc_info=True)

@@ -24,7 +24,12 @@ from fast_app.farm.worker._state import WorkerCounters
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
 
-__all__ = ["Settlement"]
+__all__ = ["DEAD_LETTERED", "RETRIED", "SUCCEEDED", "Settlement"]
+
+# How a run ended, as ``Settlement.settle`` reports it (and heartbeats show it).
+SUCCEEDED = "succeeded"
+RETRIED = "retried"
+DEAD_LETTERED = "dead_lettered"
 
 logger = logging.getLogger("fast_app.farm.worker")
 
@@ -60,26 +65,30 @@ class Settlement:
         envelope: JobEnvelope,
         outcome: JobOutcome,
         observation: JobObservation | None,
-    ) -> None:
-        """Acknowledge a success; retry or dead-letter a failure, then acknowledge."""
+    ) -> str:
+        """Acknowledge a success; retry or dead-letter a failure, then acknowledge.
+
+        Returns:
+            How the run ended: ``succeeded``, ``retried`` or ``dead_lettered``.
+        """
         if observation is not None:
             observation.finished(outcome, envelope.options.soft_timeout_s)
         status = outcome.status
         if status is JobStatus.SUCCEEDED:
             self.counters.succeeded += 1
             await self.ack(message, envelope.id)
-            return
+            return SUCCEEDED
         if status is JobStatus.INVALID:
             self.counters.invalid += 1
             await self.dead_letter(
                 message, DeadReason.INVALID, outcome.error, envelope.attempt, observation
             )
-            return
+            return DEAD_LETTERED
         if status is JobStatus.SOFT_TIMEOUT:
             self.counters.soft_timeouts += 1
         self.counters.failed += 1
         reason = DeadReason.SOFT_TIMEOUT if status is JobStatus.SOFT_TIMEOUT else DeadReason.FAILED
-        await self.retry_or_bury(message, envelope, reason, outcome.error, observation)
+        return await self.retry_or_bury(message, envelope, reason, outcome.error, observation)
 
     async def retry_or_bury(
         self,
@@ -88,12 +97,16 @@ class Settlement:
         reason: str,
         error: JobError | None,
         observation: JobObservation | None,
-    ) -> None:
-        """Publish a retry after backoff if retries remain, else a dead letter; then ack."""
+    ) -> str:
+        """Publish a retry after backoff if retries remain, else a dead letter; then ack.
+
+        Returns:
+            ``retried`` or ``dead_lettered``.
+        """
         detail = f"{error.type}: {error.message}" if error else reason
         if envelope.attempt > envelope.options.retries:
             await self.dead_letter(message, reason, error, envelope.attempt, observation)
-            return
+            return DEAD_LETTERED
         backoff = retry_delay_s(
             envelope.attempt, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
         )
@@ -122,6 +135,7 @@ class Settlement:
             backoff,
         )
         await self.ack(message, envelope.id)
+        return RETRIED
 
     async def delay_further(
         self, message: AbstractIncomingMessage, envelope: JobEnvelope, remaining: float

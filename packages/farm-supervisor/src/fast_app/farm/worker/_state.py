@@ -1,19 +1,68 @@
-"""What a worker knows about itself: jobs in flight and counters (fed to heartbeats)."""
+"""What a worker knows about itself: jobs in flight, jobs just ended, counters (fed to
+heartbeats)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import reprlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.envelope import JobEnvelope
+from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.telemetry import JobObservation
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
 
-__all__ = ["InFlightJob", "WorkerCounters", "resident_memory_bytes"]
+__all__ = [
+    "InFlightJob",
+    "RecentJobs",
+    "WorkerCounters",
+    "context_keys",
+    "preview_arguments",
+    "resident_memory_bytes",
+]
+
+_PREVIEW_WIDTH = 160
+_CONTEXT_KEYS = 12
+_ERROR_WIDTH = 300
+_TRACEBACK_TAIL = 1_000
+
+
+def _make_repr() -> reprlib.Repr:
+    # reprlib bounds the work by the limits, not by the size of the arguments: a job
+    # given a list of a million items costs as little to preview as one given an int.
+    shortened = reprlib.Repr()
+    shortened.maxlevel = 3
+    shortened.maxlist = shortened.maxtuple = shortened.maxset = 4
+    shortened.maxdict = 4
+    shortened.maxstring = 40
+    shortened.maxother = 40
+    return shortened
+
+
+_REPR = _make_repr()
+
+
+def preview_arguments(args: list[Any], kwargs: dict[str, Any]) -> str:
+    """A job's arguments as one short line, e.g. ``(1, 'a', key=[1, 2, ...])``."""
+    parts = [_REPR.repr(value) for value in args[:8]]
+    if len(args) > 8:
+        parts.append("...")
+    parts += [f"{name}={_REPR.repr(value)}" for name, value in list(kwargs.items())[:8]]
+    if len(kwargs) > 8:
+        parts.append("...")
+    text = f"({', '.join(parts)})"
+    return text if len(text) <= _PREVIEW_WIDTH else text[: _PREVIEW_WIDTH - 1] + "…"
+
+
+def context_keys(context: dict[str, Any]) -> list[str]:
+    """The names in a job's context (not the values: they may be private), at most 12."""
+    return [str(key) for key in list(context)[:_CONTEXT_KEYS]]
 
 
 @dataclass(eq=False)
@@ -42,13 +91,21 @@ class InFlightJob:
     ended_by_hard_timeout: bool = False
     still_running: bool = False
     observation: JobObservation | None = None
+    _preview: tuple[str, list[str]] | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, object]:
         """The job as heartbeats report it.
 
-        With tracing on, ``traceparent`` is its process span's: a supervisor that kills
-        the worker at the job's hard timeout records that on the job's trace.
+        With tracing on, ``traceparent`` is its process span's and ``parent_traceparent``
+        the enqueuing span's: a supervisor that kills the worker at the job's hard
+        timeout records that on the job's trace.
         """
+        if self._preview is None:  # built once, at the first heartbeat that reports it
+            envelope = self.envelope
+            self._preview = (
+                preview_arguments(envelope.args, envelope.kwargs),
+                context_keys(envelope.context),
+            )
         described: dict[str, object] = {
             "id": self.envelope.id,
             "function": self.envelope.function,
@@ -57,11 +114,75 @@ class InFlightJob:
             "soft_deadline": self.soft_deadline,
             "hard_deadline": self.hard_deadline,
             "still_running": self.still_running,
+            "args": self._preview[0],
+            "context_keys": self._preview[1],
         }
-        traceparent = None if self.observation is None else self.observation.traceparent
-        if traceparent is not None:
-            described["traceparent"] = traceparent
+        observation = self.observation
+        if observation is not None:
+            if (traceparent := observation.traceparent) is not None:
+                described["traceparent"] = traceparent
+            if (parent := observation.producer_traceparent) is not None:
+                described["parent_traceparent"] = parent
         return described
+
+
+@dataclass(slots=True)
+class _Ended:
+    envelope: JobEnvelope
+    outcome: str
+    ended_at: float
+    duration_s: float
+    error: JobError | None
+
+    def describe(self) -> dict[str, object]:
+        envelope, error = self.envelope, self.error
+        described: dict[str, object] = {
+            "id": envelope.id,
+            "function": envelope.function,
+            "attempt": envelope.attempt,
+            "outcome": self.outcome,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "args": preview_arguments(envelope.args, envelope.kwargs),
+            "context_keys": context_keys(envelope.context),
+        }
+        if error is not None:
+            described["error"] = f"{error.type}: {error.message}"[:_ERROR_WIDTH]
+            if error.traceback:
+                described["traceback"] = error.traceback[-_TRACEBACK_TAIL:]
+        return described
+
+
+class RecentJobs:
+    """The last jobs this worker ended, kept until the next heartbeat takes them.
+
+    Recording is on every job's path, so it only appends to bounded deques; the
+    description (arguments preview, error) is built for the few still kept when a
+    heartbeat takes them. Successes and failures are kept apart: at a thousand jobs a
+    second the successes would push the rare failure out before anyone saw it.
+
+    Args:
+        successes: successes kept between two heartbeats.
+        failures: failures (retried or dead-lettered) kept between two heartbeats.
+    """
+
+    def __init__(self, successes: int = 4, failures: int = 8) -> None:
+        self._succeeded: collections.deque[_Ended] = collections.deque(maxlen=successes)
+        self._failed: collections.deque[_Ended] = collections.deque(maxlen=failures)
+
+    def add(
+        self, envelope: JobEnvelope, outcome: str, duration_s: float, error: JobError | None
+    ) -> None:
+        """Record how a run of ``envelope`` ended: ``succeeded``, ``retried``, ``dead_lettered``."""
+        kept = self._succeeded if outcome == "succeeded" else self._failed
+        kept.append(_Ended(envelope, outcome, time.time(), duration_s, error))
+
+    def take(self) -> list[dict[str, object]]:
+        """The jobs ended since the last call, described, oldest first; forgets them."""
+        ended = sorted([*self._succeeded, *self._failed], key=lambda job: job.ended_at)
+        self._succeeded.clear()
+        self._failed.clear()
+        return [job.describe() for job in ended]
 
 
 @dataclass

@@ -216,6 +216,7 @@ class JobObservation:
         self._span: Span | None = None
         self._traceparent: str | None = None
         self._producer: Context | None = None
+        self._producer_traceparent: str | None = None
         self._ended = False
         self.trace_context: Context | None = None
         if span_tracer is None:
@@ -268,9 +269,9 @@ class JobObservation:
         that span's child (linked to this run's span, which dies with the worker), so the
         trace stays whole.
         """
-        if self._producer is None:
-            return None
-        return traceparent_of(trace.get_current_span(self._producer))
+        if self._producer_traceparent is None and self._producer is not None:
+            self._producer_traceparent = traceparent_of(trace.get_current_span(self._producer))
+        return self._producer_traceparent
 
     def started(self) -> None:
         """The job's code starts now."""

@@ -1,0 +1,72 @@
+"""The supervisor's lifecycle events: each one logged, and the latest kept for snapshots.
+
+Worker started, stopped, killed (and why), died (and how), hard-timeout kills, scaling
+decisions, commands received: the lines an operator watching a dashboard wants to see,
+without reading the process's log. Each event gets a sequence number so that a reader of
+successive snapshots can tell the new ones from those it already showed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from typing import Any
+
+__all__ = ["EventLog"]
+
+_KEPT = 40
+
+
+class EventLog:
+    """Logs lifecycle events and keeps the latest ones.
+
+    Args:
+        logger: where each event is logged too.
+        kept: how many recent events snapshots carry.
+    """
+
+    def __init__(self, logger: logging.Logger, kept: int = _KEPT) -> None:
+        self._logger = logger
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=kept)
+        self._sequence = 0
+
+    def record(
+        self,
+        level: int,
+        kind: str,
+        message: str,
+        *args: object,
+        worker_id: str | None = None,
+        job_id: str | None = None,
+        supervisor_id: str | None = None,
+    ) -> None:
+        """Log ``message % args`` at ``level`` (ids as ``extra`` fields) and keep it.
+
+        Args:
+            level: a ``logging`` level.
+            kind: what happened, e.g. ``worker_started``, ``worker_killed``, ``scaled``.
+            message: the log message, ``%``-style.
+            *args: its arguments.
+            worker_id: the worker concerned, if any.
+            job_id: the job concerned, if any.
+            supervisor_id: the supervisor concerned, if any.
+        """
+        ids = {"worker_id": worker_id, "job_id": job_id, "supervisor_id": supervisor_id}
+        extra = {name: value for name, value in ids.items() if value is not None}
+        # stacklevel: the log line names the supervisor's code, not this helper.
+        self._logger.log(level, message, *args, extra=extra or None, stacklevel=2)
+        self._sequence += 1
+        event: dict[str, Any] = {
+            "seq": self._sequence,
+            "at": time.time(),
+            "kind": kind,
+            "level": logging.getLevelName(level).lower(),
+            "message": message % args if args else message,
+        }
+        event.update(extra)
+        self._recent.append(event)
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The latest events, oldest first."""
+        return list(self._recent)

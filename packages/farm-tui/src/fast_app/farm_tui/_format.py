@@ -1,0 +1,99 @@
+"""How the dashboard writes numbers, ages and deadlines: pure functions of their inputs."""
+
+from __future__ import annotations
+
+__all__ = [
+    "age",
+    "coarse_age",
+    "deadline_bar",
+    "megabytes",
+    "per_second",
+    "seconds",
+    "shorten",
+    "short_id",
+]
+
+_BAR_FULL = "█"
+_BAR_EMPTY = "░"
+
+
+def age(value: float | None) -> str:
+    """A duration, short: ``0.4s``, ``42s``, ``7m``, ``2.5h``, ``3d``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    value = max(0.0, value)
+    if value < 10:
+        return f"{value:.1f}s"
+    if value < 120:
+        return f"{value:.0f}s"
+    if value < 7200:
+        return f"{value / 60:.0f}m"
+    if value < 172_800:
+        return f"{value / 3600:.1f}h"
+    return f"{value / 86_400:.0f}d"
+
+
+def coarse_age(value: float) -> str:
+    """A duration in whole seconds under two minutes (``0s``, ``7s``), else as ``age``.
+
+    For ages shown on every refresh (heartbeats): a tenth of a second changing four times
+    a second is noise, and redraws every row.
+    """
+    return f"{max(0.0, value):.0f}s" if value < 120 else age(value)
+
+
+def seconds(value: float | None) -> str:
+    """A job's duration: ``12ms``, ``1.25s``, ``3m``."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 60:
+        return f"{value:.2f}s"
+    return age(value)
+
+
+def megabytes(value: int | None) -> str:
+    """A size in bytes as megabytes: ``44 MB``; ``-`` when unknown."""
+    return "-" if value is None else f"{value / 1e6:.0f} MB"
+
+
+def per_second(value: float) -> str:
+    """A rate: ``0.3/s``, ``12/s``, ``1.2k/s``."""
+    if value < 10:
+        return f"{value:.1f}/s"
+    if value < 10_000:
+        return f"{value:.0f}/s"
+    return f"{value / 1000:.1f}k/s"
+
+
+def short_id(job_id: str) -> str:
+    """The first 8 characters of a job id (enough to tell jobs apart on one screen)."""
+    return job_id[:8]
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters (an ellipsis marks the cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: max(0, width - 1)] + "…"
+
+
+def deadline_bar(elapsed: float, limit: float | None, width: int = 10) -> tuple[str, str]:
+    """How far a job is into a timeout: a bar and its style.
+
+    Args:
+        elapsed: seconds since the job started.
+        limit: the timeout in seconds (from start to deadline); ``None``: no timeout.
+        width: bar width in cells (the figures follow it).
+
+    Returns:
+        ``(text, style)``: e.g. ``("████░░░░░░ 4.0/10s", "green")``; yellow past 75 %,
+        bold red past the deadline; ``("-", "dim")`` without a timeout.
+    """
+    if limit is None or limit <= 0:
+        return "-", "dim"
+    share = max(0.0, elapsed / limit)
+    filled = min(width, round(share * width))
+    bar = _BAR_FULL * filled + _BAR_EMPTY * (width - filled)
+    style = "bold red" if share >= 1 else "yellow" if share >= 0.75 else "green"
+    return f"{bar} {elapsed:.1f}/{limit:g}s", style

@@ -1,0 +1,299 @@
+"""The dashboard: a Textual app over a ``FarmLink``.
+
+Four times a second at most it polls the link (which never blocks: snapshots arrive on
+other threads), feeds the model, and refreshes the screen that is shown, changing only
+the table cells that changed. Keys send commands to the supervisors through the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+
+from fast_app.farm_tui.limits import adjust_limits
+from fast_app.farm_tui.link import FarmLink, LinkStatus, LogLine
+from fast_app.farm_tui.model import FarmModel
+from fast_app.farm_tui.screens import (
+    ConfirmScreen,
+    DashboardScreen,
+    DeadLettersScreen,
+    JobsScreen,
+    OutputScreen,
+    OverviewScreen,
+)
+from fast_app.farm_tui.view import FarmView
+
+__all__ = ["FarmApp"]
+
+_REFRESH_S = 0.25
+_OUTPUT_KEPT = 2_000
+_TICKS_KEPT = 1_000
+
+
+class FarmApp(App[int]):
+    """The live dashboard of a farm.
+
+    Args:
+        link: how it reaches the farm.
+        clock: Unix time now (tests fix it).
+        refresh_s: seconds between two refreshes (the throttle).
+        handle_signals: SIGTERM and SIGINT act as the quit key (for the command line;
+            tests leave the process's signals alone).
+    """
+
+    TITLE = "fast-app farm"
+    ENABLE_COMMAND_PALETTE = False
+    MODES: ClassVar[dict[str, Any]] = {
+        "overview": OverviewScreen,
+        "jobs": JobsScreen,
+        "dead_letters": DeadLettersScreen,
+        "output": OutputScreen,
+    }
+    DEFAULT_MODE = "overview"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "switch_mode('overview')", "Overview"),
+        Binding("2", "switch_mode('jobs')", "Jobs"),
+        Binding("3", "switch_mode('dead_letters')", "Dead letters"),
+        Binding("4", "switch_mode('output')", "Output"),
+        Binding("plus,equals_sign", "change_limits(1, 0)", "Min+", key_display="+"),
+        Binding("minus", "change_limits(-1, 0)", "Min-", key_display="-"),
+        Binding("greater_than_sign,full_stop", "change_limits(0, 1)", "Max+", key_display=">"),
+        Binding("less_than_sign,comma", "change_limits(0, -1)", "Max-", key_display="<"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("S", "shut_down_farm", "Shut farm down"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        link: FarmLink,
+        *,
+        clock: Callable[[], float] = time.time,
+        refresh_s: float = _REFRESH_S,
+        handle_signals: bool = False,
+    ) -> None:
+        super().__init__()
+        self.link = link
+        self.model = FarmModel()
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._handle_signals = handle_signals
+        self._output: collections.deque[tuple[int, LogLine]] = collections.deque(
+            maxlen=_OUTPUT_KEPT
+        )
+        self._output_count = 0
+        self._link_status = LinkStatus(False, detail="starting")
+        self._quit_requests = 0
+        self._exiting = False
+        #: The supervisor under the overview's cursor (limits and shutdown go to it).
+        self.selected_supervisor_id: str | None = None
+        #: Seconds each refresh took (poll, model, screen), for the benchmark.
+        self.refresh_durations: collections.deque[float] = collections.deque(maxlen=_TICKS_KEPT)
+
+    def clock(self) -> float:
+        """Unix time now."""
+        return self._clock()
+
+    # -- refreshing ------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        """Start the link, the refresh timer and (from the command line) signal handling."""
+        self.link.start()
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._request_quit)
+        self._tick()
+        self.set_interval(self._refresh_s, self._tick)
+
+    def on_unmount(self) -> None:
+        """Give the process's signals back."""
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    def _tick(self) -> None:
+        started = time.perf_counter()
+        update = self.link.poll()
+        for snapshot in update.snapshots:
+            self.model.ingest(snapshot)
+        if update.skipped_log_lines:
+            note = f"({update.skipped_log_lines} lines skipped: they came too fast)"
+            self._keep_output(LogLine(self.clock(), "warning", "dashboard", note))
+        for line in update.log_lines:
+            self._keep_output(line)
+        self._link_status = self.link.status()
+        if self.link.owns_farm and self._link_status.stopped:
+            if not self._exiting:
+                self._exiting = True
+                code = self._link_status.exit_code or 0
+                self.exit(code, return_code=code)
+            return
+        self.refresh_screen()
+        self.refresh_durations.append(time.perf_counter() - started)
+
+    def _keep_output(self, line: LogLine) -> None:
+        self._output_count += 1
+        self._output.append((self._output_count, line))
+
+    def output_since(self, cursor: int) -> tuple[list[LogLine], int]:
+        """Output lines after ``cursor`` (0: all kept), and the next cursor."""
+        return [line for number, line in self._output if number > cursor], self._output_count
+
+    def refresh_screen(self) -> None:
+        """Show the current view on the active screen (not on a dialog over it)."""
+        screen = self.screen
+        if not isinstance(screen, DashboardScreen) or not screen.is_mounted:
+            return
+        now = self.clock()
+        self.model.forget_silent(now)
+        # Its widgets may not be there: composing it is still under way, or it is being
+        # taken down as the app exits. The next refresh catches up.
+        with contextlib.suppress(NoMatches):
+            screen.refresh_view(self.model.view(now), now)
+
+    def status_text(self, view: FarmView) -> Text:
+        """The status bar: queue, supervisors, workers, jobs; paused, stopping; the link."""
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"queue {view.queue_name or self.link.queue_name}", "bold")
+        supervisors = len(view.supervisors)
+        text.append(f" · {supervisors} supervisor{'' if supervisors == 1 else 's'}")
+        text.append(f" · {len(view.workers)} workers · {view.running_total} running")
+        status = self._link_status
+        if view.stopping or (self.link.owns_farm and self._quit_requests):
+            in_flight = view.running_total
+            text.append(
+                f"  STOPPING: draining {len(view.workers)} workers, {in_flight} jobs in flight"
+                " (q again: kill them)",
+                "bold magenta",
+            )
+        elif view.paused:
+            text.append("  PAUSED (p: resume)", "bold yellow")
+        if not status.connected and not status.stopped:
+            text.append(f"  {status.detail or 'not connected'}", "bold red")
+        elif status.detail and not self.link.owns_farm:
+            text.append(f"  {status.detail}", "dim")
+        return text
+
+    # -- commands --------------------------------------------------------------------
+
+    def send(self, supervisor_id: str, command: dict[str, Any], done: str) -> None:
+        """Send ``command``; notify ``done`` once sent, or the error."""
+        try:
+            sent = self.link.send_command(supervisor_id, command)
+        except Exception as error:
+            self.notify(f"not sent: {error}", severity="error")
+            return
+        self.run_worker(self._report(sent, done), group="commands", exit_on_error=False)
+
+    async def _report(self, sent: Future[None], done: str) -> None:
+        """Wait for the link to send (off this loop), then say how it went."""
+        try:
+            await asyncio.wrap_future(sent)
+        except Exception as error:
+            self.notify(f"not sent: {error}", severity="error")
+        else:
+            self.notify(done, timeout=3)
+
+    def target_supervisor(self) -> str | None:
+        """The supervisor limits apply to: the one under the overview's cursor, else
+        the first."""
+        ids = self.model.supervisor_ids
+        if not ids:
+            return None
+        return self.selected_supervisor_id if self.selected_supervisor_id in ids else ids[0]
+
+    def action_change_limits(self, min_change: int, max_change: int) -> None:
+        """Raise or lower min or max workers of the target supervisor."""
+        supervisor_id = self.target_supervisor()
+        now = self.clock()
+        current = None if supervisor_id is None else self.model.limits(supervisor_id, now)
+        if supervisor_id is None or current is None:
+            self.notify("no supervisor heard yet", severity="warning")
+            return
+        wanted = adjust_limits(current, min_change=min_change, max_change=max_change)
+        if wanted == current:
+            self.notify(
+                f"{supervisor_id}: min {current.min_workers}, max {current.max_workers} "
+                "already at their bounds",
+                severity="warning",
+            )
+            return
+        self.model.pending_limits.request(supervisor_id, wanted, now)
+        self.send(
+            supervisor_id,
+            {
+                "command": "set_limits",
+                "min_workers": wanted.min_workers,
+                "max_workers": wanted.max_workers,
+            },
+            f"{supervisor_id}: min {wanted.min_workers}, max {wanted.max_workers}",
+        )
+        self.refresh_screen()
+
+    def action_toggle_pause(self) -> None:
+        """Pause consumption on every supervisor, or resume it if all are paused."""
+        view = self.model.view(self.clock())
+        if not view.supervisors:
+            self.notify("no supervisor heard yet", severity="warning")
+            return
+        command = "resume" if view.paused else "pause"
+        for supervisor in view.supervisors:
+            self.send(
+                supervisor.supervisor_id,
+                {"command": command},
+                f"{supervisor.supervisor_id}: {command}",
+            )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Shutting a farm down is for ``top``; with ``--tui``, quitting does it."""
+        if action == "shut_down_farm":
+            return not self.link.owns_farm
+        return True
+
+    def action_shut_down_farm(self) -> None:
+        """Ask the target supervisor to drain and stop (after confirming)."""
+        supervisor_id = self.target_supervisor()
+        if supervisor_id is None:
+            self.notify("no supervisor heard yet", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.send(supervisor_id, {"command": "shutdown"}, f"{supervisor_id}: shutdown")
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Shut supervisor {supervisor_id} down? Its workers finish their jobs and "
+                "stop; the dashboard stays."
+            ),
+            answered,
+        )
+
+    async def action_quit(self) -> None:
+        """Quit: with ``--tui``, drain the farm first (again: kill); with ``top``, detach."""
+        self._request_quit()
+
+    def _request_quit(self) -> None:
+        if not self.link.owns_farm:
+            self.exit(0)
+            return
+        self._quit_requests += 1
+        self.link.stop()
+        if self._quit_requests == 1:
+            self.notify("draining the workers; q again kills them", title="Stopping")
+        else:
+            self.notify("killing the workers", severity="warning")
+        self.refresh_screen()

@@ -1,0 +1,89 @@
+"""Enqueue and completion rates of the whole farm, and their recent history."""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["RateHistory", "farm_rates"]
+
+
+def farm_rates(snapshots: Iterable[Mapping[str, Any]]) -> tuple[float, float]:
+    """Jobs/s enqueued and completed by the whole farm, from each supervisor's snapshot.
+
+    Completions add up. Enqueues do not: each supervisor estimates them as the growth of
+    the (shared) backlog plus its own completions, so the farm's is the backlog growth
+    (the mean of the supervisors' views of it) plus every supervisor's completions.
+    """
+    completion = 0.0
+    growths = []
+    for snapshot in snapshots:
+        own = _number(snapshot.get("completion_rate"))
+        completion += own
+        growths.append(_number(snapshot.get("enqueue_rate")) - own)
+    if not growths:
+        return 0.0, 0.0
+    return max(0.0, sum(growths) / len(growths) + completion), completion
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return float(value)
+
+
+class RateHistory:
+    """Enqueue and completion rates over the last minutes, one point per second.
+
+    Args:
+        window_s: how far back it keeps points.
+        smoothing: points averaged into the current rate (the supervisors' enqueue
+            estimate is a difference of two depths, noisy from one second to the next).
+    """
+
+    def __init__(self, window_s: int = 300, smoothing: int = 5) -> None:
+        self._window_s = window_s
+        self._smoothing = smoothing
+        # second -> (enqueue, completion); a later sample of the same second replaces it.
+        self._points: collections.OrderedDict[int, tuple[float, float]] = collections.OrderedDict()
+
+    def record(self, at: float, enqueue: float, completion: float) -> None:
+        """Add the farm's rates at Unix time ``at``."""
+        second = int(at)
+        if self._points and second < next(reversed(self._points)):
+            return  # out of order (a late snapshot): the history only moves forward
+        self._points[second] = (enqueue, completion)
+        while self._points and next(iter(self._points)) <= second - self._window_s:
+            self._points.popitem(last=False)
+
+    def series(self, now: float, points: int) -> tuple[list[float], list[float]]:
+        """The last ``points`` seconds up to ``now``: enqueue and completion rates.
+
+        A second without a sample repeats the previous one (no snapshot is not no work);
+        before the first sample, 0.
+        """
+        last = int(now)
+        first = last - points + 1
+        enqueue: list[float] = []
+        completion: list[float] = []
+        previous = (0.0, 0.0)
+        for second, value in self._points.items():
+            if second < first:
+                previous = value
+        for second in range(first, last + 1):
+            previous = self._points.get(second, previous)
+            enqueue.append(previous[0])
+            completion.append(previous[1])
+        return enqueue, completion
+
+    def current(self) -> tuple[float, float]:
+        """The rates now: the mean of the latest points."""
+        latest = list(self._points.values())[-self._smoothing :]
+        if not latest:
+            return 0.0, 0.0
+        return (
+            sum(point[0] for point in latest) / len(latest),
+            sum(point[1] for point in latest) / len(latest),
+        )

@@ -1,0 +1,221 @@
+"""Made-up farms: snapshots and dead letters as a real farm sends them, deterministic.
+
+For the dashboard's snapshot tests and its responsiveness benchmark, and to look at the
+dashboard without a farm: ``FarmApp(StaticFarm(sample_history(time.time()))).run()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from fast_app.farm.dead_letters import DeadLetter
+
+__all__ = ["sample_dead_letters", "sample_history", "sample_snapshot"]
+
+_FUNCTIONS = ("app.reports.render", "app.mail.send_digest", "app.billing.charge", "app.sync.pull")
+_TRACEBACK = """Traceback (most recent call last):
+  File "/srv/app/billing.py", line 41, in charge
+    receipt = await gateway.capture(order_id, amount)
+  File "/srv/app/gateway.py", line 88, in capture
+    raise GatewayError(f"card declined for order {order_id}")
+app.gateway.GatewayError: card declined for order 1042
+"""
+
+
+def sample_snapshot(
+    at: float,
+    *,
+    supervisor_id: str = "web-1-4242",
+    workers: int = 3,
+    jobs_per_worker: int = 2,
+    tick: int = 0,
+    ready: int = 120,
+    stale_worker: int | None = None,
+    events: int = 6,
+    started_at: float | None = None,
+) -> dict[str, Any]:
+    """One supervisor's snapshot at Unix time ``at``.
+
+    Args:
+        at: the snapshot's time.
+        supervisor_id: its supervisor.
+        workers: how many workers it has.
+        jobs_per_worker: jobs each one has in flight.
+        tick: varies counters, rates and job ids from one snapshot to the next.
+        ready: jobs waiting in the queue.
+        stale_worker: index of a worker whose heartbeat is late.
+        events: lifecycle events it carries: the latest of one every 5 s since start.
+        started_at: when its supervisor started (default an hour before ``at``).
+    """
+    if started_at is None:
+        started_at = at - 3600
+    last_event = int((at - started_at) // 5)
+    worker_entries = []
+    for index in range(workers):
+        worker_id = f"{supervisor_id}-w{index + 1}"
+        in_flight = [
+            _running_job(at, supervisor_id, index, slot, tick) for slot in range(jobs_per_worker)
+        ]
+        worker_entries.append(
+            {
+                "worker_id": worker_id,
+                "pid": 5000 + index,
+                "state": "busy" if in_flight else "idle",
+                "in_flight": in_flight,
+                "in_flight_count": len(in_flight),
+                "counters": {
+                    "succeeded": 1000 * (index + 1) + 17 * tick,
+                    "failed": index * 3,
+                    "retried": index * 2,
+                    "dead_lettered": index,
+                    "soft_timeouts": 0,
+                    "hard_timeouts": 0,
+                    "invalid": 0,
+                },
+                "rss_bytes": 48_000_000 + 1_000_000 * index,
+                "uptime_s": 3000.0 - 60 * index,
+                "heartbeat_age_s": 9.0 if index == stale_worker else 0.3,
+                "rate": 40.0 + index,
+            }
+        )
+    completion = sum(40.0 + index for index in range(workers))
+    return {
+        "type": "snapshot",
+        "supervisor_id": supervisor_id,
+        "host": supervisor_id.rsplit("-", 1)[0],
+        "pid": 4242,
+        "at": at,
+        "started_at": started_at,
+        "settings": {
+            "queue": "jobs",
+            "min_workers": 1,
+            "max_workers": 8,
+            "concurrency": 16,
+            "heartbeat_interval_s": 1.0,
+        },
+        "desired_workers": workers,
+        "paused": False,
+        "stopping": False,
+        "stopped": False,
+        "workers": worker_entries,
+        "queue": {
+            "ready": ready,
+            "unacked": workers * jobs_per_worker,
+            "consumers": workers,
+            "dead": 3,
+            "delayed": 4,
+        },
+        "completion_rate": completion,
+        "enqueue_rate": completion + 15 + 10 * (tick % 7),
+        "decisions": [
+            {
+                "at": at - 600 + 120 * number,
+                "from": number + 1,
+                "to": number + 2,
+                "reason": (
+                    f"scale up {number + 1}→{number + 2}: {ready * 10} ready, 16 unacked, "
+                    f"{number + 1} workers: need 4 to drain in 5s (step 2)"
+                ),
+            }
+            for number in range(min(3, workers))
+        ],
+        "failures": [],
+        "recent_jobs": {
+            "succeeded": [_ended_job(at, supervisor_id, tick, 0, "succeeded")],
+            "failed": [_ended_job(at, supervisor_id, tick, 1, "dead_lettered")],
+        },
+        "events": [
+            _event(supervisor_id, number, started_at + 5 * number, workers)
+            for number in range(max(1, last_event - events + 1), last_event + 1)
+        ],
+    }
+
+
+def _event(supervisor_id: str, number: int, at: float, workers: int) -> dict[str, Any]:
+    worker_id = f"{supervisor_id}-w{number % max(1, workers) + 1}"
+    killed = number % 3 == 2
+    return {
+        "seq": number,
+        "at": at,
+        "kind": "worker_killed" if killed else "worker_started",
+        "level": "warning" if killed else "info",
+        "message": (
+            f"worker {worker_id} killed: hung (no heartbeat for 5.1s)"
+            if killed
+            else f"worker {worker_id} started (pid {5000 + number})"
+        ),
+    }
+
+
+def _running_job(
+    at: float, supervisor_id: str, worker: int, slot: int, tick: int
+) -> dict[str, Any]:
+    started = at - 2.0 - 3.5 * slot - worker
+    return {
+        "id": f"{worker:02d}{slot:02d}{tick:04d}" + "ab" * 12,
+        "function": _FUNCTIONS[(worker + slot) % len(_FUNCTIONS)],
+        "attempt": 1 + slot % 2,
+        "started_at": started,
+        "soft_deadline": started + 10,
+        "hard_deadline": started + 20 if slot % 2 == 0 else None,
+        "still_running": False,
+        "args": f"({1000 + worker}, 'report-{slot}', fmt='pdf')",
+        "context_keys": ["request_id", "tenant"],
+        "traceparent": f"00-{'0' * 31}{worker}-{'0' * 15}{slot}-01",
+    }
+
+
+def _ended_job(
+    at: float, supervisor_id: str, tick: int, number: int, outcome: str
+) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "id": f"e{tick:04d}{number:02d}" + "cd" * 12,
+        "function": _FUNCTIONS[(tick + number) % len(_FUNCTIONS)],
+        "attempt": 1 + number,
+        "outcome": outcome,
+        "ended_at": at - 1.5 - number,
+        "duration_s": 0.042 + number,
+        "args": "(1042, amount=19.99)",
+        "context_keys": ["request_id", "tenant", "user_id"],
+        "worker_id": f"{supervisor_id}-w1",
+    }
+    if outcome != "succeeded":
+        job["error"] = "app.gateway.GatewayError: card declined for order 1042"
+        job["traceback"] = _TRACEBACK
+    return job
+
+
+def sample_history(now: float, *, seconds: int = 90, **options: Any) -> list[dict[str, Any]]:
+    """One snapshot a second for ``seconds`` up to ``now`` (rates plotted over them)."""
+    options.setdefault("started_at", now - 3600)
+    return [
+        sample_snapshot(now - seconds + 1 + second, tick=second, **options)
+        for second in range(seconds)
+    ]
+
+
+def sample_dead_letters(now: float, count: int = 3) -> list[DeadLetter]:
+    """Dead letters of a failing job and of a timeout, oldest first."""
+    letters = []
+    for number in range(count):
+        failed = number % 2 == 0
+        letters.append(
+            DeadLetter(
+                job_id=f"d{number:03d}" + "ef" * 14,
+                function=_FUNCTIONS[number % len(_FUNCTIONS)],
+                reason="failed" if failed else "soft_timeout",
+                error_type="app.gateway.GatewayError" if failed else "soft_timeout",
+                error="card declined for order 1042" if failed else "ran past its 30s timeout",
+                traceback=_TRACEBACK if failed else None,
+                attempts=4,
+                worker=f"web-1-4242-w{number + 1}",
+                failed_at=dt.datetime.fromtimestamp(now - 600 + 60 * number, dt.UTC),
+                body=json.dumps({"id": number}).encode(),
+                args=[1042, {"items": list(range(40))}],
+                kwargs={"amount": 19.99, "currency": "EUR"},
+                context={"request_id": f"req-{number}", "tenant": "acme"},
+            )
+        )
+    return letters

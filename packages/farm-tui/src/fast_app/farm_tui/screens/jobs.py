@@ -1,0 +1,207 @@
+"""Jobs: running ones against their deadlines, recent ends, and the selected job's details."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from fast_app.farm_tui import _format as fmt
+from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
+from fast_app.farm_tui.table import Cell, Column, LiveTable, Row
+from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
+
+__all__ = ["JobsScreen", "ended_details", "recent_rows", "running_details", "running_rows"]
+
+_BAR_WIDTH = 10
+_RUNNING_COLUMNS = (
+    Column("Job", "job", 8),
+    Column("Function", "function"),
+    Column("Worker", "worker"),
+    Column("Try", "attempt", 3),
+    Column("Elapsed", "elapsed", 7),
+    Column("Soft timeout", "soft", _BAR_WIDTH + 12),
+    Column("Hard timeout", "hard", _BAR_WIDTH + 12),
+)
+_RECENT_COLUMNS = (
+    Column("Ended", "ended", 9),
+    Column("Outcome", "outcome", 13),
+    Column("Job", "job", 8),
+    Column("Function", "function"),
+    Column("Worker", "worker"),
+    Column("Took", "took", 7),
+    Column("Error", "error"),
+)
+_OUTCOME_STYLES = {"succeeded": "green", "retried": "yellow", "dead_lettered": "bold red"}
+_TRACEBACK_LINES = 40
+
+
+def running_key(job: RunningJob) -> str:
+    """A running job's row key (a job may run twice at once after a redelivery)."""
+    return f"{job.job_id}@{job.worker_id}"
+
+
+def running_rows(view: FarmView, now: float) -> list[Row]:
+    """Jobs in flight, oldest first, with their soft and hard timeouts as bars."""
+    rows = []
+    for job in view.running:
+        elapsed = max(0.0, now - job.started_at)
+        soft = None if job.soft_deadline is None else job.soft_deadline - job.started_at
+        hard = None if job.hard_deadline is None else job.hard_deadline - job.started_at
+        function_style = "bold red" if job.still_running else ""
+        cells: tuple[Cell, ...] = (
+            (fmt.short_id(job.job_id), ""),
+            (job.function, function_style),
+            (job.worker_id, ""),
+            (str(job.attempt), ""),
+            (fmt.age(elapsed), ""),
+            fmt.deadline_bar(elapsed, soft, _BAR_WIDTH),
+            fmt.deadline_bar(elapsed, hard, _BAR_WIDTH),
+        )
+        rows.append((running_key(job), cells))
+    return rows
+
+
+def recent_rows(view: FarmView, now: float) -> list[Row]:
+    """Ended runs, latest first."""
+    rows = []
+    for job in view.recent:
+        cells: tuple[Cell, ...] = (
+            (fmt.age(now - job.ended_at) + " ago", "dim"),
+            (job.outcome, _OUTCOME_STYLES.get(job.outcome, "")),
+            (fmt.short_id(job.job_id), ""),
+            (job.function, ""),
+            (job.worker_id, ""),
+            (fmt.seconds(job.duration_s), ""),
+            (fmt.shorten(job.error or "", 60), "red" if job.error else ""),
+        )
+        rows.append((job.key, cells))
+    return rows
+
+
+def running_details(job: RunningJob, now: float) -> Text:
+    """Everything known of a running job."""
+    elapsed = max(0.0, now - job.started_at)
+    text = _header(job.job_id, job.function, job.attempt, job.worker_id)
+    text.append(f"running for {fmt.age(elapsed)}", "bold")
+    for label, deadline in (("soft", job.soft_deadline), ("hard", job.hard_deadline)):
+        if deadline is not None:
+            left = deadline - now
+            when = f"in {fmt.age(left)}" if left >= 0 else f"{fmt.age(-left)} ago"
+            text.append(f"   {label} deadline {when}", "red" if left < 0 else "")
+    if job.still_running:
+        text.append("\npast its soft timeout and could not be stopped", "bold red")
+    _append_arguments(text, job.args, job.context_keys)
+    return text
+
+
+def ended_details(job: EndedJob, now: float) -> Text:
+    """Everything known of an ended run: arguments, context keys, error, traceback."""
+    text = _header(job.job_id, job.function, job.attempt, job.worker_id)
+    text.append(job.outcome, _OUTCOME_STYLES.get(job.outcome, "bold"))
+    text.append(f" {fmt.age(now - job.ended_at)} ago after {fmt.seconds(job.duration_s)}")
+    _append_arguments(text, job.args, job.context_keys)
+    if job.error:
+        text.append("\nerror      ", "dim").append(job.error, "red")
+    if job.traceback:
+        lines = job.traceback.rstrip().splitlines()[-_TRACEBACK_LINES:]
+        text.append("\ntraceback  (its end)\n", "dim").append("\n".join(lines))
+    return text
+
+
+def _header(job_id: str, function: str, attempt: int, worker_id: str) -> Text:
+    text = Text()
+    text.append("job ", "dim").append(job_id, "bold")
+    text.append("  ").append(function, "bold cyan")
+    text.append(f"  attempt {attempt}  on {worker_id}\n", "dim")
+    return text
+
+
+def _append_arguments(text: Text, args: str, context_keys: tuple[str, ...]) -> None:
+    text.append("\narguments  ", "dim").append(args or "-")
+    text.append("\ncontext    ", "dim").append(", ".join(context_keys) or "(empty)")
+
+
+class JobsScreen(DashboardScreen):
+    """Running jobs with deadline bars, recent successes and failures, and details."""
+
+    DEFAULT_CSS = """
+    JobsScreen #running { height: 1fr; border: round $primary; }
+    JobsScreen #recent { height: 1fr; border: round $primary; }
+    JobsScreen #detail-box { height: 12; border: round $primary; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        """Running, recent, details."""
+        yield StatusBar(id="status")
+        yield LiveTable(_RUNNING_COLUMNS, id="running")
+        yield LiveTable(_RECENT_COLUMNS, id="recent")
+        with VerticalScroll(id="detail-box"):
+            yield Static(id="detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Columns and titles."""
+        self._running_table = self.query_one("#running", LiveTable)
+        self._recent_table = self.query_one("#recent", LiveTable)
+        self.query_one("#running").border_title = "Running"
+        self.query_one("#recent").border_title = "Recent (failures kept longest)"
+        self.query_one("#detail-box").border_title = "Selected job"
+        self._selected: tuple[str, str] | None = None
+        self._shown_detail = Text("select a job (tab switches tables)", style="dim")
+        self._last: tuple[FarmView, float] | None = None
+        self._running_table.focus()
+
+    def refresh_view(self, view: FarmView, now: float) -> None:
+        """Tables and the selected job's details."""
+        super().refresh_view(view, now)
+        self._running_table.update(running_rows(view, now))
+        self._recent_table.update(recent_rows(view, now))
+        listed = len(view.running)
+        title = f"Running: {view.running_total}"
+        if listed < view.running_total:
+            title += f" ({listed} oldest listed)"
+        self.query_one("#running").border_title = title
+        self._last = (view, now)
+        self._follow_cursor()
+        self._show_details()
+
+    def _show_details(self) -> None:
+        if self._last is not None and self.is_attached:
+            self.query_one("#detail", Static).update(self._details(*self._last))
+
+    def _follow_cursor(self) -> None:
+        focused = self.focused
+        if isinstance(focused, LiveTable) and focused.id in ("running", "recent"):
+            key = focused.selected_key
+            if key is not None:
+                self._selected = (focused.id, key)
+
+    def _details(self, view: FarmView, now: float) -> Text:
+        if self._selected is None:
+            return self._shown_detail
+        table, key = self._selected
+        if table == "running":
+            running = next((job for job in view.running if running_key(job) == key), None)
+            if running is None:
+                return Text.assemble(self._shown_detail, ("\n(no longer running)", "dim"))
+            self._shown_detail = running_details(running, now)
+        else:
+            ended = next((job for job in view.recent if job.key == key), None)
+            if ended is None:
+                return self._shown_detail
+            self._shown_detail = ended_details(ended, now)
+        return self._shown_detail
+
+    def on_live_table_highlighted(self, event: LiveTable.Highlighted) -> None:
+        """The cursor moved: show that job."""
+        if event.table.has_focus and event.key is not None:
+            self._selected = (event.table.id or "", event.key)
+            self._show_details()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The other table got the focus: show its job."""
+        self._follow_cursor()
+        self._show_details()

@@ -1,0 +1,74 @@
+"""SVG snapshots of each screen, from fixed sample data at a fixed time.
+
+Update them after a deliberate change of the screens:
+``uv run pytest packages/farm-tui/tests/test_screens_snapshots.py --snapshot-update``,
+then look at the SVGs (or the report pytest-textual-snapshot writes on a failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from fast_app.farm_tui import FarmApp, LogLine, StaticFarm
+from fast_app.farm_tui.sample import sample_dead_letters, sample_history
+
+NOW = 1_700_000_000.0
+SIZE = (130, 38)
+
+SnapCompare = Callable[..., bool]
+
+
+def dashboard(*, owns_farm: bool = True, **sample: Any) -> FarmApp:
+    link = StaticFarm(
+        sample_history(NOW, **sample),
+        dead_letters=sample_dead_letters(NOW),
+        log_lines=[
+            LogLine(NOW - 3, "info", "fast_app.farm.supervisor", "worker web-1-4242-w3 started"),
+            LogLine(NOW - 2, "output", "web-1-4242-w3", "INFO worker consuming jobs"),
+            LogLine(NOW - 1, "error", "fast_app.farm.worker", "job 1042 dead-lettered"),
+        ],
+        owns_farm=owns_farm,
+    )
+    return FarmApp(link, clock=lambda: NOW)
+
+
+def test_overview(snap_compare: SnapCompare) -> None:
+    """Supervisors, workers (w2's heartbeat is late), queue rates, decisions, events."""
+    assert snap_compare(dashboard(stale_worker=1, workers=4), terminal_size=SIZE)
+
+
+def test_overview_of_top_with_two_supervisors(snap_compare: SnapCompare) -> None:
+    """Two supervisors; top offers S to shut one down."""
+
+    async def second_supervisor(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, FarmApp)
+        for snapshot in sample_history(NOW, seconds=5, supervisor_id="web-2-777", workers=2):
+            app.model.ingest(snapshot)
+
+    assert snap_compare(
+        dashboard(owns_farm=False), terminal_size=SIZE, run_before=second_supervisor
+    )
+
+
+def test_jobs_with_a_failure_selected(snap_compare: SnapCompare) -> None:
+    """Deadline bars of running jobs; the selected dead-lettered run's error and traceback."""
+    assert snap_compare(dashboard(), press=["2", "tab", "down", "down"], terminal_size=SIZE)
+
+
+def test_dead_letters(snap_compare: SnapCompare) -> None:
+    """The dead letters, the first one in full."""
+    assert snap_compare(dashboard(), press=["3"], terminal_size=SIZE)
+
+
+def test_purge_asks_first(snap_compare: SnapCompare) -> None:
+    """Purge opens a confirmation over the dead letters."""
+    assert snap_compare(dashboard(), press=["3", "x"], terminal_size=SIZE)
+
+
+def test_output(snap_compare: SnapCompare) -> None:
+    """The supervisor's log records and the workers' lines."""
+    assert snap_compare(dashboard(), press=["4"], terminal_size=SIZE)
