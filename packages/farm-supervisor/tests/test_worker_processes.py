@@ -108,6 +108,41 @@ async def test_jobs_outlasting_the_grace_period_return_to_the_queue(farm: Farm) 
     assert finished == {"long": 1, "short": 1}
 
 
+async def test_a_thread_job_outlasting_the_grace_period_ends_with_its_worker(farm: Farm) -> None:
+    # Given a plain function sleeping in a worker thread, which nothing can cancel.
+    worker = await farm.start_worker(FARM_GRACE_PERIOD_S="0.5")
+    results = str(farm.results)
+    await queue(farm_jobs.sleep_in_thread_then_record, results, "thread", 4)
+    await wait_until(lambda: "thread" in farm.tags("started"), message="the thread job")
+
+    # When the worker is asked to stop.
+    worker.send(signal.SIGTERM)
+
+    # Then it ends soon after its grace period instead of waiting for the thread, and the
+    # job runs again elsewhere, alone: the first run never finishes.
+    assert await worker.wait_exit(timeout=3) == 0
+    assert "still running in threads after the drain" in worker.log()
+    await farm.start_worker()
+    await wait_until(lambda: "thread" in farm.tags("finished"), timeout=20, message="rerun")
+    assert farm.tags("started") == ["thread", "thread"]
+    assert farm.tags("finished") == ["thread"]
+
+
+async def test_a_queue_with_other_arguments_stops_the_worker_with_the_setting_named(
+    farm: Farm,
+) -> None:
+    # Given the jobs queue declared with the default delivery limit.
+    await farm.start_worker()
+
+    # When a worker asks for another one.
+    worker = await farm.start_worker(wait=False, QUEUE_DELIVERY_LIMIT="7")
+
+    # Then it stops at once, saying why, instead of retrying forever.
+    assert await worker.wait_exit(timeout=20) == 4
+    assert "x-delivery-limit differs from what QUEUE_DELIVERY_LIMIT asks for" in worker.log()
+    assert "retrying" not in worker.log()
+
+
 async def test_a_broken_application_import_exits_with_a_clear_error(farm: Farm) -> None:
     worker = await farm.start_worker(wait=False, FARM_IMPORTS="no_such_module_here")
 

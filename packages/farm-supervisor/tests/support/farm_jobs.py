@@ -49,6 +49,13 @@ async def sleep_then_record(results: str, tag: str, seconds: float) -> None:
     report(results, "finished", tag)
 
 
+def sleep_in_thread_then_record(results: str, tag: str, seconds: float) -> None:
+    """A plain function (runs in a worker thread, which nothing can cancel)."""
+    report(results, "started", tag)
+    time.sleep(seconds)
+    report(results, "finished", tag)
+
+
 async def fail(results: str, tag: str) -> None:
     report(results, "ran", tag)
     raise ValueError(f"{tag} always fails")

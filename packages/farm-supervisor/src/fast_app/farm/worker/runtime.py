@@ -16,11 +16,10 @@ import signal
 import socket
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fast_app.core.queue.amqp import Publisher, Topology, signature_matches
+from fast_app.core.queue.amqp import Publisher, Topology, explain_mismatch, signature_matches
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.errors import InvalidJobError
@@ -42,8 +41,14 @@ from fast_app.farm.worker._allow_list import AllowList
 from fast_app.farm.worker._app import load_application, run_hooks
 from fast_app.farm.worker._dead_letters import DeadReason
 from fast_app.farm.worker._settlement import Settlement
-from fast_app.farm.worker._state import InFlightJob, WorkerCounters, resident_memory_bytes
+from fast_app.farm.worker._state import (
+    InFlightJob,
+    RecentJobs,
+    WorkerCounters,
+    resident_memory_bytes,
+)
 from fast_app.farm.worker._supervision import SupervisorLink
+from fast_app.farm.worker._threads import JobThreads
 from fast_app.farm.worker._tombstones import Tombstones
 
 if TYPE_CHECKING:
@@ -86,8 +91,9 @@ class Worker:
         )
         self.counters = WorkerCounters()
         self.in_flight: dict[int, InFlightJob] = {}
+        self.recent = RecentJobs()  # jobs ended since the last heartbeat
         self._tasks: set[asyncio.Task[None]] = set()
-        self._threads = ThreadPoolExecutor(farm.thread_pool_size, thread_name_prefix="job")
+        self._threads = JobThreads(farm.thread_pool_size, thread_name_prefix="job")
         self._stopping = asyncio.Event()
         self._forced = False
         self._channel: AbstractChannel | None = None
@@ -136,6 +142,7 @@ class Worker:
             "concurrency": self.farm.concurrency,
             "in_flight": [job.describe() for job in self.in_flight.values()],
             "counters": self.counters.as_dict(),
+            "ended": self.recent.take(),
             "rss_bytes": resident_memory_bytes(),
             "last_error": self.last_error,
         }
@@ -212,7 +219,7 @@ class Worker:
             self._publisher, self.queue, self.topology, self.counters, self.worker_id
         )
         try:
-            await self._consume_until_stopped()
+            code = await self._consume_until_stopped()
         finally:
             await self._publisher.close()
             if self._link is not None:
@@ -223,7 +230,7 @@ class Worker:
                 logger.exception("a shutdown hook of worker %s failed", self.worker_id)
             self._threads.shutdown(wait=False, cancel_futures=True)
         logger.info("worker %s stopped: %s", self.worker_id, self._summary())
-        return EXIT_OK
+        return code
 
     def request_stop(self) -> None:
         """Stop taking jobs and drain (first call); stop waiting for jobs (second call)."""
@@ -238,12 +245,20 @@ class Worker:
         logger.info("worker %s: stopping, draining %d jobs", self.worker_id, len(self._tasks))
         self._stopping.set()
 
-    async def _consume_until_stopped(self) -> None:
+    async def _consume_until_stopped(self) -> int:
+        """Consume, reconnecting after failures, until stopped; the exit code."""
+        from aiormq.exceptions import ChannelPreconditionFailed
+
         failures = 0
         while not self._stopping.is_set():
             try:
                 await self._consume_one_connection()
                 failures = 0
+            except ChannelPreconditionFailed as error:
+                # The queue exists with other arguments: retrying cannot help.
+                self.last_error = explain_mismatch(self.topology, str(error))
+                logger.error("worker %s cannot consume: %s", self.worker_id, self.last_error)
+                return EXIT_STARTUP_FAILED
             except Exception as error:
                 delay = _RECONNECT_DELAYS_S[min(failures, len(_RECONNECT_DELAYS_S) - 1)]
                 failures += 1
@@ -256,6 +271,7 @@ class Worker:
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
+        return EXIT_OK
 
     async def _consume_one_connection(self) -> None:
         import aio_pika
@@ -311,10 +327,30 @@ class Worker:
                 await jobs_queue.cancel(self._consumer[1])
                 self._consumer = None
             await self._drain()
+            self._end_if_threads_outlive_the_drain()
         finally:
             self._channel = None
             if not connection.is_closed:
                 await connection.close()
+
+    def _end_if_threads_outlive_the_drain(self) -> None:
+        """End the process now if jobs are still running in threads after the drain.
+
+        Threads cannot be cancelled: they would keep the process alive past its grace
+        period and, once its connection closed, run on beside their own redelivery on
+        another worker. Ending the process while its connection is still open ends them
+        before the broker hands their jobs out again. Shutdown hooks do not run.
+        """
+        busy = self._threads.busy
+        if busy == 0:
+            return
+        logger.warning(
+            "worker %s: %d jobs still running in threads after the drain; ending the process "
+            "so that they stop before the broker hands them out again (shutdown hooks skipped)",
+            self.worker_id,
+            busy,
+        )
+        _exit_now(EXIT_OK)
 
     async def _drain(self) -> None:
         if not self._tasks:
@@ -561,7 +597,8 @@ class Worker:
             elif job.hard_timer is not None:
                 job.hard_timer.cancel()
             if not job.ended_by_hard_timeout:  # else its handler settles the delivery
-                await self._settlement.settle(message, envelope, outcome, observation)
+                ended = await self._settlement.settle(message, envelope, outcome, observation)
+                self.recent.add(envelope, ended, outcome.duration_s, outcome.error)
         except asyncio.CancelledError:
             self._just_cancelled.append((job.started_at, envelope.id, time.time()))
             raise
