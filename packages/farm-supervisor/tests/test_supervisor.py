@@ -223,6 +223,21 @@ async def test_an_unreachable_broker_at_start_exits_2(farm: Farm) -> None:
     assert "s3cret" not in supervisor.log()
 
 
+async def test_a_queue_declared_with_other_arguments_exits_2_naming_the_setting(
+    farm: Farm,
+) -> None:
+    # Given the jobs queue, declared with the default delivery limit.
+    await farm.start_worker()
+
+    # When a supervisor configured with another one starts.
+    supervisor = await start_supervisor(farm, QUEUE_DELIVERY_LIMIT="7")
+
+    # Then it stops at once with one clear line, not a traceback.
+    assert await supervisor.wait_exit(20) == 2
+    assert "x-delivery-limit differs from what QUEUE_DELIVERY_LIMIT asks for" in supervisor.log()
+    assert "Traceback" not in supervisor.log()
+
+
 async def test_json_logs_and_fast_app_status(farm: Farm) -> None:
     import json
     import subprocess

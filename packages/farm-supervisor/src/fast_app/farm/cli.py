@@ -191,6 +191,9 @@ def _run_supervisor(options: argparse.Namespace) -> int:
         return asyncio.run(Supervisor(farm, queue).run())
     except (OSError, TimeoutError, ConnectionError) as error:
         return _broker_unreachable("work", queue, error)
+    except QueueConfigurationError as error:
+        print(f"fast-app work: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _run_top(options: argparse.Namespace) -> int:
@@ -208,6 +211,9 @@ def _run_top(options: argparse.Namespace) -> int:
         return run_remote(queue)
     except (OSError, TimeoutError, ConnectionError) as error:
         return _broker_unreachable("top", queue, error)
+    except QueueConfigurationError as error:
+        print(f"fast-app top: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _run_status(options: argparse.Namespace) -> int:
@@ -224,6 +230,9 @@ def _run_status(options: argparse.Namespace) -> int:
         snapshots = asyncio.run(collect_snapshots(queue, wait_s=options.wait))
     except (OSError, TimeoutError, ConnectionError) as error:
         return _broker_unreachable("status", queue, error)
+    except QueueConfigurationError as error:
+        print(f"fast-app status: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if options.json:
         print(json.dumps(snapshots, indent=2, default=str))
     else:

@@ -67,7 +67,14 @@ class FarmListener:
             self._settings.connect_timeout_s,
         )
         channel = self._channel = await self._connection.channel()
-        await self._topology.declare(channel)
+        # Only the exchanges it uses: the jobs queue's arguments are the farm's business,
+        # and a listener configured differently must not trip over them.
+        await channel.declare_exchange(
+            self._topology.events_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        await channel.declare_exchange(
+            self._topology.control_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+        )
         listener = await channel.declare_queue(exclusive=True, auto_delete=True)
         await listener.bind(self._topology.events_exchange)
         await listener.consume(self._receive, no_ack=True)

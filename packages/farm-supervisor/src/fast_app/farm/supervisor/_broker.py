@@ -80,15 +80,19 @@ class SupervisorBroker:
                 ),
                 timeout,
             )
-            channel = await connection.channel(publisher_confirms=True)
-            await self.topology.declare(channel)
-            control = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await control.bind(self.topology.control_exchange, routing_key=self._supervisor_id)
-            await control.consume(self._receive_command, no_ack=True)
-            if self._on_tombstone is not None:
-                tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
-                await tombstones.bind(self.topology.tombstones_exchange)
-                await tombstones.consume(self._receive_tombstone, no_ack=True)
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                await self.topology.declare(channel)
+                control = await channel.declare_queue(exclusive=True, auto_delete=True)
+                await control.bind(self.topology.control_exchange, routing_key=self._supervisor_id)
+                await control.consume(self._receive_command, no_ack=True)
+                if self._on_tombstone is not None:
+                    tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
+                    await tombstones.bind(self.topology.tombstones_exchange)
+                    await tombstones.consume(self._receive_tombstone, no_ack=True)
+            except BaseException:
+                await connection.close()  # half set up: nothing of it may linger
+                raise
             self._connection, self._channel = connection, channel
             return channel
 

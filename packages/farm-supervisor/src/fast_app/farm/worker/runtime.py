@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fast_app.core.queue.amqp import Publisher, Topology, explain_mismatch, signature_matches
+from fast_app.core.queue.amqp import Publisher, Topology, signature_matches
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
-from fast_app.core.queue.errors import InvalidJobError
+from fast_app.core.queue.errors import InvalidJobError, QueueConfigurationError
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.functions import describe_function
 from fast_app.core.queue.handle import JobError
@@ -247,16 +247,14 @@ class Worker:
 
     async def _consume_until_stopped(self) -> int:
         """Consume, reconnecting after failures, until stopped; the exit code."""
-        from aiormq.exceptions import ChannelPreconditionFailed
-
         failures = 0
         while not self._stopping.is_set():
             try:
                 await self._consume_one_connection()
                 failures = 0
-            except ChannelPreconditionFailed as error:
+            except QueueConfigurationError as error:
                 # The queue exists with other arguments: retrying cannot help.
-                self.last_error = explain_mismatch(self.topology, str(error))
+                self.last_error = str(error)
                 logger.error("worker %s cannot consume: %s", self.worker_id, self.last_error)
                 return EXIT_STARTUP_FAILED
             except Exception as error:

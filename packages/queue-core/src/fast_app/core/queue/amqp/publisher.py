@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp.headers import job_properties
-from fast_app.core.queue.amqp.topology import Topology, delay_level_ms, explain_mismatch
+from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
 
@@ -191,7 +191,6 @@ class Publisher:
 
     async def _connect(self) -> AbstractChannel:
         import aio_pika
-        from aiormq.exceptions import ChannelPreconditionFailed
 
         await self._close_connection()
         connection = await aio_pika.connect(
@@ -199,10 +198,7 @@ class Publisher:
         )
         try:
             channel = await connection.channel(publisher_confirms=True)
-            try:
-                await self.topology.declare(channel)
-            except ChannelPreconditionFailed as error:
-                raise QueueConfigurationError(explain_mismatch(self.topology, str(error))) from None
+            await self.topology.declare(channel)  # QueueConfigurationError on a mismatch
         except BaseException:
             await connection.close()
             raise

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings, QueueType
 
 if TYPE_CHECKING:
@@ -133,7 +134,19 @@ class Topology:
         )
 
     async def declare(self, channel: AbstractChannel) -> None:
-        """Declare the jobs queue and the dead letters (idempotent)."""
+        """Declare the jobs queue and the dead letters (idempotent).
+
+        Raises:
+            QueueConfigurationError: a queue exists with other arguments (naming them).
+        """
+        from aiormq.exceptions import ChannelPreconditionFailed
+
+        try:
+            await self._declare(channel)
+        except ChannelPreconditionFailed as error:
+            raise QueueConfigurationError(explain_mismatch(self, str(error))) from None
+
+    async def _declare(self, channel: AbstractChannel) -> None:
         from aio_pika import ExchangeType
 
         await channel.declare_queue(self.jobs, durable=True, arguments=self.jobs_arguments())  # type: ignore[arg-type]
