@@ -54,3 +54,11 @@ def test_fast_app_broker_runs_a_private_node_until_interrupted() -> None:
             process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_the_reference_lists_each_command_s_flags_from_its_parser() -> None:
+    reference = render_reference()
+
+    assert "| `FARM_MAX_WORKERS` | `--max-workers` |  |" in reference
+    assert "| `FARM_WORKER_ID` |  | `--worker-id` |" in reference
+    assert "| `QUEUE_NAME` | `--queue` | `--queue` |" in reference

@@ -17,7 +17,7 @@ from fast_app.farm.dead_letters import add_dlq_parser, run_dlq
 from fast_app.farm.errors import FarmConfigurationError
 from fast_app.farm.settings import FarmSettings, load_farm_settings
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 EXIT_USAGE = 2
 
@@ -240,8 +240,8 @@ def _run_status(options: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fast-app`` console script."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fast-app`` command line (also read by the configuration reference)."""
     parser = argparse.ArgumentParser(prog="fast-app", description="FastApp's async farm.")
     commands = parser.add_subparsers(dest="command", required=True)
     _work_parser(commands)
@@ -272,7 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--port", type=int, help="AMQP port (default 5672 if free; 0: any free port)"
     )
     commands.add_parser("config-reference", help="print the configuration reference (Markdown)")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fast-app`` console script."""
+    options = build_parser().parse_args(argv)
     if options.command == "worker":
         return _run_worker(options)
     if options.command == "work":

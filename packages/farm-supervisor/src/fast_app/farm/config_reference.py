@@ -6,23 +6,44 @@ so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import argparse
+
 from pydantic import BaseModel, SecretStr
 
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.settings import FarmSettings
 
-__all__ = ["WORKER_FLAGS", "render_reference"]
+__all__ = ["command_flags", "render_reference"]
 
-# Settings that `fast-app worker` also takes as flags.
-WORKER_FLAGS: dict[str, str] = {
-    "FARM_CONCURRENCY": "--concurrency",
-    "FARM_THREADS": "--threads",
-    "FARM_IMPORTS": "--imports",
-    "FARM_ALLOWED_MODULES": "--allowed-modules",
-    "FARM_GRACE_PERIOD_S": "--grace-period",
-    "FARM_WORKER_ID": "--worker-id",
-    "QUEUE_NAME": "--queue",
-}
+
+def _variable_of(destination: str, settings: dict[str, str]) -> str | None:
+    """The variable a flag's ``dest`` sets: a field of the settings, or the queue's name."""
+    if destination == "queue_name":
+        return "QUEUE_NAME"
+    return settings.get(destination)
+
+
+def command_flags(command: str) -> dict[str, str]:
+    """Variable -> flag of one ``fast-app`` command, read from its parser (never drifts)."""
+    from fast_app.farm.cli import build_parser
+
+    farm_variables = {
+        name: (field.description or "").partition(": ")[0]
+        for name, field in FarmSettings.model_fields.items()
+    }
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            subcommand = action.choices[command]
+            break
+    else:  # pragma: no cover - the parser always has subcommands
+        return {}
+    flags: dict[str, str] = {}
+    for option in subcommand._actions:
+        variable = _variable_of(option.dest, farm_variables)
+        if variable and option.option_strings:
+            flags[variable] = option.option_strings[0]
+    return flags
 
 
 def _default(value: object) -> str:
@@ -35,19 +56,24 @@ def _default(value: object) -> str:
     return str(value)
 
 
-def _rows(settings: type[BaseModel]) -> list[str]:
+def _rows(settings: type[BaseModel], *commands: dict[str, str]) -> list[str]:
     rows = []
     for field in settings.model_fields.values():
         variable, _, meaning = (field.description or "").partition(": ")
-        flag = WORKER_FLAGS.get(variable, "")
-        flag_cell = f"`{flag}`" if flag else ""
-        rows.append(f"| `{variable}` | {flag_cell} | `{_default(field.default)}` | {meaning} |")
+        cells = [f"`{flags[variable]}`" if variable in flags else "" for flags in commands]
+        rows.append(
+            f"| `{variable}` | {' | '.join(cells)} | `{_default(field.default)}` | {meaning} |"
+        )
     return rows
 
 
 def render_reference() -> str:
     """The whole reference, as Markdown."""
-    header = "| variable | `fast-app worker` flag | default | meaning |\n|---|---|---|---|"
+    work, worker = command_flags("work"), command_flags("worker")
+    header = (
+        "| variable | `fast-app work` flag | `fast-app worker` flag | default | meaning |\n"
+        "|---|---|---|---|---|"
+    )
     return "\n".join(
         [
             "# Configuration reference",
@@ -60,14 +86,14 @@ def render_reference() -> str:
             "## Queue (`fast_app.core.queue.QueueSettings`): publishers and workers",
             "",
             header,
-            *_rows(QueueSettings),
+            *_rows(QueueSettings, work, worker),
             "",
             "## Farm (`fast_app.farm.FarmSettings`): worker processes",
             "",
             "List settings are comma-separated: `FARM_IMPORTS=app.jobs,app.reports`.",
             "",
             header,
-            *_rows(FarmSettings),
+            *_rows(FarmSettings, work, worker),
             "",
         ]
     )
