@@ -209,11 +209,11 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
     since_change = math.inf if memory.last_change_at is None else load.now - memory.last_change_at
     cooldown = f"cooldown {policy.cooldown_s:g}s"
     if spare_for < policy.cooldown_s:
-        return result(own, "hold", f"spare for {spare_for:g}s, {cooldown}")
+        return result(own, "hold", f"spare for {spare_for:.0f}s, {cooldown}")
     if since_change < policy.cooldown_s:
-        return result(own, "hold", f"last change {since_change:g}s ago, {cooldown}")
+        return result(own, "hold", f"last change {since_change:.0f}s ago, {cooldown}")
     desired = max(policy.min_workers, own - policy.scale_down_step)
-    return result(desired, "scale down", f"spare for {spare_for:g}s, {cooldown}")
+    return result(desired, "scale down", f"spare for {spare_for:.0f}s, {cooldown}")
 
 
 def _workers_needed(policy: ScalingPolicy, pending: int, rate: float | None) -> int:
