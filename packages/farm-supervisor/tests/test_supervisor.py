@@ -158,7 +158,9 @@ async def test_sigterm_drains_the_workers_and_exits_zero(farm: Farm) -> None:
 
 
 async def test_a_burst_scales_the_pool_up_to_max_then_back_to_min(farm: Farm) -> None:
-    # One worker alone drains 2000 jobs of 20 ms in a few seconds; ask for half a second.
+    # Jobs of 200 ms: one worker (16 slots) drains 80 jobs/s, three 240/s, less than the
+    # test publishes even on a busy machine, so the backlog grows until the pool is at max.
+    # One worker would take 25 s for the 2000; ask for half a second.
     supervisor = await start_supervisor(
         farm, "--min-workers", "1", "--max-workers", "4", "--cooldown", "2", "--target-drain", "0.5"
     )
@@ -166,7 +168,7 @@ async def test_a_burst_scales_the_pool_up_to_max_then_back_to_min(farm: Farm) ->
     results = str(farm.results)
 
     await asyncio.gather(
-        *(queue(farm_jobs.sleep_then_record, results, f"job-{n}", 0.02) for n in range(2000))
+        *(queue(farm_jobs.sleep_then_record, results, f"job-{n}", 0.2) for n in range(2000))
     )
 
     await wait_until(

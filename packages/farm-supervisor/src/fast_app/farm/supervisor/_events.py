@@ -3,7 +3,8 @@
 Worker started, stopped, killed (and why), died (and how), hard-timeout kills, scaling
 decisions, commands received: the lines an operator watching a dashboard wants to see,
 without reading the process's log. Each event gets a sequence number so that a reader of
-successive snapshots can tell the new ones from those it already showed.
+successive snapshots can tell the new ones from those it already showed. Failures (a worker
+hung, died, or killed at a job's hard timeout) are also kept apart, as entries of their own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["EventLog"]
+__all__ = ["EventLog", "failure_entry"]
 
 _KEPT = 40
 
@@ -70,3 +71,26 @@ class EventLog:
     def recent(self) -> list[dict[str, Any]]:
         """The latest events, oldest first."""
         return list(self._recent)
+
+
+def failure_entry(
+    kind: str, worker_id: str, job: dict[str, Any] | None, detail: str = ""
+) -> dict[str, Any]:
+    """A worker's failure as snapshots list it.
+
+    Args:
+        kind: ``hung``, ``died``, ``hard_timeout`` (killed by its supervisor) or
+            ``hard_timeout_self`` (it ended itself).
+        worker_id: the worker.
+        job: the job concerned, as its heartbeat described it, if any.
+        detail: how it ended, if that says more than ``kind``.
+    """
+    entry: dict[str, Any] = {
+        "at": time.time(),
+        "kind": kind,
+        "worker_id": worker_id,
+        "detail": detail,
+    }
+    if job is not None:
+        entry.update(job_id=job.get("id"), function=job.get("function"))
+    return entry

@@ -1,4 +1,4 @@
-"""Worker processes as the supervisor sees them: spawn, heartbeats, commands, ends."""
+"""Worker processes as the supervisor sees them: environment, spawn, heartbeats, commands, ends."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OutputSink", "WorkerProcess", "describe_exit"]
+from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.settings import FarmSettings
+
+__all__ = ["OutputSink", "WorkerProcess", "describe_exit", "worker_environment"]
 
 #: Receives each line a worker writes to stdout or stderr: ``(worker_id, line)``.
 OutputSink = Callable[[str, str], None]
@@ -42,6 +45,36 @@ def describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"killed by {name}"
     return f"exit code {code} ({_EXIT_REASONS.get(code, 'crashed')})"
+
+
+def worker_environment(
+    farm: FarmSettings, queue: QueueSettings, tombstones: Iterable[str]
+) -> dict[str, str]:
+    """The environment a new worker starts with: this one, plus the supervisor's settings.
+
+    Args:
+        farm: the supervisor's farm settings, passed on as ``FARM_*`` variables.
+        queue: its queue settings (queue name, broker).
+        tombstones: jobs killed at their hard timeout, as ``job_id@worker_id``.
+    """
+    environment = dict(os.environ)
+    for name, value in farm.model_dump().items():
+        if name in ("worker_id", "supervisor_fd", "supervisor_id", "tombstones") or value is None:
+            continue
+        text = (
+            ",".join(value)
+            if isinstance(value, tuple)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+        environment[f"FARM_{name.upper()}"] = text
+    environment["QUEUE_NAME"] = queue.name
+    # The broker this supervisor was given, even when not through the environment
+    # (a supervisor started in code, as the dashboard's tests do).
+    environment["RABBITMQ_URL"] = queue.rabbitmq_url.get_secret_value()
+    environment["FARM_TOMBSTONES"] = ",".join(tombstones)
+    return environment
 
 
 @dataclass(eq=False)

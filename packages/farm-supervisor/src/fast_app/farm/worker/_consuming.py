@@ -1,0 +1,311 @@
+"""The worker's consumption of the jobs queue: connection, pause, drain, reconnects.
+
+One connection at a time, reopened after a broker outage. On it, the worker consumes the
+jobs queue (unless paused) and the farm's tombstones. When the worker stops, it stops
+taking deliveries and drains the jobs in flight within the grace period, before the
+connection closes (their acks travel on it). When the channel is lost, the jobs in
+flight are cancelled: the broker hands their deliveries out again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from fast_app.core.queue.amqp import Topology
+from fast_app.core.queue.errors import QueueConfigurationError
+from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.settings import FarmSettings
+from fast_app.farm.worker._deliveries import Deliveries
+from fast_app.farm.worker._exit import EXIT_OK, exit_now
+from fast_app.farm.worker._state import InFlightJob
+from fast_app.farm.worker._supervision import SupervisorLink
+from fast_app.farm.worker._threads import JobThreads
+from fast_app.farm.worker._tombstones import Tombstones
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+__all__ = ["JobConsumer"]
+
+logger = logging.getLogger("fast_app.farm.worker")
+
+_RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
+
+
+class JobConsumer:
+    """Takes a worker's deliveries from the broker until the worker stops.
+
+    Args:
+        worker_id: named in logs and in the connection's name.
+        farm: concurrency (the prefetch) and grace period.
+        queue: the broker's URL and connect timeout.
+        topology: the farm's queues.
+        tombstones: where the farm's tombstones are recorded as they arrive.
+        in_flight: the worker's jobs in flight (counted in logs).
+        threads: the worker's job threads (those still busy after the drain end the
+            process).
+    """
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        farm: FarmSettings,
+        queue: QueueSettings,
+        topology: Topology,
+        tombstones: Tombstones,
+        in_flight: Mapping[int, InFlightJob],
+        threads: JobThreads,
+    ) -> None:
+        self._worker_id = worker_id
+        self._farm = farm
+        self._queue = queue
+        self._topology = topology
+        self._tombstones = tombstones
+        self._in_flight = in_flight
+        self._threads = threads
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._forced = False
+        self._resume_requested = asyncio.Event()
+        self._channel: AbstractChannel | None = None
+        self._consumer: tuple[AbstractQueue, str] | None = None
+        self._consuming = False
+        self._paused = False
+        self._deliveries: Deliveries | None = None  # set by run()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether it was asked to stop (it drains, then ``run`` returns)."""
+        return self._stopping.is_set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether it takes no new deliveries for now."""
+        return self._paused
+
+    @property
+    def consuming(self) -> bool:
+        """Whether it consumes on an open connection (paused or not)."""
+        return self._consuming
+
+    def pause(self, why: str) -> None:
+        """Stop taking new deliveries (jobs in flight go on)."""
+        if self._paused:
+            return
+        self._paused = True
+        logger.warning("worker %s pauses consumption: %s", self._worker_id, why)
+        if self._consumer is not None:
+            queue, tag = self._consumer
+            self._consumer = None
+            asyncio.get_running_loop().create_task(queue.cancel(tag))
+
+    def resume(self) -> None:
+        """Take deliveries again after ``pause``."""
+        if not self._paused:
+            return
+        self._paused = False
+        logger.info("worker %s resumes consumption", self._worker_id)
+        self._resume_requested.set()
+
+    def request_stop(self) -> None:
+        """Stop taking jobs and drain (first call); stop waiting for jobs (second call)."""
+        if self._stopping.is_set():
+            self._forced = True
+            logger.warning(
+                "worker %s: second stop request, abandoning in-flight jobs", self._worker_id
+            )
+            for task in self._tasks:
+                task.cancel()
+            return
+        logger.info("worker %s: stopping, draining %d jobs", self._worker_id, len(self._tasks))
+        self._stopping.set()
+
+    async def run(self, deliveries: Deliveries, link: SupervisorLink | None) -> None:
+        """Consume, reconnecting after failures, until stopped.
+
+        Args:
+            deliveries: handles each delivery.
+            link: the link to the supervisor, if any (a heartbeat once consuming).
+
+        Raises:
+            QueueConfigurationError: the queue exists with other arguments.
+        """
+        self._deliveries = deliveries
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                await self._consume_one_connection(deliveries, link)
+                failures = 0
+            except QueueConfigurationError:
+                raise  # retrying cannot help: the worker stops
+            except Exception as error:
+                delay = _RECONNECT_DELAYS_S[min(failures, len(_RECONNECT_DELAYS_S) - 1)]
+                failures += 1
+                logger.warning(
+                    "worker %s: broker at %s unavailable (%s); retrying in %gs",
+                    self._worker_id,
+                    self._queue.redacted_rabbitmq_url,
+                    type(error).__name__,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def round_trip(self) -> None:
+        """Make a round trip on the consuming channel, if it is open.
+
+        It sends the prefetch setting again, which changes nothing: the broker answers
+        only after it has processed everything sent on the channel before.
+        """
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.set_qos(prefetch_count=self._farm.concurrency)
+
+    async def _consume_one_connection(
+        self, deliveries: Deliveries, link: SupervisorLink | None
+    ) -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(
+            self._queue.rabbitmq_url.get_secret_value(),
+            timeout=self._queue.connect_timeout_s,
+            client_properties={"connection_name": f"fast-app worker {self._worker_id}"},
+        )
+        lost = asyncio.Event()
+        try:
+            channel = await connection.channel()
+            channel.close_callbacks.add(
+                lambda _sender, error: self._channel_closed(error, lost, deliveries)
+            )
+            connection.close_callbacks.add(lambda _sender, _error: lost.set())
+            await channel.set_qos(prefetch_count=self._farm.concurrency)
+            await self._topology.declare(channel)
+            jobs_queue = await channel.get_queue(self._topology.jobs, ensure=False)
+            tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await tombstones.bind(self._topology.tombstones_exchange)
+            await tombstones.consume(self._on_tombstone, no_ack=True)
+            self._channel = channel
+            if not self._paused:
+                self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
+            self._consuming = True
+            logger.info(
+                "worker %s consuming %s (concurrency %d)",
+                self._worker_id,
+                self._topology.jobs,
+                self._farm.concurrency,
+            )
+            if link is not None:
+                await link.beat()
+            while True:
+                self._resume_requested.clear()
+                stop_wait = asyncio.ensure_future(self._stopping.wait())
+                lost_wait = asyncio.ensure_future(lost.wait())
+                resume_wait = asyncio.ensure_future(self._resume_requested.wait())
+                await asyncio.wait(
+                    {stop_wait, lost_wait, resume_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in (stop_wait, lost_wait, resume_wait):
+                    waiter.cancel()
+                if lost.is_set() or self._stopping.is_set():
+                    break
+                if self._consumer is None and not self._paused:
+                    self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
+            self._consuming = False
+            if lost.is_set():
+                self._consumer = None
+                self._abandon_in_flight()
+                raise ConnectionError("connection to the broker lost")
+            if self._consumer is not None:
+                await jobs_queue.cancel(self._consumer[1])
+                self._consumer = None
+            await self._drain()
+            self._end_if_threads_outlive_the_drain()
+        finally:
+            self._channel = None
+            if not connection.is_closed:
+                await connection.close()
+
+    def _end_if_threads_outlive_the_drain(self) -> None:
+        """End the process now if jobs are still running in threads after the drain.
+
+        Threads cannot be cancelled: they would keep the process alive past its grace
+        period and, once its connection closed, run on beside their own redelivery on
+        another worker. Ending the process while its connection is still open ends them
+        before the broker hands their jobs out again. Shutdown hooks do not run.
+        """
+        busy = self._threads.busy
+        if busy == 0:
+            return
+        logger.warning(
+            "worker %s: %d jobs still running in threads after the drain; ending the process "
+            "so that they stop before the broker hands them out again (shutdown hooks skipped)",
+            self._worker_id,
+            busy,
+        )
+        exit_now(EXIT_OK)
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        grace = self._farm.grace_period_s
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        if pending and not self._forced:
+            logger.warning(
+                "worker %s: %d jobs still running after the %gs grace period; they return "
+                "to the queue",
+                self._worker_id,
+                len(pending),
+                grace,
+            )
+        for task in pending:
+            task.cancel()
+
+    def _abandon_in_flight(self) -> None:
+        """Stop the jobs of a lost channel: the broker hands their deliveries out again."""
+        logger.warning(
+            "worker %s lost its channel; %d jobs in flight are cancelled and will be "
+            "redelivered by the broker",
+            self._worker_id,
+            len(self._in_flight),
+        )
+        for task in self._tasks:
+            task.cancel()
+
+    def _channel_closed(
+        self, error: BaseException | None, lost: asyncio.Event, deliveries: Deliveries
+    ) -> None:
+        text = str(error or "")
+        if "acknowledgement" in text and "timed out" in text:
+            deliveries.blame_consumer_timeout()
+            logger.error(
+                "worker %s: the broker closed the channel because a delivery stayed "
+                "unacknowledged past its consumer_timeout (%s). The job is redelivered; "
+                "raise consumer_timeout in rabbitmq.conf above your longest job "
+                "(see docs/timeouts.md)",
+                self._worker_id,
+                text,
+            )
+        elif error is not None and not self._stopping.is_set():
+            logger.warning("worker %s: channel closed: %s", self._worker_id, text)
+        lost.set()
+
+    async def _on_tombstone(self, message: AbstractIncomingMessage) -> None:
+        job_id = self._tombstones.add_from_message(message.body)
+        if job_id is None:
+            logger.warning("worker %s: ignoring a malformed tombstone", self._worker_id)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # aio-pika calls this in a task of its own for each delivery: the job runs right
+        # here, and the task is tracked so that shutdown can wait for it or cancel it.
+        task = asyncio.current_task()
+        assert task is not None
+        assert self._deliveries is not None  # consuming starts in run()
+        self._tasks.add(task)
+        try:
+            await self._deliveries.receive(message)
+        finally:
+            self._tasks.discard(task)
