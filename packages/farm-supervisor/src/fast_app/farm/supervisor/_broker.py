@@ -42,6 +42,8 @@ class SupervisorBroker:
         supervisor_id: the routing key of this supervisor's control messages.
         on_command: called with each command addressed to this supervisor.
         on_tombstone: called with the body of each tombstone of the farm (any supervisor's).
+        on_snapshot: called with the body of each snapshot of the queue's supervisors
+            (this one's included).
     """
 
     def __init__(
@@ -50,12 +52,14 @@ class SupervisorBroker:
         supervisor_id: str,
         on_command: Callable[[dict[str, Any]], None],
         on_tombstone: Callable[[bytes], None] | None = None,
+        on_snapshot: Callable[[bytes], None] | None = None,
     ) -> None:
         self._settings = settings
         self.topology = Topology.from_settings(settings)
         self._supervisor_id = supervisor_id
         self._on_command = on_command
         self._on_tombstone = on_tombstone
+        self._on_snapshot = on_snapshot
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._lock = asyncio.Lock()
@@ -90,6 +94,10 @@ class SupervisorBroker:
                     tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
                     await tombstones.bind(self.topology.tombstones_exchange)
                     await tombstones.consume(self._receive_tombstone, no_ack=True)
+                if self._on_snapshot is not None:
+                    snapshots = await channel.declare_queue(exclusive=True, auto_delete=True)
+                    await snapshots.bind(self.topology.events_exchange)
+                    await snapshots.consume(self._receive_snapshot, no_ack=True)
             except BaseException:
                 await connection.close()  # half set up: nothing of it may linger
                 raise
@@ -108,6 +116,10 @@ class SupervisorBroker:
     async def _receive_tombstone(self, message: AbstractIncomingMessage) -> None:
         if self._on_tombstone is not None:
             self._on_tombstone(message.body)
+
+    async def _receive_snapshot(self, message: AbstractIncomingMessage) -> None:
+        if self._on_snapshot is not None:
+            self._on_snapshot(message.body)
 
     async def depth(self) -> QueueDepth:
         """Ready messages and consumers of the jobs queue."""

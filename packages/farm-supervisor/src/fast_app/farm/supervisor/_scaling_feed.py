@@ -16,6 +16,7 @@ from typing import Any
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._broker import QueueDepth, SupervisorBroker
 from fast_app.farm.supervisor._events import EventLog
+from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
 
@@ -40,6 +41,8 @@ class ScalingFeed:
         pool: the workers (their count, pace, jobs in flight, and limits).
         events: where each change of the number of workers is told.
         decisions: where each change of the number of workers is listed for snapshots.
+        peers: the jobs in flight of the queue's other supervisors (their slots are not
+            free), from their snapshots.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class ScalingFeed:
         pool: WorkerPool,
         events: EventLog,
         decisions: collections.deque[dict[str, Any]],
+        peers: PeerLoads,
     ) -> None:
         self._supervisor_id = supervisor_id
         self._farm = farm
@@ -58,6 +62,7 @@ class ScalingFeed:
         self._pool = pool
         self._events = events
         self._decisions = decisions
+        self._peers = peers
         self._memory = ScalingMemory()
         self._next_depth_probe_at = 0.0
         self._broker_warned = False
@@ -96,10 +101,12 @@ class ScalingFeed:
             cooldown_s=self._farm.scale_cooldown_s,
             target_drain_s=self._farm.target_drain_s,
         )
+        # A peer silent for 3 heartbeat intervals is gone (or cut off): its count expires.
+        peers_in_flight = self._peers.in_flight(now, 3 * self._farm.heartbeat_interval_s)
         load = FarmLoad(
             now=now,
             ready=self.depth.ready,
-            unacked=in_flight,
+            unacked=in_flight + peers_in_flight,
             own_workers=len(live),
             busy_workers=sum(1 for worker in live if worker.in_flight),
             in_flight=in_flight,

@@ -26,6 +26,7 @@ from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._commands import carry_out
 from fast_app.farm.supervisor._events import EventLog
 from fast_app.farm.supervisor._hard_timeouts import FarmTombstones, HardTimeoutEnforcer
+from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor._scaling_feed import ScalingFeed
 from fast_app.farm.supervisor._snapshot import RecentEnds, worker_entries
@@ -85,8 +86,13 @@ class Supervisor:
             stopping=self._stopping,
         )
         self._tombstones = FarmTombstones(self._pool.workers)
+        self._peers = PeerLoads(self.supervisor_id)
         self._broker = SupervisorBroker(
-            queue, self.supervisor_id, self.handle_command, self._tombstones.heard
+            queue,
+            self.supervisor_id,
+            self.handle_command,
+            self._tombstones.heard,
+            lambda body: self._peers.heard(body, time.monotonic()),
         )
         self._hard_timeouts = HardTimeoutEnforcer(
             supervisor_id=self.supervisor_id,
@@ -104,6 +110,7 @@ class Supervisor:
             pool=self._pool,
             events=self.events,
             decisions=self.decisions,
+            peers=self._peers,
         )
 
     @property
