@@ -185,6 +185,39 @@ async def test_a_burst_scales_the_pool_up_to_max_then_back_to_min(farm: Farm) ->
     assert "scale down" in supervisor.log()
 
 
+async def test_a_supervisor_counts_another_host_s_jobs_in_flight_as_taken_slots(
+    farm: Farm,
+) -> None:
+    # Given host A with 2 workers of 4 slots, fixed, and host B with 1 (up to 3).
+    slots = {"FARM_CONCURRENCY": "4"}
+    host_a = await start_supervisor(
+        farm, "--min-workers", "2", "--max-workers", "2", "--supervisor-id", "host-a", **slots
+    )
+    await wait_until(lambda: len(host_a.live_worker_pids()) == 2, message="host A's workers")
+    host_b = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "3", "--supervisor-id", "host-b", **slots
+    )
+    await wait_until(lambda: len(host_b.live_worker_pids()) == 1, message="host B's worker")
+    await wait_until(
+        lambda: host_b.log().count("consuming") >= 1 and host_a.log().count("consuming") >= 2,
+        message="all consuming",
+    )
+
+    # When 14 long jobs fill the 12 slots of the farm: 2 stay ready.
+    results = str(farm.results)
+    await asyncio.gather(
+        *(queue(farm_jobs.sleep_then_record, results, f"long-{n}", 8) for n in range(14))
+    )
+
+    # Then B adds a worker for them: A's 8 jobs in flight are not free slots. (Counting
+    # only its own jobs, B would see 8 free slots for 2 ready jobs and hold.)
+    await wait_until(
+        lambda: len(host_b.live_worker_pids()) >= 2, timeout=20, message="host B scaling up"
+    )
+    assert "(+2 other consumers)" in host_b.log()
+    assert len(host_a.live_worker_pids()) == 2
+
+
 async def test_commands_reach_only_the_supervisor_they_are_addressed_to(farm: Farm) -> None:
     from fast_app.core.queue import get_settings
     from fast_app.farm.supervisor._broker import SupervisorBroker
