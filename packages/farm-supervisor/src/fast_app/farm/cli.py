@@ -61,6 +61,15 @@ def _load_settings(
     return farm, queue
 
 
+def _queue_settings(command: str, queue_name: str | None) -> QueueSettings | None:
+    """Queue settings from the environment and ``--queue``; ``None`` after saying why."""
+    try:
+        return configure(name=queue_name) if queue_name else get_settings()
+    except QueueConfigurationError as error:
+        print(f"fast-app {command}: {error}", file=sys.stderr)
+        return None
+
+
 def _broker_unreachable(command: str, queue: QueueSettings, error: BaseException) -> int:
     print(
         f"fast-app {command}: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
@@ -199,10 +208,8 @@ def _run_supervisor(options: argparse.Namespace) -> int:
 def _run_top(options: argparse.Namespace) -> int:
     if _dashboard_missing("top"):
         return EXIT_USAGE
-    try:
-        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
-    except QueueConfigurationError as error:
-        print(f"fast-app top: {error}", file=sys.stderr)
+    queue = _queue_settings("top", options.queue_name)
+    if queue is None:
         return EXIT_USAGE
     configure_logging(options.log_level)
     from fast_app.farm_tui import run_remote
@@ -211,9 +218,6 @@ def _run_top(options: argparse.Namespace) -> int:
         return run_remote(queue)
     except (OSError, TimeoutError, ConnectionError) as error:
         return _broker_unreachable("top", queue, error)
-    except QueueConfigurationError as error:
-        print(f"fast-app top: {error}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 def _run_status(options: argparse.Namespace) -> int:
@@ -221,18 +225,13 @@ def _run_status(options: argparse.Namespace) -> int:
 
     from fast_app.farm.status import collect_snapshots, render_status
 
-    try:
-        queue = configure(name=options.queue_name) if options.queue_name else get_settings()
-    except QueueConfigurationError as error:
-        print(f"fast-app status: {error}", file=sys.stderr)
+    queue = _queue_settings("status", options.queue_name)
+    if queue is None:
         return EXIT_USAGE
     try:
         snapshots = asyncio.run(collect_snapshots(queue, wait_s=options.wait))
     except (OSError, TimeoutError, ConnectionError) as error:
         return _broker_unreachable("status", queue, error)
-    except QueueConfigurationError as error:
-        print(f"fast-app status: {error}", file=sys.stderr)
-        return EXIT_USAGE
     if options.json:
         print(json.dumps(snapshots, indent=2, default=str))
     else:

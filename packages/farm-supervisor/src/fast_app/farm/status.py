@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.supervisor._broker import publish_command
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
@@ -99,15 +100,10 @@ class FarmListener:
         Raises:
             ConnectionError: not connected (never started, closed, or reconnecting).
         """
-        import aio_pika
-
         channel = self._channel
         if channel is None or channel.is_closed:
             raise ConnectionError("not connected to the broker")
-        exchange = await channel.get_exchange(self._topology.control_exchange, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(json.dumps(command).encode()), routing_key=supervisor_id
-        )
+        await publish_command(channel, self._topology, supervisor_id, command)
 
     async def close(self) -> None:
         """Close the connection."""

@@ -16,7 +16,7 @@ from fast_app.farm.worker._tombstones import tombstone_body
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-__all__ = ["QueueDepth", "SupervisorBroker"]
+__all__ = ["QueueDepth", "SupervisorBroker", "publish_command"]
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
@@ -32,6 +32,17 @@ class QueueDepth:
 
     ready: int
     consumers: int
+
+
+async def publish_command(
+    channel: AbstractChannel, topology: Topology, supervisor_id: str, command: dict[str, Any]
+) -> None:
+    """Publish ``command`` on the control exchange, for the supervisor ``supervisor_id``."""
+    import aio_pika
+
+    exchange = await channel.get_exchange(topology.control_exchange, ensure=False)
+    message = aio_pika.Message(json.dumps(command).encode())
+    await exchange.publish(message, routing_key=supervisor_id)
 
 
 class SupervisorBroker:
@@ -181,13 +192,7 @@ class SupervisorBroker:
 
     async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
         """Send a command to one supervisor (``fast-app`` tools and tests use this)."""
-        import aio_pika
-
-        channel = await self._ready()
-        exchange = await channel.get_exchange(self.topology.control_exchange, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(json.dumps(command).encode()), routing_key=supervisor_id
-        )
+        await publish_command(await self._ready(), self.topology, supervisor_id, command)
 
     async def close(self) -> None:
         """Close the connection."""

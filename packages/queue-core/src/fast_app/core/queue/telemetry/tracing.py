@@ -66,14 +66,9 @@ def start_publish_span(
     attributes on each call, so one call is cheaper than two), and is back-dated to when
     ``queue()`` was called.
     """
-    attributes: dict[str, AttributeValue] = {
-        MESSAGING_SYSTEM: system,
-        MESSAGING_DESTINATION: queue,
-        MESSAGING_OPERATION_NAME: "publish",
-        MESSAGING_OPERATION_TYPE: "send",
-        MESSAGING_MESSAGE_ID: envelope.id,
-        JOB_FUNCTION: envelope.function,
-    }
+    attributes = _publish_attributes(queue, system)
+    attributes[MESSAGING_MESSAGE_ID] = envelope.id
+    attributes[JOB_FUNCTION] = envelope.function
     if envelope.attempt > 1:
         attributes[JOB_ATTEMPT] = envelope.attempt
     if envelope.options.delay_s is not None:
@@ -90,14 +85,19 @@ def start_refused_publish_span(
     return tracer.start_span(
         f"publish {queue}",
         kind=SpanKind.PRODUCER,
-        attributes={
-            MESSAGING_SYSTEM: system,
-            MESSAGING_DESTINATION: queue,
-            MESSAGING_OPERATION_NAME: "publish",
-            MESSAGING_OPERATION_TYPE: "send",
-        },
+        attributes=_publish_attributes(queue, system),
         start_time=start_time_ns,
     )
+
+
+def _publish_attributes(queue: str, system: str) -> dict[str, AttributeValue]:
+    """What every ``publish`` span says, job or not."""
+    return {
+        MESSAGING_SYSTEM: system,
+        MESSAGING_DESTINATION: queue,
+        MESSAGING_OPERATION_NAME: "publish",
+        MESSAGING_OPERATION_TYPE: "send",
+    }
 
 
 def start_process_span(
