@@ -129,6 +129,17 @@ async def test_quit_from_top_detaches_without_stopping_the_farm() -> None:
     assert link.commands == []
 
 
+async def test_a_refresh_that_fires_while_the_app_exits_finds_no_screen_and_passes() -> None:
+    # Textual takes the screens down before it stops the app's timers: one more tick
+    # can come with an empty screen stack (seen in CI as ScreenStackError).
+    app = FarmApp(farm(), clock=lambda: NOW, refresh_s=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+    assert app.screen_stack == []
+
+    app.refresh_screen()
+
+
 async def test_dead_letters_requeue_one_then_all_and_purge_only_once_confirmed() -> None:
     link = farm(letters=4)
     second = link.dead_letters[1].job_id

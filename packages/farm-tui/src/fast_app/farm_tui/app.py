@@ -154,6 +154,10 @@ class FarmApp(App[int]):
 
     def refresh_screen(self) -> None:
         """Show the current view on the active screen (not on a dialog over it)."""
+        # The refresh timer can fire once more while the app exits, after its screens
+        # were taken down.
+        if not self.screen_stack:
+            return
         screen = self.screen
         if not isinstance(screen, DashboardScreen) or not screen.is_mounted:
             return
