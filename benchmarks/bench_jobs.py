@@ -31,6 +31,20 @@ async def noop() -> None:
     _figures["count"] += 1
 
 
+def busy_for(seconds: float) -> None:
+    """Keep the CPU busy for ``seconds``: the work a real job or request does (rendering,
+    parsing, computing), without the noise of I/O."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+async def busy(work_ms: float) -> None:
+    """A job doing ``work_ms`` milliseconds of CPU work, noted like ``noop``."""
+    busy_for(work_ms / 1000)
+    await noop()
+
+
 async def timed(sent_at: float) -> None:
     """Notes how long after ``sent_at`` it started (for the latency)."""
     _figures["latencies"].append(time.time() - sent_at)
