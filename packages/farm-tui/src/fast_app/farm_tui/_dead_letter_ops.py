@@ -15,33 +15,36 @@ from fast_app.farm.dead_letters import (
 )
 from fast_app.farm_tui._loop_thread import LoopThread
 
-__all__ = ["DeadLetterOps"]
+__all__ = ["BrokerDeadLetters"]
 
 
-class DeadLetterOps:
-    """``fast_app.farm.dead_letters``, run on ``thread`` (started on first use).
+class BrokerDeadLetters:
+    """The dead-letter part of a ``FarmLink`` that reaches the broker:
+    ``fast_app.farm.dead_letters`` run on a loop thread (started on first use), never on
+    the UI's loop. Links inherit it and call ``_reach_dead_letters`` once."""
 
-    Args:
-        settings: the queue settings (broker, queue name, signing key).
-        thread: where the broker I/O runs.
-    """
+    _dead_letters_settings: QueueSettings
+    _dead_letters_io: LoopThread
 
-    def __init__(self, settings: QueueSettings, thread: LoopThread) -> None:
-        self._settings = settings
-        self._thread = thread
+    def _reach_dead_letters(self, settings: QueueSettings, thread: LoopThread) -> None:
+        """Use ``settings`` (broker, queue name, signing key) and run the I/O on ``thread``."""
+        self._dead_letters_settings = settings
+        self._dead_letters_io = thread
 
-    def list(self, limit: int) -> Future[list[DeadLetter]]:
+    def list_dead_letters(self, limit: int) -> Future[list[DeadLetter]]:
         """The ``limit`` oldest dead letters."""
-        self._thread.start()
-        return self._thread.submit(list_dead_letters(self._settings, limit=limit))
+        self._dead_letters_io.start()
+        settings = self._dead_letters_settings
+        return self._dead_letters_io.submit(list_dead_letters(settings, limit=limit))
 
-    def requeue(self, job_ids: Sequence[str] | None) -> Future[RequeueReport]:
+    def requeue_dead_letters(self, job_ids: Sequence[str] | None) -> Future[RequeueReport]:
         """Requeue these dead letters (``None``: all)."""
-        self._thread.start()
+        self._dead_letters_io.start()
         wanted = None if job_ids is None else list(job_ids)
-        return self._thread.submit(requeue_dead_letters(self._settings, wanted))
+        settings = self._dead_letters_settings
+        return self._dead_letters_io.submit(requeue_dead_letters(settings, wanted))
 
-    def purge(self) -> Future[int]:
+    def purge_dead_letters(self) -> Future[int]:
         """Delete every dead letter."""
-        self._thread.start()
-        return self._thread.submit(purge_dead_letters(self._settings))
+        self._dead_letters_io.start()
+        return self._dead_letters_io.submit(purge_dead_letters(self._dead_letters_settings))

@@ -12,15 +12,13 @@ import asyncio
 import collections
 import contextlib
 import threading
-from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.dead_letters import DeadLetter, RequeueReport
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor import Supervisor
-from fast_app.farm_tui._dead_letter_ops import DeadLetterOps
+from fast_app.farm_tui._dead_letter_ops import BrokerDeadLetters
 from fast_app.farm_tui._loop_thread import LoopThread
 from fast_app.farm_tui._output import OutputCapture
 from fast_app.farm_tui.errors import FarmLinkError, UnknownSupervisorError
@@ -32,7 +30,7 @@ _SNAPSHOTS_KEPT = 64
 _EXIT_STARTUP_FAILED = 2
 
 
-class EmbeddedFarm:
+class EmbeddedFarm(BrokerDeadLetters):
     """A supervisor running in this process, for the dashboard.
 
     Args:
@@ -57,7 +55,7 @@ class EmbeddedFarm:
         self.supervisor.add_snapshot_listener(self._snapshots.append)
         self._queue_settings = queue
         self._dead_letter_thread = LoopThread("fast-app dead letters")
-        self._dead_letters = DeadLetterOps(queue, self._dead_letter_thread)
+        self._reach_dead_letters(queue, self._dead_letter_thread)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
@@ -134,18 +132,6 @@ class EmbeddedFarm:
             loop.call_soon_threadsafe(function, *args)
         except RuntimeError:  # the loop closed in between
             raise FarmLinkError("the supervisor is not running") from None
-
-    def list_dead_letters(self, limit: int) -> Future[list[DeadLetter]]:
-        """The ``limit`` oldest dead letters."""
-        return self._dead_letters.list(limit)
-
-    def requeue_dead_letters(self, job_ids: Sequence[str] | None) -> Future[RequeueReport]:
-        """Requeue these dead letters (``None``: all)."""
-        return self._dead_letters.requeue(job_ids)
-
-    def purge_dead_letters(self) -> Future[int]:
-        """Delete every dead letter."""
-        return self._dead_letters.purge()
 
     def stop(self) -> None:
         """Drain and stop the supervisor (first call); kill its workers (second call)."""

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.dead_letters import DeadLetter, RequeueReport
 from fast_app.farm.status import FarmListener
-from fast_app.farm_tui._dead_letter_ops import DeadLetterOps
+from fast_app.farm_tui._dead_letter_ops import BrokerDeadLetters
 from fast_app.farm_tui._loop_thread import LoopThread
 from fast_app.farm_tui._output import OutputCapture
 from fast_app.farm_tui.link import LinkStatus, LinkUpdate
@@ -27,7 +25,7 @@ __all__ = ["RemoteFarm"]
 _SNAPSHOTS_KEPT = 256
 
 
-class RemoteFarm:
+class RemoteFarm(BrokerDeadLetters):
     """A farm reached through its broker.
 
     Args:
@@ -55,7 +53,7 @@ class RemoteFarm:
         self._listener = FarmListener(
             queue, self._snapshots.append, connection_name=connection_name, robust=True
         )
-        self._dead_letters = DeadLetterOps(queue, self._thread)
+        self._reach_dead_letters(queue, self._thread)
         self._connected_once = False
         self._closed = False
 
@@ -105,18 +103,6 @@ class RemoteFarm:
     def send_command(self, supervisor_id: str, command: dict[str, Any]) -> Future[None]:
         """Publish a command for ``supervisor_id`` on the control exchange."""
         return self._thread.submit(self._listener.send_command(supervisor_id, dict(command)))
-
-    def list_dead_letters(self, limit: int) -> Future[list[DeadLetter]]:
-        """The ``limit`` oldest dead letters."""
-        return self._dead_letters.list(limit)
-
-    def requeue_dead_letters(self, job_ids: Sequence[str] | None) -> Future[RequeueReport]:
-        """Requeue these dead letters (``None``: all)."""
-        return self._dead_letters.requeue(job_ids)
-
-    def purge_dead_letters(self) -> Future[int]:
-        """Delete every dead letter."""
-        return self._dead_letters.purge()
 
     def stop(self) -> None:
         """Detach: the farm goes on (send it ``shutdown`` to stop it)."""
