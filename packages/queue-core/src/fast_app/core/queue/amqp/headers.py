@@ -22,8 +22,11 @@ __all__ = [
     "DEAD_TRACEBACK",
     "DEAD_WORKER",
     "HARD_TIMEOUT",
+    "DEAD_SIGNATURE",
+    "DEAD_SIGNED_JOB",
     "SIGNATURE",
     "SOFT_TIMEOUT",
+    "dead_letter_signature",
     "job_properties",
     "sign",
     "signature_matches",
@@ -42,6 +45,12 @@ DEAD_TRACEBACK = "x-fast-app-traceback"
 DEAD_ATTEMPTS = "x-fast-app-attempts"
 DEAD_WORKER = "x-fast-app-worker"
 DEAD_FAILED_AT = "x-fast-app-failed-at"
+#: HMAC of what a worker says about a dead letter (see ``dead_letter_signature``).
+DEAD_SIGNATURE = "x-fast-app-dead-signature"
+#: ``1`` when the worker verified the job's own signature before dead-lettering it.
+DEAD_SIGNED_JOB = "x-fast-app-signed-job"
+
+_SIGNATURE_HEX_LENGTH = 64  # SHA-256, hex
 
 
 def sign(body: bytes, key: bytes) -> str:
@@ -50,12 +59,35 @@ def sign(body: bytes, key: bytes) -> str:
 
 
 def signature_matches(body: bytes, signature: object, key: bytes) -> bool:
-    """Whether ``signature`` (a header value, maybe missing) is ``body``'s, in constant time."""
-    if isinstance(signature, bytes):
-        signature = signature.decode("ascii", "replace")
-    if not isinstance(signature, str):
+    """Whether ``signature`` (a header value, maybe missing) is ``body``'s, in constant time.
+
+    Anything but 64 ASCII characters (missing, another type, non-ASCII text, bytes that
+    are not ASCII) is simply a wrong signature: this is an edge, it never raises.
+    """
+    if isinstance(signature, bytes | bytearray):
+        try:
+            signature = bytes(signature).decode("ascii")
+        except UnicodeDecodeError:
+            return False
+    if not isinstance(signature, str) or len(signature) != _SIGNATURE_HEX_LENGTH:
         return False
-    return hmac.compare_digest(sign(body, key), signature)
+    if not signature.isascii():
+        return False
+    return hmac.compare_digest(sign(body, key).encode("ascii"), signature.encode("ascii"))
+
+
+def dead_letter_signature(
+    body: bytes, *, reason: str, attempts: int | None, signed_job: bool, key: bytes
+) -> str:
+    """HMAC-SHA256 over what a worker says of a dead letter, and the job's body, as hex.
+
+    Covers the reason, the attempts and whether the job's own signature was verified, so
+    that ``fast-app dlq`` can tell a worker's dead letter from one published by anyone
+    else, and so that a job whose signature was never verified is not re-signed on requeue.
+    The ``dead-letter`` prefix keeps it from ever being a valid job signature.
+    """
+    said = f"dead-letter\0{reason}\0{'' if attempts is None else attempts}\0{int(signed_job)}\0"
+    return hmac.new(key, said.encode() + body, hashlib.sha256).hexdigest()
 
 
 def job_properties(
