@@ -12,7 +12,14 @@ from fast_app.core.context import context
 
 from .drivers import Submission, driver_for
 from .drivers.base import QueueDriver
-from .envelope import FORMAT_VERSION, JobEnvelope, encode_envelope, encode_value, new_job_id
+from .envelope import (
+    FORMAT_VERSION,
+    MAX_CONTEXT_BYTES,
+    JobEnvelope,
+    encode_envelope,
+    encode_value,
+    new_job_id,
+)
 from .errors import JobValidationError, PayloadTooLargeError, UnencodableArgumentError
 from .functions import FunctionSpec, describe_function
 from .handle import Job
@@ -144,6 +151,12 @@ def prepare(
         body = encode_envelope(envelope)
     except (TypeError, ValueError, OverflowError) as error:
         raise _unencodable(spec, args, function_kwargs, error) from None
+    if len(body) > MAX_CONTEXT_BYTES and len(encode_value(snapshot)) > MAX_CONTEXT_BYTES:
+        # Only a large job can carry a large context: the common case costs nothing.
+        raise PayloadTooLargeError(
+            f"the context of job {spec.path} encodes to {len(encode_value(snapshot))} bytes, "
+            f"over the limit of {MAX_CONTEXT_BYTES}: keep ids, not data, in the context"
+        )
     if len(body) > max_payload_bytes:
         raise PayloadTooLargeError(
             f"job {spec.path} encodes to {len(body)} bytes, over the limit of "

@@ -11,9 +11,10 @@ A job travels as a JSON object (never pickle: decoding a message cannot run code
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from fast_app.core.context import wire_enc_hook
 
@@ -22,6 +23,9 @@ from .errors import InvalidJobError
 __all__ = [
     "CONTENT_TYPE",
     "FORMAT_VERSION",
+    "FUNCTION_PATH_MAX_LENGTH",
+    "JOB_ID_MAX_LENGTH",
+    "MAX_CONTEXT_BYTES",
     "JobEnvelope",
     "JobOptions",
     "decode_envelope",
@@ -32,6 +36,28 @@ __all__ = [
 
 FORMAT_VERSION = 1
 CONTENT_TYPE = "application/vnd.fast-app.job+json; format=1"
+
+
+#: Job ids are ``new_job_id``'s 32 hex digits; a message may claim anything, so the
+#: envelope bounds what it accepts (ids end up in heartbeats, logs and dashboards).
+JOB_ID_MAX_LENGTH = 64
+#: Largest encoded context a job may carry: the context travels with every job and its
+#: keys are shown by heartbeats and dashboards; it is for ids, not data.
+MAX_CONTEXT_BYTES = 16 * 1024
+#: Longest dotted path of a job's function.
+FUNCTION_PATH_MAX_LENGTH = 300
+_JobId = Annotated[
+    str, Meta(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=r"^[A-Za-z0-9_.:-]+\Z")
+]
+# Python identifiers joined by dots (``\w`` is Unicode-aware and has no control characters).
+_FunctionPath = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=FUNCTION_PATH_MAX_LENGTH,
+        pattern=r"^[^\W\d]\w*(\.[^\W\d]\w*)*\Z",
+    ),
+]
 
 
 class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -68,8 +94,8 @@ class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """
 
     format: int
-    id: str
-    function: str
+    id: _JobId
+    function: _FunctionPath
     args: list[Any]
     kwargs: dict[str, Any]
     context: dict[str, Any]
@@ -123,6 +149,8 @@ def decode_envelope(body: bytes | bytearray | memoryview) -> JobEnvelope:
         envelope = _decoder.decode(body)
     except msgspec.DecodeError as error:
         raise InvalidJobError(_explain(body, error)) from None
+    except RecursionError:  # nesting deeper than the interpreter's stack
+        raise InvalidJobError("not a job envelope: nested too deeply") from None
     if envelope.format != FORMAT_VERSION:
         raise InvalidJobError(
             f"unknown job format version {envelope.format} (this worker reads {FORMAT_VERSION})"
@@ -133,7 +161,7 @@ def decode_envelope(body: bytes | bytearray | memoryview) -> JobEnvelope:
 def _explain(body: bytes | bytearray | memoryview, error: msgspec.DecodeError) -> str:
     try:
         version = _probe.decode(body).format
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return f"not a job envelope: {error}"
     if version != FORMAT_VERSION:
         return f"unknown job format version {version} (this worker reads {FORMAT_VERSION})"

@@ -1,0 +1,128 @@
+"""Commands to one supervisor, on ``<queue>.control`` (routing key: the supervisor's id).
+
+Each command says who sent it and when, and carries a random id: a supervisor ignores a
+command older than ``COMMAND_MAX_AGE_S`` (or as far in the future) and one whose id it
+has already obeyed, so that a signed command read off the broker cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from fast_app.farm.messages._bounds import Line, Moment, Name, WorkerLimit
+
+__all__ = [
+    "COMMAND_MAX_AGE_S",
+    "Command",
+    "DrainWorker",
+    "PauseFarm",
+    "RestartWorker",
+    "ResumeFarm",
+    "SetLimits",
+    "Shutdown",
+    "command_from_dict",
+    "decode_command",
+    "default_sender",
+    "describe_command",
+    "encode_command",
+]
+
+#: A command older than this (or this far in the future: clocks differ) is ignored.
+COMMAND_MAX_AGE_S = 300.0
+
+_CommandId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}\Z")]
+
+
+class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", kw_only=True):
+    sender: Line = "unknown"
+    sent_at: Moment = 0.0
+    id: _CommandId = ""
+
+
+class SetLimits(_Base, frozen=True, tag="set_limits"):
+    """Keep between ``min_workers`` and ``max_workers`` (either may be left as it is)."""
+
+    min_workers: WorkerLimit | None = None
+    max_workers: WorkerLimit | None = None
+
+
+class DrainWorker(_Base, frozen=True, tag="drain_worker"):
+    """Drain one worker for good (the pool refills only if the load asks for it)."""
+
+    worker_id: Name
+
+
+class RestartWorker(_Base, frozen=True, tag="restart_worker"):
+    """Start a replacement, then drain the worker."""
+
+    worker_id: Name
+
+
+class PauseFarm(_Base, frozen=True, tag="pause"):
+    """Every worker stops taking deliveries."""
+
+
+class ResumeFarm(_Base, frozen=True, tag="resume"):
+    """Every worker takes deliveries again."""
+
+
+class Shutdown(_Base, frozen=True, tag="shutdown"):
+    """Drain every worker and stop the supervisor."""
+
+
+Command = SetLimits | DrainWorker | RestartWorker | PauseFarm | ResumeFarm | Shutdown
+
+_decoder = msgspec.json.Decoder(Command)
+_encoder = msgspec.json.Encoder()
+
+
+def default_sender() -> str:
+    """``host-pid``, this process's name as a command's sender."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def command_from_dict(fields: dict[str, Any], *, sender: str | None = None) -> Command:
+    """A command from its fields (``{"command": "set_limits", "max_workers": 8}``), stamped
+    with its sender, the time and a fresh id.
+
+    Raises:
+        msgspec.ValidationError: not a known command, or fields out of bounds.
+    """
+    stamped = {
+        **fields,
+        "sender": sender or default_sender(),
+        "sent_at": time.time(),
+        "id": os.urandom(16).hex(),
+    }
+    return msgspec.convert(stamped, Command)
+
+
+def encode_command(command: Command) -> bytes:
+    """The message body of ``command``."""
+    return _encoder.encode(command)
+
+
+def decode_command(body: bytes) -> Command:
+    """A command, strictly.
+
+    Raises:
+        msgspec.DecodeError: anything else.
+    """
+    return _decoder.decode(body)
+
+
+def describe_command(command: Command) -> str:
+    """``set_limits min_workers=1 max_workers=8 from host-1234``: for events and logs."""
+    name = type(command).__struct_config__.tag
+    fields = [
+        f"{field}={getattr(command, field)}"
+        for field in command.__struct_fields__
+        if field not in ("sender", "sent_at", "id") and getattr(command, field) is not None
+    ]
+    return " ".join([str(name), *fields, f"from {command.sender}"])

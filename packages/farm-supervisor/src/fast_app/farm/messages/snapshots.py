@@ -1,0 +1,178 @@
+"""Snapshots, on ``<queue>.events``: each supervisor's part of the farm, every interval.
+
+Read by ``fast-app status``, the dashboards and the other supervisors (their jobs in
+flight count in each other's scaling). Every list is bounded, so one snapshot stays
+small whatever the farm's size and whatever a forger claims.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from fast_app.farm.messages._bounds import (
+    Count,
+    Function,
+    JobId,
+    Line,
+    Moment,
+    Name,
+    Pid,
+    Seconds,
+    WorkerLimit,
+)
+from fast_app.farm.messages.worker_link import EndedJob, InFlightEntry, WorkerCounters
+
+__all__ = [
+    "Decision",
+    "EndedJobOf",
+    "Event",
+    "Failure",
+    "QueueFigures",
+    "RecentEnds",
+    "Snapshot",
+    "SnapshotSettings",
+    "WorkerEntry",
+    "decode_snapshot",
+    "encode_snapshot",
+    "snapshot_from_dict",
+]
+
+_Rate = Annotated[float, Meta(ge=-1e9, le=1e9)]
+_Kind = Annotated[str, Meta(max_length=64, pattern=r"^[a-z_]+\Z")]
+
+
+class SnapshotSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The supervisor's settings that a reader needs."""
+
+    queue: Name
+    min_workers: WorkerLimit
+    max_workers: WorkerLimit
+    concurrency: Count
+    heartbeat_interval_s: Seconds
+
+
+class WorkerEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One worker: its state, the oldest of its jobs in flight, its counters."""
+
+    worker_id: Name
+    pid: Pid
+    state: Literal["starting", "idle", "busy", "paused", "draining"]
+    in_flight: Annotated[list[InFlightEntry], Meta(max_length=256)]
+    in_flight_count: Count
+    counters: WorkerCounters
+    rss_bytes: Count | None
+    uptime_s: Seconds
+    heartbeat_age_s: Seconds
+    rate: _Rate | None
+
+
+class QueueFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The jobs queue as the supervisor last saw it (``None``: not known yet)."""
+
+    ready: Count | None
+    unacked: Count
+    consumers: Count | None
+    dead: Count | None
+    delayed: Count | None
+
+
+class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A scaling decision: from how many workers to how many, and why."""
+
+    at: Moment
+    from_: WorkerLimit = msgspec.field(name="from")
+    to: WorkerLimit = 0
+    reason: Line = ""
+
+
+class Failure(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A worker that hung, died or was killed at a job's hard timeout."""
+
+    at: Moment
+    kind: _Kind
+    worker_id: Name
+    detail: Line = ""
+    job_id: JobId | None = None
+    function: Function | None = None
+
+
+class EndedJobOf(EndedJob, frozen=True, kw_only=True):
+    """An ended job, with the worker that ran it."""
+
+    worker_id: Name
+
+
+class RecentEnds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The last jobs the supervisor's workers ended."""
+
+    succeeded: Annotated[list[EndedJobOf], Meta(max_length=64)]
+    failed: Annotated[list[EndedJobOf], Meta(max_length=64)]
+
+
+class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A lifecycle event (worker started, killed, scaled, command received...)."""
+
+    seq: Count
+    at: Moment
+    kind: _Kind
+    level: Literal["debug", "info", "warning", "error", "critical"]
+    message: Line
+    worker_id: Name | None = None
+    job_id: JobId | None = None
+    supervisor_id: Name | None = None
+
+
+class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="snapshot"):
+    """One supervisor's part of the farm."""
+
+    supervisor_id: Name
+    host: Name
+    pid: Pid
+    at: Moment
+    started_at: Moment
+    settings: SnapshotSettings
+    desired_workers: WorkerLimit
+    paused: bool
+    stopping: bool
+    stopped: bool
+    workers: Annotated[list[WorkerEntry], Meta(max_length=1024)]
+    queue: QueueFigures
+    completion_rate: _Rate
+    enqueue_rate: _Rate
+    decisions: Annotated[list[Decision], Meta(max_length=64)]
+    failures: Annotated[list[Failure], Meta(max_length=64)]
+    recent_jobs: RecentEnds
+    events: Annotated[list[Event], Meta(max_length=128)]
+    refused: Annotated[dict[_Kind, Count], Meta(max_length=32)] = msgspec.field(
+        default_factory=dict
+    )
+
+
+_decoder = msgspec.json.Decoder(Snapshot)
+_encoder = msgspec.json.Encoder()
+
+
+def snapshot_from_dict(fields: dict[str, Any]) -> Snapshot:
+    """A snapshot from the supervisor's own description of itself (checked like any other).
+
+    Raises:
+        msgspec.ValidationError: a field out of its bounds.
+    """
+    return msgspec.convert({"type": "snapshot", **fields}, Snapshot)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """The message body of ``snapshot``."""
+    return _encoder.encode(snapshot)
+
+
+def decode_snapshot(body: bytes) -> Snapshot:
+    """A snapshot, strictly.
+
+    Raises:
+        msgspec.DecodeError: anything else.
+    """
+    return _decoder.decode(body)

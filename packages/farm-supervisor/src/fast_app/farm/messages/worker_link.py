@@ -1,0 +1,174 @@
+"""What a worker and its supervisor say over their socket pair: heartbeats and commands.
+
+One JSON document a line. The worker builds its heartbeat from these types, so it is
+bounded by construction (``HEARTBEAT_MAX_BYTES``): ids and paths are validated where
+jobs enter, everything free-form is cut and escaped here. The supervisor decodes each
+line strictly; a line that does not decode still proves that the worker is alive.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from fast_app.farm.messages._bounds import (
+    Count,
+    Function,
+    JobId,
+    Line,
+    Moment,
+    Name,
+    Pid,
+    Seconds,
+    Text,
+    Traceparent,
+)
+
+__all__ = [
+    "ENDED_LISTED",
+    "HEARTBEAT_MAX_BYTES",
+    "IN_FLIGHT_LISTED",
+    "Drain",
+    "EndedJob",
+    "Heartbeat",
+    "InFlightEntry",
+    "Pause",
+    "Resume",
+    "Tombstoned",
+    "WorkerCommand",
+    "WorkerCounters",
+    "decode_heartbeat",
+    "decode_worker_command",
+    "encode_line",
+]
+
+#: Jobs in flight one heartbeat lists (those with the nearest hard deadlines first); the
+#: rest are counted in ``in_flight_count``.
+IN_FLIGHT_LISTED = 256
+#: Ended jobs one heartbeat carries.
+ENDED_LISTED = 16
+#: The longest line the supervisor reads; a heartbeat stays far below it by construction
+#: (256 jobs of at most ~1.5 KB, 16 ended jobs of at most ~7 KB).
+HEARTBEAT_MAX_BYTES = 1 << 20
+
+WorkerState = Literal["starting", "idle", "busy", "paused", "draining"]
+Outcome = Literal["succeeded", "retried", "dead_lettered"]
+
+
+class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A job a worker is running, as its heartbeats report it."""
+
+    id: JobId
+    function: Function
+    attempt: Count
+    started_at: Moment
+    soft_deadline: Moment | None
+    hard_deadline: Moment | None
+    still_running: bool
+    args: Line
+    context_keys: Annotated[list[Line], Meta(max_length=16)] = msgspec.field(default_factory=list)
+    traceparent: Traceparent | None = None
+    parent_traceparent: Traceparent | None = None
+
+
+class EndedJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A job a worker ended since its previous heartbeat."""
+
+    id: JobId
+    function: Function
+    attempt: Count
+    outcome: Outcome
+    ended_at: Moment
+    duration_s: Seconds
+    args: Line
+    context_keys: Annotated[list[Line], Meta(max_length=16)] = msgspec.field(default_factory=list)
+    error: Line | None = None
+    traceback: Text | None = None
+
+
+class WorkerCounters(msgspec.Struct, forbid_unknown_fields=True):
+    """Jobs a worker ended, by how they ended."""
+
+    succeeded: Count = 0
+    failed: Count = 0
+    retried: Count = 0
+    dead_lettered: Count = 0
+    soft_timeouts: Count = 0
+    hard_timeouts: Count = 0
+    invalid: Count = 0
+
+
+class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="heartbeat"):
+    """What a worker tells its supervisor every interval, and on each change of state."""
+
+    worker_id: Name
+    pid: Pid
+    state: WorkerState
+    at: Moment
+    started_at: Moment
+    concurrency: Count
+    in_flight: Annotated[list[InFlightEntry], Meta(max_length=IN_FLIGHT_LISTED)]
+    in_flight_count: Count
+    counters: WorkerCounters
+    ended: Annotated[list[EndedJob], Meta(max_length=ENDED_LISTED)]
+    rss_bytes: Count | None
+    last_error: Line | None = None
+
+
+class Drain(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", tag="drain"
+):
+    """Finish the jobs in flight and exit."""
+
+
+class Pause(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", tag="pause"
+):
+    """Take no new deliveries."""
+
+
+class Resume(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", tag="resume"
+):
+    """Take deliveries again."""
+
+
+class Tombstoned(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", tag="tombstone"
+):
+    """Job ``job_id`` was killed at its hard timeout on ``worker``: settle, don't rerun it."""
+
+    job_id: JobId
+    worker: Name
+
+
+WorkerCommand = Drain | Pause | Resume | Tombstoned
+
+_heartbeat_decoder = msgspec.json.Decoder(Heartbeat)
+_command_decoder = msgspec.json.Decoder(WorkerCommand)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_line(message: Heartbeat | WorkerCommand) -> bytes:
+    """One message as a line of the link."""
+    return _encoder.encode(message) + b"\n"
+
+
+def decode_heartbeat(line: bytes) -> Heartbeat:
+    """A heartbeat line, strictly.
+
+    Raises:
+        msgspec.DecodeError: anything else (wrong type, out of bounds, not JSON).
+    """
+    return _heartbeat_decoder.decode(line)
+
+
+def decode_worker_command(line: bytes) -> WorkerCommand:
+    """A command line from the supervisor, strictly.
+
+    Raises:
+        msgspec.DecodeError: anything else.
+    """
+    return _command_decoder.decode(line)
