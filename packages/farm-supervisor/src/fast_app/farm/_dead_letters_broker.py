@@ -7,12 +7,18 @@ Each such return counts as a delivery. RabbitMQ 3.x sets no delivery limit on a 
 queue unless asked, but 4.0 to 4.2 default it to 20 returns and drop the message past it
 (the dead-letter queue has no dead-letter exchange of its own): there, give
 ``<queue>.dead`` a policy with ``delivery-limit: -1`` before reading it often.
+
+Anyone who may publish to ``<queue>.dlx`` can put anything in the dead-letter queue, so
+reading is an edge: one dead letter that cannot be read is reported by its position and
+passed over, never allowed to stop the reading of the others, and what a dead letter says
+about itself is trusted only as far as its signature goes (see ``read_dead_letter``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hmac
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +33,13 @@ from fast_app.core.queue.settings import QueueSettings
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-__all__ = ["DeadLetter", "DeadLetterQueue", "open_dead_letters", "read_dead_letter"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterQueue",
+    "TakenDeadLetter",
+    "open_dead_letters",
+    "read_dead_letter",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,8 @@ class DeadLetter:
         function: dotted path of the job's function.
         reason: why it was dead-lettered (``failed``, ``soft_timeout``, ``invalid``...; a
             broker reason such as ``delivery_limit`` when the broker dead-lettered it).
+            Unless ``verified``, this and the fields below up to ``failed_at`` are only
+            what the message says.
         error_type: qualified name of the exception class.
         error: the exception message.
         traceback: the formatted traceback.
@@ -49,6 +63,17 @@ class DeadLetter:
         args: positional arguments, when the body is a job envelope.
         kwargs: keyword arguments, when the body is a job envelope.
         context: the context snapshot, when the body is a job envelope.
+        verified: with a signing key, whether a worker holding it wrote the dead letter
+            (its dead-letter signature covers the reason, the attempts, whether the job
+            was signed, and the body; not the error, traceback, worker or time).
+            ``None`` without a signing key: nothing can be checked.
+        job_signed: with a signing key, whether the job itself was signed with it (its
+            own signature matches the body, or a verified dead letter says so): only
+            such a job may be requeued signed. ``None`` without a signing key.
+        by_broker: the broker dead-lettered it from the jobs queue (delivery limit,
+            reject); any ``x-fast-app-*`` dead-letter header came with the job and is
+            ignored.
+        original_headers: a worker's summary of the job's other headers, as text.
     """
 
     job_id: str | None
@@ -64,6 +89,29 @@ class DeadLetter:
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
+    verified: bool | None = None
+    job_signed: bool | None = None
+    by_broker: bool = False
+    original_headers: str | None = None
+
+
+@dataclass(frozen=True)
+class TakenDeadLetter:
+    """One dead letter taken from the queue and not acknowledged, read if it could be.
+
+    Attributes:
+        position: where it was in the queue: 1 for the first one taken.
+        message: the delivery (ack it to remove the dead letter).
+        letter: what it says; ``None`` when it could not be read at all.
+        envelope: its job, when the body is a valid job envelope.
+        problem: why it could not be read (an exception's name), when it could not.
+    """
+
+    position: int
+    message: AbstractIncomingMessage
+    letter: DeadLetter | None
+    envelope: JobEnvelope | None = None
+    problem: str | None = None
 
 
 class DeadLetterQueue:
@@ -73,19 +121,40 @@ class DeadLetterQueue:
     back behind the others, and must not be requeued in a loop.
     """
 
-    def __init__(self, queue: AbstractQueue | None, timeout_s: float) -> None:
+    def __init__(
+        self,
+        queue: AbstractQueue | None,
+        timeout_s: float,
+        *,
+        jobs_queue: str,
+        signing_key: bytes | None,
+    ) -> None:
         self._queue = queue
         self._timeout_s = timeout_s
+        self._jobs_queue = jobs_queue
+        self._signing_key = signing_key
         #: How many dead letters were ready when the command started.
         self.count = 0 if queue is None else queue.declaration_result.message_count or 0
         self._taken = 0
 
-    async def take(self) -> AbstractIncomingMessage | None:
-        """The next dead letter, unacknowledged; ``None`` past the end."""
+    async def take(self) -> TakenDeadLetter | None:
+        """The next dead letter, unacknowledged and read; ``None`` past the end."""
         if self._queue is None or self._taken >= self.count:
             return None
+        message = await self._queue.get(no_ack=False, fail=False, timeout=self._timeout_s)
+        if message is None:  # another reader took the rest
+            self._taken = self.count
+            return None
         self._taken += 1
-        return await self._queue.get(no_ack=False, fail=False, timeout=self._timeout_s)
+        try:
+            letter, envelope = read_dead_letter(
+                message, jobs_queue=self._jobs_queue, signing_key=self._signing_key
+            )
+        except Exception as error:
+            # Whatever is wrong with this one message (a RecursionError, bytes that are
+            # not text...), the others must still be read.
+            return TakenDeadLetter(self._taken, message, None, problem=type(error).__name__)
+        return TakenDeadLetter(self._taken, message, letter, envelope)
 
     async def purge(self) -> int:
         """Delete the dead letters not held by a reader; return how many."""
@@ -111,7 +180,13 @@ async def open_dead_letters(settings: QueueSettings) -> AsyncIterator[DeadLetter
             queue: AbstractQueue | None = await channel.declare_queue(name, passive=True)
         except ChannelNotFoundEntity:
             queue = None
-        yield DeadLetterQueue(queue, settings.connect_timeout_s)
+        key = settings.signing_key
+        yield DeadLetterQueue(
+            queue,
+            settings.connect_timeout_s,
+            jobs_queue=Topology.from_settings(settings).jobs,
+            signing_key=None if key is None else key.get_secret_value().encode(),
+        )
 
 
 @contextlib.asynccontextmanager
@@ -142,47 +217,111 @@ async def _connection(settings: QueueSettings) -> AsyncIterator[AbstractConnecti
             await connection.close()
 
 
-def read_dead_letter(message: AbstractIncomingMessage) -> tuple[DeadLetter, JobEnvelope | None]:
-    """The dead letter in ``message``, and its job when the body is a valid envelope."""
+def read_dead_letter(
+    message: AbstractIncomingMessage, *, jobs_queue: str, signing_key: bytes | None
+) -> tuple[DeadLetter, JobEnvelope | None]:
+    """The dead letter in ``message``, and its job when the body is a valid envelope.
+
+    Args:
+        message: a delivery from ``<queue>.dead``.
+        jobs_queue: name of the jobs queue (to tell the broker's dead letters).
+        signing_key: ``ASYNC_FARM_SIGNING_KEY``, to verify what the dead letter says.
+
+    Raises:
+        Exception: anything, for a message too strange to read; ``DeadLetterQueue.take``
+            turns that into an unreadable dead letter.
+    """
     headers: Mapping[str, Any] = message.headers or {}
-    try:
-        envelope: JobEnvelope | None = decode_envelope(message.body)
-    except InvalidJobError:
-        envelope = None
+    body = bytes(message.body)
+    envelope = _envelope(body)
     # The broker dead-letters on its own too (a quorum queue's delivery limit, a reject):
     # then only its x-death headers say why and when. The latest death comes first;
     # x-first-death-reason would name the oldest one, for a retried job the "expired" of
     # its passage through a delay queue.
     deaths = headers.get("x-death")
     latest = deaths[0] if isinstance(deaths, list) and deaths else None
-    died_at = latest.get("time") if isinstance(latest, Mapping) else None
-    broker_reason = latest.get("reason") if isinstance(latest, Mapping) else None
+    death: Mapping[str, Any] = latest if isinstance(latest, Mapping) else {}
+    broker_reason = _text(death.get("reason"))
+    # A worker never dead-letters through the jobs queue's own dead-lettering, so when
+    # the latest death is there, no worker wrote the x-fast-app-* headers: the job
+    # brought them along, whoever published it. A worker's copy keeps at most the x-death
+    # of a delay queue (older workers copied every header; newer ones write none).
+    by_broker = _text(death.get("queue")) == jobs_queue
+    said: Mapping[str, Any] = {} if by_broker else headers
+    verified = job_signed = None
+    if signing_key is not None:
+        verified = not by_broker and _dead_signature_matches(body, headers, signing_key)
+        job_signed = h.signature_matches(body, headers.get(h.SIGNATURE), signing_key) or (
+            verified and _flag(headers.get(h.DEAD_SIGNED_JOB))
+        )
     letter = DeadLetter(
         job_id=envelope.id if envelope else message.message_id,
         function=envelope.function if envelope else message.type,
-        reason=_text(headers.get(h.DEAD_REASON))
-        or _text(broker_reason)
+        reason=_text(said.get(h.DEAD_REASON))
+        or broker_reason
         or _text(headers.get("x-first-death-reason")),
-        error_type=_text(headers.get(h.DEAD_ERROR_TYPE)),
-        error=_text(headers.get(h.DEAD_ERROR)),
-        traceback=_text(headers.get(h.DEAD_TRACEBACK)),
-        attempts=_integer(headers.get(h.DEAD_ATTEMPTS)),
-        worker=_text(headers.get(h.DEAD_WORKER)),
-        failed_at=_moment(headers.get(h.DEAD_FAILED_AT)) or _moment(died_at),
-        body=bytes(message.body),
+        error_type=_text(said.get(h.DEAD_ERROR_TYPE)),
+        error=_text(said.get(h.DEAD_ERROR)),
+        traceback=_text(said.get(h.DEAD_TRACEBACK)),
+        attempts=_integer(said.get(h.DEAD_ATTEMPTS)),
+        worker=_text(said.get(h.DEAD_WORKER)),
+        failed_at=_moment(said.get(h.DEAD_FAILED_AT)) or _moment(death.get("time")),
+        body=body,
         args=envelope.args if envelope else None,
         kwargs=envelope.kwargs if envelope else None,
         context=envelope.context if envelope else None,
+        verified=verified,
+        job_signed=job_signed,
+        by_broker=by_broker,
+        original_headers=_text(said.get(h.DEAD_ORIGINAL_HEADERS)),
     )
     return letter, envelope
 
 
-def _text(value: object) -> str | None:
-    if value is None:
+def _envelope(body: bytes) -> JobEnvelope | None:
+    try:
+        return decode_envelope(body)
+    except InvalidJobError:
         return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+    except RecursionError:
+        # Nested deeper than the decoder goes: not a job any worker could have run, and
+        # still a dead letter to show (its raw body) and to purge.
+        return None
+
+
+def _dead_signature_matches(body: bytes, headers: Mapping[str, Any], key: bytes) -> bool:
+    """Whether a worker holding ``key`` wrote this dead letter's reason and attempts."""
+    reason = headers.get(h.DEAD_REASON)
+    given = headers.get(h.DEAD_SIGNATURE)
+    if not isinstance(reason, str):
+        return False  # a worker always writes its reason as text
+    if isinstance(given, str):
+        given = given.encode("utf-8", "replace")
+    if not isinstance(given, bytes | bytearray):
+        return False
+    expected = h.dead_letter_signature(
+        body,
+        reason=reason,
+        attempts=_integer(headers.get(h.DEAD_ATTEMPTS)),
+        signed_job=_flag(headers.get(h.DEAD_SIGNED_JOB)),
+        key=key,
+    )
+    return hmac.compare_digest(expected.encode("ascii"), bytes(given))
+
+
+def _flag(value: object) -> bool:
+    # ``1`` as the worker writes it; a boolean ``True`` would be the same word to a reader.
+    return isinstance(value, int) and value == 1
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):  # a long string that is not UTF-8
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, int | float):
+        return str(value)
+    return None  # missing, or a table, an array...: not something a worker writes
 
 
 def _integer(value: object) -> int | None:

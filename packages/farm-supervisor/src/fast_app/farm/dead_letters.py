@@ -5,7 +5,8 @@ The async functions are the API (for scripts and the TUI); ``add_dlq_parser`` an
 
 Reading is non-destructive (see ``_dead_letters_broker``): only ``requeue`` and ``purge``
 remove dead letters. A dead letter held by another ``dlq`` command at that moment is not
-seen.
+seen. A dead letter that cannot be read at all is passed over and reported by its
+position in the queue; it never stops the others from being read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Collection, Iterator
+import textwrap
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -30,11 +32,20 @@ from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailable
 from fast_app.core.queue.settings import QueueSettings, get_settings
 from fast_app.core.queue.telemetry import trace_headers
 from fast_app.farm import _dead_letters_format as fmt
-from fast_app.farm._dead_letters_broker import DeadLetter, open_dead_letters, read_dead_letter
+from fast_app.farm._dead_letters_broker import (
+    DeadLetter,
+    TakenDeadLetter,
+    open_dead_letters,
+)
+from fast_app.farm.errors import FarmError
+from fast_app.farm.printable import printable
 from fast_app.farm.worker._dead_letters import DeadReason
 
 __all__ = [
+    "MIN_PREFIX_LENGTH",
+    "AmbiguousJobIdError",
     "DeadLetter",
+    "ForcedRequeue",
     "RequeueReport",
     "SkippedDeadLetter",
     "add_dlq_parser",
@@ -46,16 +57,52 @@ __all__ = [
     "run_dlq",
 ]
 
+logger = logging.getLogger(__name__)
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+#: Shortest job id prefix that ``show`` and ``requeue`` look up (when asked to).
+MIN_PREFIX_LENGTH = 6
+
+
+class AmbiguousJobIdError(FarmError, LookupError):
+    """A job id prefix matches the dead letters of more than one job."""
+
+    def __init__(self, candidates: Mapping[str, tuple[str, ...]]) -> None:
+        #: Each ambiguous prefix, and the job ids it matches.
+        self.candidates = dict(candidates)
+        super().__init__(
+            "; ".join(
+                f"job id prefix {printable(prefix)} is ambiguous: it matches "
+                + ", ".join(printable(job_id) for job_id in job_ids)
+                for prefix, job_ids in self.candidates.items()
+            )
+        )
+
 
 @dataclass(frozen=True)
 class SkippedDeadLetter:
-    """A dead letter that ``requeue`` left in the dead-letter queue, and why."""
+    """A dead letter left in the dead-letter queue, and why.
+
+    Attributes:
+        job_id: its job id, when it has one.
+        reason: why it stays.
+        position: where it was in the queue (1 for the first), for one that could not be
+            read at all (and so has no job id to name it by).
+    """
 
     job_id: str | None
+    reason: str
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class ForcedRequeue:
+    """A job requeued by ``force`` although it would otherwise have stayed, and why."""
+
+    job_id: str
     reason: str
 
 
@@ -68,23 +115,44 @@ class RequeueReport:
         duplicates_removed: ids of further dead letters of a requeued job, removed.
         skipped: dead letters that cannot be requeued; they stay.
         not_found: ids asked for that no dead letter has.
+        forced: of the requeued jobs, those that only ``force`` requeued: each one is
+            a risk taken (an unsigned or forged job now runs), to be reported loudly.
+        unreadable: dead letters that could not be read at all, by position; they stay.
     """
 
     requeued: tuple[str, ...] = ()
     duplicates_removed: tuple[str, ...] = ()
     skipped: tuple[SkippedDeadLetter, ...] = ()
     not_found: tuple[str, ...] = ()
+    forced: tuple[ForcedRequeue, ...] = ()
+    unreadable: tuple[SkippedDeadLetter, ...] = ()
 
     @property
     def complete(self) -> bool:
-        """Whether every dead letter asked for left the dead-letter queue."""
-        return not self.skipped and not self.not_found
+        """Whether every dead letter asked for left the dead-letter queue.
+
+        An unreadable dead letter counts against it: it may have been one asked for.
+        """
+        return not self.skipped and not self.not_found and not self.unreadable
+
+
+#: Called with each dead letter that could not be read (``reason``: ``unreadable (...)``).
+OnUnreadable = Callable[[SkippedDeadLetter], None]
 
 
 async def list_dead_letters(
-    settings: QueueSettings, *, limit: int | None = None
+    settings: QueueSettings,
+    *,
+    limit: int | None = None,
+    on_unreadable: OnUnreadable | None = None,
 ) -> list[DeadLetter]:
     """The dead letters, oldest first (the ``limit`` oldest ones); removes none.
+
+    Args:
+        settings: the broker, the queue and the signing key (to verify dead letters).
+        limit: at most this many.
+        on_unreadable: told of each dead letter that cannot be read; by default they are
+            logged (WARNING). Either way they are left out and the others listed.
 
     Raises:
         QueueUnavailableError: the broker could not be reached.
@@ -96,12 +164,13 @@ async def list_dead_letters(
     # passes. Sorting makes two listings agree.
     oldest: list[tuple[float, int, DeadLetter]] = []  # a max-heap through negated keys
     async with open_dead_letters(settings) as dead:
-        position = 0
-        while (message := await dead.take()) is not None:
-            letter = read_dead_letter(message)[0]
+        while (taken := await dead.take()) is not None:
+            letter = taken.letter
+            if letter is None:
+                _tell_unreadable(taken, on_unreadable)
+                continue
             failed_at = letter.failed_at.timestamp() if letter.failed_at else -math.inf
-            entry = (-failed_at, -position, letter)
-            position += 1
+            entry = (-failed_at, -taken.position, letter)
             if limit is None or len(oldest) < limit:
                 heapq.heappush(oldest, entry)
             elif limit > 0:
@@ -109,18 +178,39 @@ async def list_dead_letters(
     return [letter for _, _, letter in sorted(oldest, reverse=True)]
 
 
-async def find_dead_letter(settings: QueueSettings, job_id: str) -> DeadLetter | None:
+async def find_dead_letter(
+    settings: QueueSettings,
+    job_id: str,
+    *,
+    prefix: bool = False,
+    on_unreadable: OnUnreadable | None = None,
+) -> DeadLetter | None:
     """The dead letter of job ``job_id``, or ``None``; removes none.
 
+    Args:
+        settings: the broker, the queue and the signing key (to verify dead letters).
+        job_id: the job id.
+        prefix: when no job has that exact id, accept the one job whose id starts with
+            it (``job_id`` of at least ``MIN_PREFIX_LENGTH`` characters).
+        on_unreadable: as for ``list_dead_letters``.
+
     Raises:
+        AmbiguousJobIdError: ``prefix`` and the ids of several jobs start with it.
         QueueUnavailableError: the broker could not be reached.
     """
+    candidates: dict[str, DeadLetter] = {}
     async with open_dead_letters(settings) as dead:
-        while (message := await dead.take()) is not None:
-            letter = read_dead_letter(message)[0]
-            if letter.job_id == job_id:
+        while (taken := await dead.take()) is not None:
+            letter = taken.letter
+            if letter is None:
+                _tell_unreadable(taken, on_unreadable)
+            elif letter.job_id == job_id:
                 return letter
-    return None
+            elif prefix and _starts(letter.job_id, job_id):
+                candidates.setdefault(letter.job_id or "", letter)
+    if len(candidates) > 1:
+        raise AmbiguousJobIdError({job_id: tuple(sorted(candidates))})
+    return next(iter(candidates.values()), None)
 
 
 async def count_dead_letters(settings: QueueSettings) -> int:
@@ -134,18 +224,36 @@ async def count_dead_letters(settings: QueueSettings) -> int:
 
 
 async def requeue_dead_letters(
-    settings: QueueSettings, job_ids: Collection[str] | None
+    settings: QueueSettings,
+    job_ids: Collection[str] | None,
+    *,
+    force: bool = False,
+    prefixes: bool = False,
 ) -> RequeueReport:
     """Put dead letters back into the jobs queue (all of them when ``job_ids`` is ``None``).
 
     Each job keeps its id and arguments, restarts at attempt 1 and is due at once. It is
     published through ``Publisher`` (confirmed, signed with ``ASYNC_FARM_SIGNING_KEY`` if
     set), and its dead letter is removed only once the broker confirmed the new message:
-    a failure in between leaves the job in both queues, never in neither. Dead letters
-    that are not job envelopes, or whose signature was wrong (requeuing would sign a
-    forged job), stay where they are.
+    a failure in between leaves the job in both queues, never in neither.
+
+    Dead letters stay where they are when they are not job envelopes, when they were
+    dead-lettered for a wrong signature, and, with a signing key, when nothing shows
+    that the job was ever signed with it: neither its own signature nor a dead letter
+    that a worker holding the key signed. Requeuing those would sign, and so vouch for,
+    a job that anyone able to publish to the broker could have written. ``force``
+    requeues them anyway (the report lists them in ``forced``).
+
+    Args:
+        settings: the broker, the queue and the signing key.
+        job_ids: the jobs to requeue; ``None`` for every dead letter.
+        force: requeue dead letters of unsigned or wrongly signed jobs too.
+        prefixes: an id that no job has exactly stands for the one job whose id starts
+            with it (at least ``MIN_PREFIX_LENGTH`` characters).
 
     Raises:
+        AmbiguousJobIdError: ``prefixes`` and a prefix matches several jobs; then nothing
+            was requeued.
         QueueUnavailableError: the broker could not be reached or did not confirm; what
             was requeued before stays requeued.
         QueueConfigurationError: the jobs queue exists with other arguments.
@@ -160,41 +268,163 @@ async def requeue_dead_letters(
         signing_key=None if key is None else key.get_secret_value().encode(),
         connection_name="fast-app dlq requeue",
     )
-    requeued: dict[str, None] = {}  # ordered, and quick to search
-    duplicates: list[str] = []
-    skipped: list[SkippedDeadLetter] = []
-    found: set[str] = set()
+    requeuing = _Requeuing(publisher, signing=key is not None, force=force)
     try:
         async with open_dead_letters(settings) as dead:
-            while (message := await dead.take()) is not None:
-                letter, envelope = read_dead_letter(message)
-                if wanted is not None and letter.job_id not in wanted:
-                    continue  # not acked: given back when the connection closes
-                if letter.job_id is not None:
-                    found.add(letter.job_id)
-                if letter.job_id in requeued:
-                    # The same job dead-lettered twice (an ack lost on the way): run it once.
-                    await message.ack()
-                    duplicates.append(letter.job_id)
-                elif envelope is None:
-                    skipped.append(SkippedDeadLetter(letter.job_id, "not a valid job envelope"))
-                elif letter.reason == DeadReason.BAD_SIGNATURE:
-                    reason = "its signature was wrong (requeuing would sign it)"
-                    skipped.append(SkippedDeadLetter(letter.job_id, reason))
+            matches: list[TakenDeadLetter] = []
+            while (taken := await dead.take()) is not None:
+                if taken.letter is None:
+                    requeuing.unreadable.append(_unreadable(taken))
+                elif wanted is None:
+                    await requeuing.settle(taken)
                 else:
-                    fresh = msgspec.structs.replace(envelope, attempt=1, not_before=None)
-                    # The requeued run continues the job's trace (its first enqueue's).
-                    await publisher.publish(
-                        encode_envelope(fresh),
-                        fresh,
-                        extra_headers=trace_headers(message.headers),
-                    )
-                    await message.ack()  # only now: the broker has stored the new job
-                    requeued[fresh.id] = None
+                    # Not acked unless it is one asked for: given back when the connection
+                    # closes. Those asked for are requeued once every id is resolved.
+                    matches.append(taken)
+            if wanted is not None:
+                for taken in _resolve(matches, wanted, prefixes=prefixes, found=requeuing.found):
+                    await requeuing.settle(taken)
     finally:
         await publisher.close()
-    not_found = () if wanted is None else tuple(sorted(wanted - found))
-    return RequeueReport(tuple(requeued), tuple(duplicates), tuple(skipped), not_found)
+    not_found = () if wanted is None else tuple(sorted(wanted - requeuing.found))
+    return requeuing.report(not_found)
+
+
+def _resolve(
+    taken: list[TakenDeadLetter], wanted: set[str], *, prefixes: bool, found: set[str]
+) -> list[TakenDeadLetter]:
+    """Of ``taken``, those ``wanted`` names, in queue order; adds to ``found`` what was.
+
+    Raises:
+        AmbiguousJobIdError: a prefix matches several jobs.
+    """
+    chosen = [t for t in taken if t.letter is not None and t.letter.job_id in wanted]
+    exact = {t.letter.job_id for t in chosen if t.letter is not None}
+    ambiguous: dict[str, tuple[str, ...]] = {}
+    for prefix in sorted(wanted - exact) if prefixes else ():
+        matching = [t for t in taken if t.letter is not None and _starts(t.letter.job_id, prefix)]
+        job_ids = sorted({t.letter.job_id or "" for t in matching if t.letter is not None})
+        if len(job_ids) > 1:
+            ambiguous[prefix] = tuple(job_ids)
+        elif job_ids:
+            found.add(prefix)
+            chosen += matching
+    if ambiguous:
+        raise AmbiguousJobIdError(ambiguous)
+    unique = {t.position: t for t in chosen}  # two prefixes may name the same job
+    return [unique[position] for position in sorted(unique)]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a job envelope stays in the dead-letter queue unless forced."""
+
+    skipped: str  # why it stays
+    forced: str  # the warning when ``force`` requeues it anyway
+
+
+_BAD_SIGNATURE = _Refusal(
+    "its signature was wrong (requeuing would sign it); --force to requeue anyway",
+    "its signature was wrong; it is requeued anyway (signed, if ASYNC_FARM_SIGNING_KEY "
+    "is set) and will run",
+)
+_UNSIGNED = _Refusal(
+    "its job was never signed with ASYNC_FARM_SIGNING_KEY: requeuing would sign it; "
+    "--force to requeue anyway",
+    "its job was never signed with ASYNC_FARM_SIGNING_KEY; it is requeued signed and will "
+    "run as if a trusted publisher had queued it",
+)
+
+
+def _refusal(letter: DeadLetter, *, signing: bool) -> _Refusal | None:
+    """Why requeuing ``letter``'s job would vouch for what nobody vouched for, if it would."""
+    if letter.reason == DeadReason.BAD_SIGNATURE:
+        return _BAD_SIGNATURE
+    if signing and not letter.job_signed:
+        return _UNSIGNED
+    return None
+
+
+class _Requeuing:
+    """One ``requeue``: publishes jobs, acks their dead letters, and keeps the tally."""
+
+    def __init__(self, publisher: Publisher, *, signing: bool, force: bool) -> None:
+        self._publisher = publisher
+        self._signing = signing
+        self._force = force
+        self.requeued: dict[str, None] = {}  # ordered, and quick to search
+        self.duplicates: list[str] = []
+        self.skipped: list[SkippedDeadLetter] = []
+        self.forced: list[ForcedRequeue] = []
+        self.unreadable: list[SkippedDeadLetter] = []
+        self.found: set[str] = set()
+
+    async def settle(self, taken: TakenDeadLetter) -> None:
+        """Requeue the job of a dead letter read, or leave it and say why."""
+        letter, envelope, message = taken.letter, taken.envelope, taken.message
+        if letter is None:
+            return
+        if letter.job_id is not None:
+            self.found.add(letter.job_id)
+        if letter.job_id in self.requeued:
+            # The same job dead-lettered twice (an ack lost on the way): run it once.
+            await message.ack()
+            self.duplicates.append(letter.job_id)
+            return
+        if envelope is None:
+            self.skipped.append(SkippedDeadLetter(letter.job_id, "not a valid job envelope"))
+            return
+        refusal = _refusal(letter, signing=self._signing)
+        if refusal is not None and not self._force:
+            self.skipped.append(SkippedDeadLetter(letter.job_id, refusal.skipped))
+            return
+        fresh = msgspec.structs.replace(envelope, attempt=1, not_before=None)
+        try:
+            body = encode_envelope(fresh)
+        except Exception as error:  # arguments nested deeper than the encoder goes
+            reason = f"cannot be encoded again ({type(error).__name__})"
+            self.skipped.append(SkippedDeadLetter(letter.job_id, reason))
+            return
+        # The requeued run continues the job's trace (its first enqueue's). Trace headers
+        # are text; anything else under their names is not worth a failed publish.
+        trace = {
+            name: value
+            for name, value in (trace_headers(message.headers) or {}).items()
+            if isinstance(value, str)
+        }
+        await self._publisher.publish(body, fresh, extra_headers=trace or None)
+        await message.ack()  # only now: the broker has stored the new job
+        self.requeued[fresh.id] = None
+        if refusal is not None:
+            self.forced.append(ForcedRequeue(fresh.id, refusal.forced))
+
+    def report(self, not_found: tuple[str, ...]) -> RequeueReport:
+        """What was done."""
+        return RequeueReport(
+            requeued=tuple(self.requeued),
+            duplicates_removed=tuple(self.duplicates),
+            skipped=tuple(self.skipped),
+            not_found=not_found,
+            forced=tuple(self.forced),
+            unreadable=tuple(self.unreadable),
+        )
+
+
+def _starts(job_id: str | None, prefix: str) -> bool:
+    """Whether ``prefix`` is long enough to stand for ``job_id`` and starts it."""
+    return job_id is not None and len(prefix) >= MIN_PREFIX_LENGTH and job_id.startswith(prefix)
+
+
+def _unreadable(taken: TakenDeadLetter) -> SkippedDeadLetter:
+    return SkippedDeadLetter(None, f"unreadable ({taken.problem})", taken.position)
+
+
+def _tell_unreadable(taken: TakenDeadLetter, on_unreadable: OnUnreadable | None) -> None:
+    skipped = _unreadable(taken)
+    if on_unreadable is not None:
+        on_unreadable(skipped)
+    else:
+        logger.warning("skipped dead letter #%d: %s", skipped.position, skipped.reason)
 
 
 async def purge_dead_letters(settings: QueueSettings) -> int:
@@ -233,16 +463,30 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     show = actions.add_parser(
         "show", parents=[common], help="everything about one dead letter (removes none)"
     )
-    show.add_argument("job_id", metavar="JOB_ID")
+    show.add_argument(
+        "job_id", metavar="JOB_ID", help=f"a job id, or a unique prefix of {MIN_PREFIX_LENGTH}+"
+    )
     show.add_argument("--json", action="store_true", help="a JSON object with every field")
     requeue = actions.add_parser(
         "requeue",
         parents=[common],
         help="put dead letters back into the jobs queue, from attempt 1",
-        description="Requeue the given jobs, or every dead letter with --all.",
+        description=(
+            "Requeue the given jobs (ids, or unique prefixes of "
+            f"{MIN_PREFIX_LENGTH}+ characters), or every dead letter with --all. With "
+            "ASYNC_FARM_SIGNING_KEY set, only jobs known to have been signed with it."
+        ),
     )
     requeue.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     requeue.add_argument("--all", dest="requeue_all", action="store_true", help="all of them")
+    requeue.add_argument(
+        "--force",
+        action="store_true",
+        help=(
+            "also requeue jobs never signed with ASYNC_FARM_SIGNING_KEY or dead-lettered "
+            "for a wrong signature (they will run: trust them first)"
+        ),
+    )
     purge = actions.add_parser("purge", parents=[common], help="delete every dead letter")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
@@ -250,8 +494,9 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 def run_dlq(options: argparse.Namespace) -> int:
     """Run the ``dlq`` command parsed into ``options``; return the exit code.
 
-    0 on success; 1 when a dead letter asked for is missing or stays (or the purge was
-    not confirmed); 2 for bad arguments or settings, and when the broker is unreachable.
+    0 on success; 1 when a dead letter asked for is missing or stays, when a job id
+    prefix is ambiguous (or the purge was not confirmed); 2 for bad arguments or
+    settings, and when the broker is unreachable.
     """
     try:
         settings = get_settings()
@@ -259,15 +504,20 @@ def run_dlq(options: argparse.Namespace) -> int:
             settings = _with_queue_name(settings, options.queue_name)
         with _quiet_client_logs():
             return _COMMANDS[options.dlq_command](settings, options)
+    except AmbiguousJobIdError as error:
+        _fail(str(error))
+        return EXIT_FAILED
     except (QueueConfigurationError, QueueUnavailableError) as error:
         _fail(str(error))
         return EXIT_USAGE
 
 
 def _list_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    letters = asyncio.run(list_dead_letters(settings, limit=options.limit))
+    letters = asyncio.run(
+        list_dead_letters(settings, limit=options.limit, on_unreadable=_note_unreadable)
+    )
     if options.json:
-        print(json.dumps([fmt.as_json(letter) for letter in letters], indent=2))
+        print(_json_array(letters))
     elif not letters:
         print(f"no dead letters in {_dead(settings)}")
     for letter in [] if options.json else letters:
@@ -276,11 +526,18 @@ def _list_command(settings: QueueSettings, options: argparse.Namespace) -> int:
 
 
 def _show_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    letter = asyncio.run(find_dead_letter(settings, options.job_id))
+    letter = asyncio.run(
+        find_dead_letter(settings, options.job_id, prefix=True, on_unreadable=_note_unreadable)
+    )
     if letter is None:
-        _fail(f"no dead letter of job {options.job_id} in {_dead(settings)}")
+        _fail(f"no dead letter of job {printable(options.job_id)} in {_dead(settings)}")
         return EXIT_FAILED
-    print(json.dumps(fmt.as_json(letter), indent=2) if options.json else fmt.details(letter))
+    if not options.json:
+        print(fmt.details(letter))
+    elif (shown := _json_object(letter)) is not None:
+        print(shown)
+    else:
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -289,18 +546,26 @@ def _requeue_command(settings: QueueSettings, options: argparse.Namespace) -> in
         _fail("requeue: give JOB_ID... or --all (one of them)")
         return EXIT_USAGE
     job_ids = None if options.requeue_all else options.job_ids
-    report = asyncio.run(requeue_dead_letters(settings, job_ids))
+    report = asyncio.run(
+        requeue_dead_letters(settings, job_ids, force=options.force, prefixes=True)
+    )
     for job_id in report.requeued:
-        print(f"requeued {job_id}")
+        print(f"requeued {printable(job_id)}")
+    for forced in report.forced:
+        _fail(f"WARNING: --force requeued {printable(forced.job_id)}: {forced.reason}")
     for job_id in report.duplicates_removed:
-        print(f"removed a duplicate dead letter of {job_id}")
+        print(f"removed a duplicate dead letter of {printable(job_id)}")
     for skipped in report.skipped:
-        print(f"skipped {skipped.job_id or '(no job id)'}: {skipped.reason}; left in place")
+        job = "(no job id)" if skipped.job_id is None else printable(skipped.job_id)
+        print(f"skipped {job}: {printable(skipped.reason)}; left in place")
+    for unreadable in report.unreadable:
+        _note_unreadable(unreadable)
     for job_id in report.not_found:
-        print(f"not found {job_id}")
+        print(f"not found {printable(job_id)}")
+    unreadable_count = f", {len(report.unreadable)} unreadable" if report.unreadable else ""
     print(
         f"{len(report.requeued)} requeued, {len(report.skipped)} skipped, "
-        f"{len(report.not_found)} not found"
+        f"{len(report.not_found)} not found{unreadable_count}"
     )
     return EXIT_OK if report.complete else EXIT_FAILED
 
@@ -356,6 +621,29 @@ def _positive(text: str) -> int:
 
 def _fail(message: str) -> None:
     print(f"fast-app dlq: {message}", file=sys.stderr)
+
+
+def _note_unreadable(skipped: SkippedDeadLetter) -> None:
+    _fail(f"skipped dead letter #{skipped.position}: {printable(skipped.reason)}")
+
+
+def _json_object(letter: DeadLetter) -> str | None:
+    """``letter`` as indented JSON; ``None`` after saying why it cannot be."""
+    try:
+        return json.dumps(fmt.as_json(letter), indent=2)
+    except (RecursionError, ValueError, TypeError) as error:
+        # Arguments nested about as deep as the decoder goes may be too deep for json.
+        job = printable(letter.job_id or "(no job id)")
+        _fail(f"skipped dead letter of job {job}: cannot be shown as JSON ({type(error).__name__})")
+        return None
+
+
+def _json_array(letters: list[DeadLetter]) -> str:
+    """A JSON array of the dead letters that can be written as JSON (one by one)."""
+    shown = [item for letter in letters if (item := _json_object(letter)) is not None]
+    if not shown:
+        return "[]"
+    return "[\n" + ",\n".join(textwrap.indent(item, "  ") for item in shown) + "\n]"
 
 
 @contextlib.contextmanager

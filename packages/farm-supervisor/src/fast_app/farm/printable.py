@@ -15,7 +15,9 @@ __all__ = ["printable"]
 # C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators and bidi
 # overrides (which reorder what a terminal shows).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_KEEPING_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_KEEPING_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _escape(found: re.Match[str]) -> str:

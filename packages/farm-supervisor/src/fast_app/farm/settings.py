@@ -57,8 +57,9 @@ class FarmSettings(BaseSettings):
         default=(),
         description=(
             "FARM_ALLOWED_MODULES: module prefixes whose functions may run as jobs; default: "
-            "the modules of FARM_IMPORTS and any module loaded from the worker's current "
-            "directory (never the standard library, builtins or installed packages)."
+            "the modules of FARM_IMPORTS and the modules of the worker's current directory "
+            "that no installed distribution provides (never the standard library, builtins, "
+            "fast_app itself or private names)."
         ),
     )
     grace_period_s: float = Field(
@@ -123,6 +124,9 @@ class FarmSettings(BaseSettings):
     )
     supervisor_id: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",  # Rust regex: $ is the very end
         description=(
             "FARM_SUPERVISOR_ID: this supervisor's name in snapshots and the address of its "
             "control messages (default host-pid)."
@@ -156,6 +160,9 @@ class FarmSettings(BaseSettings):
     )
     worker_id: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=120,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",  # Rust regex: $ is the very end
         description=(
             "FARM_WORKER_ID: name of this worker in logs and dead letters (default host-pid)."
         ),

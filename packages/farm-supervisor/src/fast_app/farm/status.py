@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.supervisor._broker import publish_command
+from fast_app.farm.messages import Refusals, decode_snapshot
+from fast_app.farm.printable import printable
+from fast_app.farm.supervisor._broker import publish_command, signing_key_of, verified_body
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
@@ -28,9 +31,14 @@ class FarmListener:
     long as it runs: the connection is reopened after a broker outage (``robust``), with
     its listening queue and consumer.
 
+    Snapshots are decoded strictly (``fast_app.farm.messages.Snapshot``) and, with
+    ``ASYNC_FARM_SIGNING_KEY``, must be signed with it; others are counted in
+    ``refusals`` and never reach ``on_snapshot``. Commands sent are signed likewise.
+
     Args:
         settings: the queue settings (broker URL, queue name).
-        on_snapshot: called with each snapshot heard, on the listener's event loop.
+        on_snapshot: called with each snapshot heard (as plain data, every field of the
+            ``Snapshot`` type present), on the listener's event loop.
         connection_name: how the broker's management UI names the connection.
         robust: reconnect after a broker outage.
     """
@@ -48,6 +56,8 @@ class FarmListener:
         self._on_snapshot = on_snapshot
         self._connection_name = connection_name
         self._robust = robust
+        self._key = signing_key_of(settings)
+        self.refusals = Refusals(logger)
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
 
@@ -82,11 +92,15 @@ class FarmListener:
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
         try:
-            snapshot = json.loads(message.body)
-        except ValueError:
+            body = verified_body("snapshot", message, self._key)
+            if body is None:
+                self.refusals.refuse("snapshot", "unsigned or badly signed")
+                return
+            snapshot = decode_snapshot(body)
+        except Exception as error:  # an edge: nothing a message holds passes it
+            self.refusals.refuse("snapshot", f"{type(error).__name__}: {error}")
             return
-        if isinstance(snapshot, dict) and snapshot.get("type") == "snapshot":
-            self._on_snapshot(snapshot)
+        self._on_snapshot(msgspec.to_builtins(snapshot))
 
     @property
     def connected(self) -> bool:
@@ -103,7 +117,14 @@ class FarmListener:
         channel = self._channel
         if channel is None or channel.is_closed:
             raise ConnectionError("not connected to the broker")
-        await publish_command(channel, self._topology, supervisor_id, command)
+        await publish_command(
+            channel,
+            self._topology,
+            supervisor_id,
+            command,
+            signing_key=self._key,
+            sender=self._connection_name,
+        )
 
     async def close(self) -> None:
         """Close the connection."""
@@ -123,7 +144,10 @@ async def collect_snapshots(settings: QueueSettings, *, wait_s: float) -> list[d
     latest: dict[str, dict[str, Any]] = {}
 
     def keep(snapshot: dict[str, Any]) -> None:
-        latest[str(snapshot.get("supervisor_id"))] = snapshot
+        # Out of order (a forged or late copy): the newest one of each supervisor wins.
+        held = latest.get(snapshot["supervisor_id"])
+        if held is None or held["at"] <= snapshot["at"]:
+            latest[snapshot["supervisor_id"]] = snapshot
 
     listener = FarmListener(settings, keep)
     try:
@@ -159,7 +183,7 @@ def _worker_line(worker: dict[str, Any]) -> str:
 def render_status(queue_name: str, snapshots: list[dict[str, Any]]) -> str:
     """The farm as text, for people."""
     if not snapshots:
-        return f"no supervisor is serving {queue_name} (no snapshot heard)"
+        return printable(f"no supervisor is serving {queue_name} (no snapshot heard)")
     lines = []
     first_queue = snapshots[0].get("queue", {})
     lines.append(
@@ -180,4 +204,5 @@ def render_status(queue_name: str, snapshots: list[dict[str, Any]]) -> str:
             lines.append(_worker_line(worker))
         for decision in snapshot.get("decisions", [])[-3:]:
             lines.append(f"  scaling: {decision.get('reason')}")
-    return "\n".join(lines)
+    # Every line escaped: whatever a snapshot held, it cannot drive the terminal.
+    return "\n".join(printable(line) for line in lines)

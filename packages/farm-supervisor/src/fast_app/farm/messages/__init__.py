@@ -12,6 +12,7 @@ from fast_app.farm.messages._signing import MessageKind, message_signature, sign
 from fast_app.farm.messages.control import (
     COMMAND_MAX_AGE_S,
     Command,
+    CommandGate,
     DrainWorker,
     PauseFarm,
     RestartWorker,
@@ -29,7 +30,6 @@ from fast_app.farm.messages.snapshots import (
     Snapshot,
     decode_snapshot,
     encode_snapshot,
-    snapshot_from_dict,
 )
 from fast_app.farm.messages.tombstones import (
     Tombstone,
@@ -38,7 +38,9 @@ from fast_app.farm.messages.tombstones import (
     new_tombstone,
 )
 from fast_app.farm.messages.worker_link import (
+    ENDED_LISTED,
     HEARTBEAT_MAX_BYTES,
+    IN_FLIGHT_LISTED,
     Drain,
     EndedJob,
     Heartbeat,
@@ -55,8 +57,11 @@ from fast_app.farm.messages.worker_link import (
 
 __all__ = [
     "COMMAND_MAX_AGE_S",
+    "ENDED_LISTED",
     "HEARTBEAT_MAX_BYTES",
+    "IN_FLIGHT_LISTED",
     "Command",
+    "CommandGate",
     "Drain",
     "DrainWorker",
     "EndedJob",

@@ -20,6 +20,7 @@ from fast_app.farm.messages._bounds import Line, Moment, Name, WorkerLimit
 __all__ = [
     "COMMAND_MAX_AGE_S",
     "Command",
+    "CommandGate",
     "DrainWorker",
     "PauseFarm",
     "RestartWorker",
@@ -39,7 +40,9 @@ COMMAND_MAX_AGE_S = 300.0
 _CommandId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}\Z")]
 
 
-class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", kw_only=True):
+class _Base(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", kw_only=True
+):
     sender: Line = "unknown"
     sent_at: Moment = 0.0
     id: _CommandId = ""
@@ -78,7 +81,7 @@ class Shutdown(_Base, frozen=True, tag="shutdown"):
 
 Command = SetLimits | DrainWorker | RestartWorker | PauseFarm | ResumeFarm | Shutdown
 
-_decoder = msgspec.json.Decoder(Command)
+_decoder: msgspec.json.Decoder[Command] = msgspec.json.Decoder(Command)
 _encoder = msgspec.json.Encoder()
 
 
@@ -100,7 +103,8 @@ def command_from_dict(fields: dict[str, Any], *, sender: str | None = None) -> C
         "sent_at": time.time(),
         "id": os.urandom(16).hex(),
     }
-    return msgspec.convert(stamped, Command)
+    command: Command = msgspec.convert(stamped, Command)
+    return command
 
 
 def encode_command(command: Command) -> bytes:
@@ -126,3 +130,31 @@ def describe_command(command: Command) -> str:
         if field not in ("sender", "sent_at", "id") and getattr(command, field) is not None
     ]
     return " ".join([str(name), *fields, f"from {command.sender}"])
+
+
+class CommandGate:
+    """Admits each command once, and only while it is fresh.
+
+    A command is refused when it was sent more than ``max_age_s`` ago (or that far
+    ahead: clocks differ), or when a command with its id was admitted already: a copy
+    read off the broker cannot be replayed, signed or not.
+
+    Args:
+        max_age_s: how old a command may be.
+    """
+
+    def __init__(self, max_age_s: float = COMMAND_MAX_AGE_S) -> None:
+        self._max_age_s = max_age_s
+        self._seen: dict[str, float] = {}  # command id -> when it stops mattering
+
+    def refusal(self, command: Command, now: float) -> str | None:
+        """Why ``command`` must be ignored at Unix time ``now``; ``None`` admits it."""
+        if abs(now - command.sent_at) > self._max_age_s:
+            return f"sent at {command.sent_at:.0f}, {now - command.sent_at:+.0f}s from now"
+        if not command.id:
+            return "it has no id"
+        self._seen = {key: until for key, until in self._seen.items() if until > now}
+        if command.id in self._seen:
+            return f"command {command.id} was carried out already (a replay)"
+        self._seen[command.id] = now + 2 * self._max_age_s
+        return None

@@ -7,7 +7,7 @@ small whatever the farm's size and whatever a forger claims.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -37,7 +37,6 @@ __all__ = [
     "WorkerEntry",
     "decode_snapshot",
     "encode_snapshot",
-    "snapshot_from_dict",
 ]
 
 _Rate = Annotated[float, Meta(ge=-1e9, le=1e9)]
@@ -153,15 +152,6 @@ class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="sna
 
 _decoder = msgspec.json.Decoder(Snapshot)
 _encoder = msgspec.json.Encoder()
-
-
-def snapshot_from_dict(fields: dict[str, Any]) -> Snapshot:
-    """A snapshot from the supervisor's own description of itself (checked like any other).
-
-    Raises:
-        msgspec.ValidationError: a field out of its bounds.
-    """
-    return msgspec.convert({"type": "snapshot", **fields}, Snapshot)
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:

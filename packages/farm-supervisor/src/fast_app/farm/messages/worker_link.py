@@ -147,7 +147,7 @@ class Tombstoned(
 WorkerCommand = Drain | Pause | Resume | Tombstoned
 
 _heartbeat_decoder = msgspec.json.Decoder(Heartbeat)
-_command_decoder = msgspec.json.Decoder(WorkerCommand)
+_command_decoder: msgspec.json.Decoder[WorkerCommand] = msgspec.json.Decoder(WorkerCommand)
 _encoder = msgspec.json.Encoder()
 
 

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology
+from fast_app.core.queue.amqp.headers import SIGNATURE
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.worker._tombstones import tombstone_body
+from fast_app.farm.messages import (
+    Command,
+    CommandGate,
+    MessageKind,
+    Refusals,
+    Snapshot,
+    Tombstone,
+    command_from_dict,
+    decode_command,
+    decode_snapshot,
+    decode_tombstone,
+    encode_command,
+    encode_snapshot,
+    encode_tombstone,
+    message_signature,
+    new_tombstone,
+    signed_by,
+)
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-__all__ = ["QueueDepth", "SupervisorBroker", "publish_command"]
+__all__ = ["QueueDepth", "SupervisorBroker", "publish_command", "signing_key_of", "verified_body"]
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
@@ -34,15 +52,54 @@ class QueueDepth:
     consumers: int
 
 
-async def publish_command(
-    channel: AbstractChannel, topology: Topology, supervisor_id: str, command: dict[str, Any]
-) -> None:
-    """Publish ``command`` on the control exchange, for the supervisor ``supervisor_id``."""
+def signing_key_of(settings: QueueSettings) -> bytes | None:
+    """The farm's signing key (``ASYNC_FARM_SIGNING_KEY``) as bytes, if set."""
+    key = settings.signing_key
+    return None if key is None else key.get_secret_value().encode()
+
+
+def verified_body(
+    kind: MessageKind, message: AbstractIncomingMessage, key: bytes | None
+) -> bytes | None:
+    """The body of a control-plane message, or ``None`` when a key is set and the
+    message is not signed with it."""
+    body = message.body
+    if key is not None and not signed_by(kind, body, (message.headers or {}).get(SIGNATURE), key):
+        return None
+    return body
+
+
+def _signed_message(kind: MessageKind, body: bytes, key: bytes | None, **properties: Any) -> Any:
     import aio_pika
 
+    headers: dict[str, Any] | None = (
+        None if key is None else {SIGNATURE: message_signature(kind, body, key)}
+    )
+    return aio_pika.Message(body, headers=headers, **properties)
+
+
+async def publish_command(
+    channel: AbstractChannel,
+    topology: Topology,
+    supervisor_id: str,
+    command: dict[str, Any],
+    *,
+    signing_key: bytes | None = None,
+    sender: str | None = None,
+) -> None:
+    """Publish ``command`` on the control exchange, for the supervisor ``supervisor_id``.
+
+    Args:
+        command: its fields, e.g. ``{"command": "set_limits", "max_workers": 8}``.
+        signing_key: sign it (a supervisor with a key ignores unsigned commands).
+        sender: who sends it, as the supervisor's events will say (default host-pid).
+
+    Raises:
+        msgspec.ValidationError: not a known command, or fields out of bounds.
+    """
+    body = encode_command(command_from_dict(command, sender=sender))
     exchange = await channel.get_exchange(topology.control_exchange, ensure=False)
-    message = aio_pika.Message(json.dumps(command).encode())
-    await exchange.publish(message, routing_key=supervisor_id)
+    await exchange.publish(_signed_message("command", body, signing_key), routing_key=supervisor_id)
 
 
 class SupervisorBroker:
@@ -51,21 +108,30 @@ class SupervisorBroker:
     Args:
         settings: the queue settings (broker URL, topology).
         supervisor_id: the routing key of this supervisor's control messages.
-        on_command: called with each command addressed to this supervisor.
-        on_tombstone: called with the body of each tombstone of the farm (any supervisor's).
-        on_snapshot: called with the body of each snapshot of the queue's supervisors
-            (this one's included).
+        on_command: called with each command addressed to this supervisor (fresh, never
+            seen before, signed when the farm has a key).
+        on_tombstone: called with each tombstone of the farm (any supervisor's).
+        on_snapshot: called with each snapshot of the queue's supervisors (this one's
+            included).
+        refusals: where messages that do not decode or are not signed are counted.
+
+    Every message is decoded strictly, here: what does not decode, is unsigned (with
+    ``ASYNC_FARM_SIGNING_KEY``), stale or a replay is counted in ``refusals`` and ignored.
     """
 
     def __init__(
         self,
         settings: QueueSettings,
         supervisor_id: str,
-        on_command: Callable[[dict[str, Any]], None],
-        on_tombstone: Callable[[bytes], None] | None = None,
-        on_snapshot: Callable[[bytes], None] | None = None,
+        on_command: Callable[[Command], None],
+        on_tombstone: Callable[[Tombstone], None] | None = None,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+        refusals: Refusals | None = None,
     ) -> None:
         self._settings = settings
+        self._key = signing_key_of(settings)
+        self._refusals = refusals or Refusals(logger)
+        self._gate = CommandGate()
         self.topology = Topology.from_settings(settings)
         self._supervisor_id = supervisor_id
         self._on_command = on_command
@@ -117,20 +183,42 @@ class SupervisorBroker:
 
     async def _receive_command(self, message: AbstractIncomingMessage) -> None:
         try:
-            command = json.loads(message.body)
-        except ValueError:
-            logger.warning("ignoring a malformed control message")
-            return
-        if isinstance(command, dict):
+            body = verified_body("command", message, self._key)
+            if body is None:
+                self._refusals.refuse("command", "unsigned or badly signed")
+                return
+            command = decode_command(body)
+            refusal = self._gate.refusal(command, time.time())
+            if refusal is not None:
+                self._refusals.refuse("command", refusal)
+                return
             self._on_command(command)
+        except Exception as error:  # an edge: nothing a message holds passes it
+            self._refusals.refuse("command", f"{type(error).__name__}: {error}")
 
     async def _receive_tombstone(self, message: AbstractIncomingMessage) -> None:
-        if self._on_tombstone is not None:
-            self._on_tombstone(message.body)
+        if self._on_tombstone is None:
+            return
+        try:
+            body = verified_body("tombstone", message, self._key)
+            if body is None:
+                self._refusals.refuse("tombstone", "unsigned or badly signed")
+                return
+            self._on_tombstone(decode_tombstone(body))
+        except Exception as error:
+            self._refusals.refuse("tombstone", f"{type(error).__name__}: {error}")
 
     async def _receive_snapshot(self, message: AbstractIncomingMessage) -> None:
-        if self._on_snapshot is not None:
-            self._on_snapshot(message.body)
+        if self._on_snapshot is None:
+            return
+        try:
+            body = verified_body("snapshot", message, self._key)
+            if body is None:
+                self._refusals.refuse("snapshot", "unsigned or badly signed")
+                return
+            self._on_snapshot(decode_snapshot(body))
+        except Exception as error:
+            self._refusals.refuse("snapshot", f"{type(error).__name__}: {error}")
 
     async def depth(self) -> QueueDepth:
         """Ready messages and consumers of the jobs queue."""
@@ -163,16 +251,13 @@ class SupervisorBroker:
                 await probe.close()
         return dead_count, delayed
 
-    async def publish_snapshot(self, snapshot: dict[str, Any]) -> None:
+    async def publish_snapshot(self, snapshot: Snapshot) -> None:
         """Publish a farm snapshot on the events exchange (transient, unconfirmed)."""
-        import aio_pika
-
         channel = await self._ready()
         exchange = await channel.get_exchange(self.topology.events_exchange, ensure=False)
+        body = encode_snapshot(snapshot)
         await exchange.publish(
-            aio_pika.Message(
-                json.dumps(snapshot, default=str).encode(), content_type="application/json"
-            ),
+            _signed_message("snapshot", body, self._key, content_type="application/json"),
             routing_key="",
         )
 
@@ -182,17 +267,24 @@ class SupervisorBroker:
 
         channel = await self._ready()
         exchange = await channel.get_exchange(self.topology.tombstones_exchange, ensure=False)
+        body = encode_tombstone(new_tombstone(job_id, function, worker_id))
         await exchange.publish(
-            aio_pika.Message(
-                tombstone_body(job_id, function, "hard_timeout", worker_id),
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            _signed_message(
+                "tombstone", body, self._key, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
             ),
             routing_key="",
         )
 
     async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
         """Send a command to one supervisor (``fast-app`` tools and tests use this)."""
-        await publish_command(await self._ready(), self.topology, supervisor_id, command)
+        await publish_command(
+            await self._ready(),
+            self.topology,
+            supervisor_id,
+            command,
+            signing_key=self._key,
+            sender=f"supervisor {self._supervisor_id}",
+        )
 
     async def close(self) -> None:
         """Close the connection."""

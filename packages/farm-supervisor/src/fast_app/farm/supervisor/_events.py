@@ -12,11 +12,23 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import Any
+from typing import Literal
+
+from fast_app.farm.messages import InFlightEntry
+from fast_app.farm.messages.snapshots import Event, Failure
+from fast_app.farm.printable import printable
 
 __all__ = ["EventLog", "failure_entry"]
 
 _KEPT = 40
+_LEVEL_NAMES: dict[int, Literal["debug", "info", "warning", "error", "critical"]] = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+_MESSAGE_WIDTH = 2_000
 
 
 class EventLog:
@@ -29,7 +41,7 @@ class EventLog:
 
     def __init__(self, logger: logging.Logger, kept: int = _KEPT) -> None:
         self._logger = logger
-        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=kept)
+        self._recent: collections.deque[Event] = collections.deque(maxlen=kept)
         self._sequence = 0
 
     def record(
@@ -55,27 +67,32 @@ class EventLog:
         """
         ids = {"worker_id": worker_id, "job_id": job_id, "supervisor_id": supervisor_id}
         extra = {name: value for name, value in ids.items() if value is not None}
+        # Escaped: an event's arguments may quote what a message or a job said.
+        text = printable(message % args if args else message)[:_MESSAGE_WIDTH]
         # stacklevel: the log line names the supervisor's code, not this helper.
-        self._logger.log(level, message, *args, extra=extra or None, stacklevel=2)
+        self._logger.log(level, "%s", text, extra=extra or None, stacklevel=2)
         self._sequence += 1
-        event: dict[str, Any] = {
-            "seq": self._sequence,
-            "at": time.time(),
-            "kind": kind,
-            "level": logging.getLevelName(level).lower(),
-            "message": message % args if args else message,
-        }
-        event.update(extra)
-        self._recent.append(event)
+        self._recent.append(
+            Event(
+                seq=self._sequence,
+                at=time.time(),
+                kind=kind,
+                level=_LEVEL_NAMES.get(level, "info"),
+                message=text,
+                worker_id=worker_id,
+                job_id=job_id,
+                supervisor_id=supervisor_id,
+            )
+        )
 
-    def recent(self) -> list[dict[str, Any]]:
+    def recent(self) -> list[Event]:
         """The latest events, oldest first."""
         return list(self._recent)
 
 
 def failure_entry(
-    kind: str, worker_id: str, job: dict[str, Any] | None, detail: str = ""
-) -> dict[str, Any]:
+    kind: str, worker_id: str, job: InFlightEntry | None, detail: str = ""
+) -> Failure:
     """A worker's failure as snapshots list it.
 
     Args:
@@ -85,12 +102,11 @@ def failure_entry(
         job: the job concerned, as its heartbeat described it, if any.
         detail: how it ended, if that says more than ``kind``.
     """
-    entry: dict[str, Any] = {
-        "at": time.time(),
-        "kind": kind,
-        "worker_id": worker_id,
-        "detail": detail,
-    }
-    if job is not None:
-        entry.update(job_id=job.get("id"), function=job.get("function"))
-    return entry
+    return Failure(
+        at=time.time(),
+        kind=kind,
+        worker_id=worker_id,
+        detail=printable(detail)[:_MESSAGE_WIDTH],
+        job_id=None if job is None else job.id,
+        function=None if job is None else job.function,
+    )

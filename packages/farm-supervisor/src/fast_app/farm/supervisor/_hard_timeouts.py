@@ -14,13 +14,13 @@ import collections
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
+from fast_app.farm.messages import Tombstone, Tombstoned
+from fast_app.farm.messages.snapshots import Failure
 from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._events import EventLog, failure_entry
 from fast_app.farm.supervisor._workers import WorkerProcess
 from fast_app.farm.telemetry import record_hard_timeout_kill
-from fast_app.farm.worker._tombstones import parse_tombstone
 
 __all__ = ["FarmTombstones", "HardTimeoutEnforcer"]
 
@@ -45,6 +45,7 @@ class FarmTombstones:
         self._workers = workers
         # job id -> (worker, expiry)
         self._entries: dict[str, tuple[str, float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def remember(self, job_id: str, worker_id: str) -> None:
         """Record that ``worker_id`` was killed for ``job_id`` and tell the live workers."""
@@ -54,13 +55,15 @@ class FarmTombstones:
             return
         self._entries[job_id] = (worker_id, now + _TOMBSTONE_KEPT_S)
         for worker in self._workers.values():
-            await worker.send({"command": "tombstone", "job_id": job_id, "worker": worker_id})
+            await worker.send(Tombstoned(job_id=job_id, worker=worker_id))
 
-    def heard(self, body: bytes) -> None:
+    def heard(self, tombstone: Tombstone) -> None:
         """Remember a tombstone heard on the tombstones exchange (on the event loop)."""
-        data = parse_tombstone(body)
-        if data is not None:
-            asyncio.get_running_loop().create_task(self.remember(data["job_id"], data["worker"]))
+        task = asyncio.get_running_loop().create_task(
+            self.remember(tombstone.job_id, tombstone.worker)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def latest(self) -> list[str]:
         """The latest tombstones as ``job_id@worker_id``, oldest first (for a new worker)."""
@@ -90,7 +93,7 @@ class HardTimeoutEnforcer:
         tombstones: FarmTombstones,
         broker: SupervisorBroker,
         events: EventLog,
-        failures: collections.deque[dict[str, Any]],
+        failures: collections.deque[Failure],
     ) -> None:
         self._supervisor_id = supervisor_id
         self._queue_name = queue_name
@@ -107,10 +110,10 @@ class HardTimeoutEnforcer:
             if not worker.alive or worker.kill_reason:
                 continue
             for job in worker.in_flight:
-                deadline = job.get("hard_deadline")
-                if deadline is None or wall < float(deadline) + _HARD_TIMEOUT_MARGIN_S:
+                deadline = job.hard_deadline
+                if deadline is None or wall < deadline + _HARD_TIMEOUT_MARGIN_S:
                     continue
-                job_id, function = str(job.get("id")), str(job.get("function"))
+                job_id, function = job.id, job.function
                 self._events.record(
                     logging.ERROR,
                     "hard_timeout",
@@ -118,7 +121,7 @@ class HardTimeoutEnforcer:
                     "end it (event loop blocked?): killing the worker",
                     job_id,
                     function,
-                    wall - float(deadline),
+                    wall - deadline,
                     worker.worker_id,
                     job_id=job_id,
                     worker_id=worker.worker_id,
@@ -138,7 +141,7 @@ class HardTimeoutEnforcer:
                         self._queue_name,
                         job,
                         worker.worker_id,
-                        f"passed its hard timeout {wall - float(deadline):.1f}s ago and worker "
+                        f"passed its hard timeout {wall - deadline:.1f}s ago and worker "
                         f"{worker.worker_id} did not end it: killed by supervisor "
                         f"{self._supervisor_id}",
                     )

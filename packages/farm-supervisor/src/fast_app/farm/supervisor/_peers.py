@@ -9,8 +9,9 @@ this keeps the latest count of each peer, and forgets a peer that stopped or fel
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+from fast_app.farm.messages import Snapshot
 
 __all__ = ["PeerLoads"]
 
@@ -32,28 +33,20 @@ class PeerLoads:
         self._own_id = own_id
         self._heard: dict[str, _Heard] = {}
 
-    def heard(self, body: bytes, now: float) -> None:
-        """Note a snapshot from the events exchange, received at monotonic time ``now``."""
-        try:
-            snapshot = json.loads(body)
-        except ValueError:
+    def heard(self, snapshot: Snapshot, now: float) -> None:
+        """Note a snapshot from the events exchange, received at monotonic time ``now``.
+
+        A peer's count is capped by what its own snapshot says it can hold (its workers
+        times its concurrency): a snapshot cannot claim more slots than it describes.
+        """
+        if snapshot.supervisor_id == self._own_id:
             return
-        if not isinstance(snapshot, dict) or snapshot.get("type") != "snapshot":
+        if snapshot.stopped:
+            self._heard.pop(snapshot.supervisor_id, None)
             return
-        supervisor_id = str(snapshot.get("supervisor_id"))
-        if supervisor_id == self._own_id:
-            return
-        if snapshot.get("stopped"):
-            self._heard.pop(supervisor_id, None)
-            return
-        workers = snapshot.get("workers")
-        in_flight = 0
-        if isinstance(workers, list):
-            for worker in workers:
-                count = worker.get("in_flight_count") if isinstance(worker, dict) else None
-                if isinstance(count, int) and count > 0:
-                    in_flight += count
-        self._heard[supervisor_id] = _Heard(now, in_flight)
+        capacity = len(snapshot.workers) * snapshot.settings.concurrency
+        in_flight = sum(worker.in_flight_count for worker in snapshot.workers)
+        self._heard[snapshot.supervisor_id] = _Heard(now, min(in_flight, capacity))
 
     def in_flight(self, now: float, max_age_s: float) -> int:
         """Jobs in flight on the peers heard from within ``max_age_s`` of ``now``."""

@@ -15,14 +15,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
+from fast_app.farm.messages import Pause, Refusals
+from fast_app.farm.messages.snapshots import Failure
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._events import EventLog, failure_entry
-from fast_app.farm.supervisor._snapshot import RecentEnds
+from fast_app.farm.supervisor._snapshot import RecentJobEnds
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, describe_exit
 
 __all__ = ["WorkerPool"]
+
+logger = logging.getLogger("fast_app.farm.supervisor")
 
 _STARTUP_ALLOWANCE_S = 15.0  # a starting worker imports the app before its first heartbeat
 _STABLE_UPTIME_S = 10.0  # a worker that lived this long did not die of a crash loop
@@ -49,6 +52,7 @@ class WorkerPool:
         failures: where hung and dead workers are listed for snapshots.
         recent: takes what each worker reported ended, before it is reaped.
         stopping: set when the supervisor stops: ends are expected, counts not kept.
+        refusals: where the workers' heartbeats that do not decode are counted.
     """
 
     def __init__(
@@ -59,10 +63,12 @@ class WorkerPool:
         environment: Callable[[], dict[str, str]],
         output: OutputSink | None,
         events: EventLog,
-        failures: collections.deque[dict[str, Any]],
-        recent: RecentEnds,
+        failures: collections.deque[Failure],
+        recent: RecentJobEnds,
         stopping: asyncio.Event,
+        refusals: Refusals | None = None,
     ) -> None:
+        self._refusals = refusals
         self._supervisor_id = supervisor_id
         self._farm = farm
         self._environment = environment
@@ -126,7 +132,11 @@ class WorkerPool:
         for worker in self.workers.values():
             if not worker.alive or worker.kill_reason:
                 continue
-            limit = silence_limit if worker.heartbeat else silence_limit + _STARTUP_ALLOWANCE_S
+            limit = (
+                silence_limit
+                if worker.heartbeat is not None
+                else silence_limit + _STARTUP_ALLOWANCE_S
+            )
             silent_for = now - worker.last_seen
             if silent_for > limit:
                 self._events.record(
@@ -162,7 +172,9 @@ class WorkerPool:
         """Start one more worker, and watch it until it ends."""
         self._number += 1
         worker_id = f"{self._supervisor_id}-w{self._number}"
-        worker = await WorkerProcess.spawn(worker_id, self._environment(), self._output)
+        worker = await WorkerProcess.spawn(
+            worker_id, self._environment(), self._output, self._refusals
+        )
         self.workers[worker_id] = worker
         self._events.record(
             logging.INFO,
@@ -173,17 +185,31 @@ class WorkerPool:
             worker_id=worker_id,
         )
         if self.paused:
-            await worker.send({"command": "pause"})
+            await worker.send(Pause())
         watcher = asyncio.create_task(self._watch(worker))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
 
     async def _watch(self, worker: WorkerProcess) -> None:
-        code = await worker.wait()
+        # Whatever fails here, the worker leaves the pool: one left behind would hold a
+        # slot forever and stall the shutdown.
+        try:
+            code = await worker.wait()
+        except Exception:
+            logger.exception("watching worker %s failed; killing it", worker.worker_id)
+            worker.kill("its supervisor lost track of it")
+            code = await worker.process.wait()
+        try:
+            self._reap(worker, code)
+        except Exception:
+            logger.exception("reaping worker %s failed", worker.worker_id)
+        finally:
+            self.workers.pop(worker.worker_id, None)
+            if not self.workers:
+                self._all_exited.set()
+
+    def _reap(self, worker: WorkerProcess, code: int) -> None:
         self._recent.collect(worker)  # its last heartbeat may have ended a few more
-        self.workers.pop(worker.worker_id, None)
-        if not self.workers:
-            self._all_exited.set()
         now = time.monotonic()
         uptime = now - worker.spawned_at
         how = describe_exit(code)
@@ -219,7 +245,7 @@ class WorkerPool:
             self._crash_streak = self._crash_streak + 1 if uptime < _STABLE_UPTIME_S else 1
             delay = min(_MAX_RESPAWN_DELAY_S, 0.5 * 2 ** (self._crash_streak - 1))
             self._spawn_not_before = now + delay
-            last_error = worker.heartbeat.get("last_error")
+            last_error = None if worker.heartbeat is None else worker.heartbeat.last_error
             self._events.record(
                 logging.ERROR,
                 "worker_died",

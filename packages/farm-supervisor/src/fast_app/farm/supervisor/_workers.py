@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -14,9 +13,21 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+
+import msgspec
 
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.messages import (
+    HEARTBEAT_MAX_BYTES,
+    Drain,
+    EndedJob,
+    Heartbeat,
+    InFlightEntry,
+    Refusals,
+    WorkerCommand,
+    decode_heartbeat,
+    encode_line,
+)
 from fast_app.farm.settings import FarmSettings
 
 __all__ = ["OutputSink", "WorkerProcess", "describe_exit", "worker_environment"]
@@ -85,8 +96,9 @@ class WorkerProcess:
         worker_id: its name (``<supervisor>-w<N>``).
         process: the child process.
         spawned_at: monotonic time of the spawn.
-        heartbeat: its latest heartbeat, empty until the first one.
-        last_seen: monotonic time of its latest heartbeat (or of the spawn).
+        heartbeat: its latest heartbeat, ``None`` until the first one.
+        last_seen: monotonic time of its latest line on the link (or of the spawn): a
+            heartbeat that does not decode still proves that it is alive.
         draining: the supervisor asked it to drain (its exit is expected).
         kill_reason: why the supervisor killed it, if it did.
         ended: jobs it reported ended (described), not yet taken by the supervisor.
@@ -96,15 +108,16 @@ class WorkerProcess:
     process: asyncio.subprocess.Process
     spawned_at: float
     _socket: socket.socket
-    heartbeat: dict[str, Any] = field(default_factory=dict)
+    heartbeat: Heartbeat | None = None
     last_seen: float = 0.0
     draining: bool = False
     drain_deadline: float | None = None
     kill_reason: str | None = None
     exit_code: int | None = None
-    ended: collections.deque[dict[str, Any]] = field(
+    ended: collections.deque[EndedJob] = field(
         default_factory=lambda: collections.deque(maxlen=_ENDED_KEPT)
     )
+    refusals: Refusals = field(default_factory=lambda: Refusals(logger))
     _writer: asyncio.StreamWriter | None = None
     _reader_task: asyncio.Task[None] | None = None
     _output_task: asyncio.Task[None] | None = None
@@ -112,7 +125,11 @@ class WorkerProcess:
 
     @classmethod
     async def spawn(
-        cls, worker_id: str, environment: dict[str, str], output: OutputSink | None = None
+        cls,
+        worker_id: str,
+        environment: dict[str, str],
+        output: OutputSink | None = None,
+        refusals: Refusals | None = None,
     ) -> WorkerProcess:
         """Start ``fast-app worker`` as a fresh interpreter linked by a socket pair.
 
@@ -121,6 +138,7 @@ class WorkerProcess:
             environment: its environment variables (settings).
             output: receives its stdout and stderr line by line; ``None``: it writes to
                 the supervisor's own (a dashboard owns the terminal, so it passes one).
+            refusals: where heartbeats that do not decode are counted.
         """
         ours, theirs = socket.socketpair()
         piped = asyncio.subprocess.PIPE if output is not None else None
@@ -145,7 +163,11 @@ class WorkerProcess:
             theirs.close()  # the child has its copy; ours must close for EOF to work
         now = time.monotonic()
         worker = cls(worker_id, process, now, ours, last_seen=now)
-        reader, worker._writer = await asyncio.open_unix_connection(sock=ours)
+        if refusals is not None:
+            worker.refusals = refusals
+        reader, worker._writer = await asyncio.open_unix_connection(
+            sock=ours, limit=HEARTBEAT_MAX_BYTES
+        )
         worker._reader_task = asyncio.create_task(worker._read_heartbeats(reader))
         if output is not None and process.stdout is not None:
             worker._output_task = asyncio.create_task(
@@ -168,18 +190,24 @@ class WorkerProcess:
         """The state it last reported (``starting`` before its first heartbeat)."""
         if self.draining and self.alive:
             return "draining"
-        return str(self.heartbeat.get("state", "starting"))
+        return "starting" if self.heartbeat is None else self.heartbeat.state
 
     @property
-    def in_flight(self) -> list[dict[str, Any]]:
-        """Jobs it last reported in flight."""
-        jobs = self.heartbeat.get("in_flight", [])
-        return jobs if isinstance(jobs, list) else []
+    def in_flight(self) -> list[InFlightEntry]:
+        """Jobs it last reported in flight (those it listed: see ``in_flight_count``)."""
+        return [] if self.heartbeat is None else self.heartbeat.in_flight
+
+    @property
+    def in_flight_count(self) -> int:
+        """How many jobs it last reported in flight."""
+        return 0 if self.heartbeat is None else self.heartbeat.in_flight_count
 
     def completed(self) -> int:
         """Jobs it ended so far (succeeded, failed, dead-lettered), from its counters."""
-        counters = self.heartbeat.get("counters", {})
-        return int(counters.get("succeeded", 0)) + int(counters.get("failed", 0))
+        if self.heartbeat is None:
+            return 0
+        counters = self.heartbeat.counters
+        return counters.succeeded + counters.failed
 
     def rate(self, window_s: float = 10.0) -> float | None:
         """Jobs per second it completed over the last ``window_s``, from heartbeats."""
@@ -192,34 +220,41 @@ class WorkerProcess:
         return (last - first) / (last_at - first_at)
 
     async def _read_heartbeats(self, reader: asyncio.StreamReader) -> None:
+        # The link is an edge too: a worker's heartbeat carries what its jobs hold.
+        # Nothing here may end the reader but the end of the link (its silence would
+        # make the worker look hung, and it would be killed).
         while True:
             try:
                 line = await reader.readline()
+            except ValueError:  # over the limit: asyncio dropped it; the stream goes on
+                self.last_seen = time.monotonic()
+                self.refusals.refuse(
+                    "heartbeat", f"worker {self.worker_id}: a line over {HEARTBEAT_MAX_BYTES} bytes"
+                )
+                continue
             except ConnectionError:
                 return
             if not line:
                 return
+            self.last_seen = time.monotonic()
             try:
-                beat = json.loads(line)
-            except ValueError:
+                beat = decode_heartbeat(line)
+            except msgspec.DecodeError as error:
+                self.refusals.refuse("heartbeat", f"worker {self.worker_id}: {error}")
                 continue
-            if isinstance(beat, dict) and beat.get("type") == "heartbeat":
-                ended = beat.pop("ended", None)
-                if isinstance(ended, list):
-                    self.ended.extend(job for job in ended if isinstance(job, dict))
-                self.heartbeat = beat
-                self.last_seen = time.monotonic()
-                self._completed_marks.append((self.last_seen, self.completed()))
-                cutoff = self.last_seen - 10.0
-                while len(self._completed_marks) > 2 and self._completed_marks[0][0] < cutoff:
-                    self._completed_marks.pop(0)
+            self.ended.extend(beat.ended)
+            self.heartbeat = beat
+            self._completed_marks.append((self.last_seen, self.completed()))
+            cutoff = self.last_seen - 10.0
+            while len(self._completed_marks) > 2 and self._completed_marks[0][0] < cutoff:
+                self._completed_marks.pop(0)
 
-    async def send(self, command: dict[str, Any]) -> None:
-        """Send a command (drain, pause, resume); ignored if the worker is gone."""
+    async def send(self, command: WorkerCommand) -> None:
+        """Send a command (drain, pause, resume, tombstone); ignored if the worker is gone."""
         writer = self._writer
         if writer is None or writer.is_closing() or not self.alive:
             return
-        writer.write(json.dumps(command).encode() + b"\n")
+        writer.write(encode_line(command))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
@@ -229,7 +264,7 @@ class WorkerProcess:
             return
         self.draining = True
         self.drain_deadline = time.monotonic() + grace_s
-        await self.send({"command": "drain"})
+        await self.send(Drain())
 
     def signal(self, signum: int) -> None:
         """Send a signal, if it still runs."""
@@ -262,7 +297,7 @@ class WorkerProcess:
             self._writer.close()
         return code
 
-    def take_ended(self) -> list[dict[str, Any]]:
+    def take_ended(self) -> list[EndedJob]:
         """The jobs it reported ended since the last call, oldest first."""
         ended = list(self.ended)
         self.ended.clear()

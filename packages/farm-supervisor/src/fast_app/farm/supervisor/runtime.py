@@ -20,7 +20,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.messages import Command, Refusals, Snapshot, describe_command
+from fast_app.farm.messages.snapshots import (
+    Decision,
+    Failure,
+    QueueFigures,
+    SnapshotSettings,
+)
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._commands import carry_out
@@ -29,7 +38,7 @@ from fast_app.farm.supervisor._hard_timeouts import FarmTombstones, HardTimeoutE
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor._scaling_feed import ScalingFeed
-from fast_app.farm.supervisor._snapshot import RecentEnds, worker_entries
+from fast_app.farm.supervisor._snapshot import RecentJobEnds, worker_entries
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, worker_environment
 from fast_app.farm.telemetry import FarmGauges
 
@@ -43,6 +52,7 @@ logger = logging.getLogger("fast_app.farm.supervisor")
 EXIT_OK = 0
 EXIT_DRAIN_INCOMPLETE = 1
 _TICK_S = 0.2
+_HOST = socket.gethostname()
 
 
 class Supervisor:
@@ -61,11 +71,13 @@ class Supervisor:
         self.farm = farm
         self.queue = queue
         self.events = EventLog(logger)
-        self._recent = RecentEnds()
+        #: Messages refused at this supervisor's edges (heartbeats, commands, snapshots...).
+        self.refusals = Refusals(logger)
+        self._recent = RecentJobEnds()
         self._listeners: list[SnapshotListener] = []
         self.supervisor_id = farm.supervisor_id or f"{socket.gethostname()}-{os.getpid()}"
         self.decisions: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
-        self.failures: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
+        self.failures: collections.deque[Failure] = collections.deque(maxlen=50)
         self.started_at = time.time()
         self._stopping = asyncio.Event()
         self._forced = False
@@ -84,6 +96,7 @@ class Supervisor:
             failures=self.failures,
             recent=self._recent,
             stopping=self._stopping,
+            refusals=self.refusals,
         )
         self._tombstones = FarmTombstones(self._pool.workers)
         self._peers = PeerLoads(self.supervisor_id)
@@ -92,7 +105,8 @@ class Supervisor:
             self.supervisor_id,
             self.handle_command,
             self._tombstones.heard,
-            lambda body: self._peers.heard(body, time.monotonic()),
+            lambda snapshot: self._peers.heard(snapshot, time.monotonic()),
+            refusals=self.refusals,
         )
         self._hard_timeouts = HardTimeoutEnforcer(
             supervisor_id=self.supervisor_id,
@@ -236,6 +250,14 @@ class Supervisor:
     # -- one tick --------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        try:
+            await self._tick_once()
+        except Exception:
+            # A tick's failure is one bug's, not a reason to leave the workers unwatched:
+            # the next tick tries again (a lost broker is handled inside each part).
+            logger.exception("supervisor %s: a tick failed", self.supervisor_id)
+
+    async def _tick_once(self) -> None:
         now = time.monotonic()
         await self._hard_timeouts.enforce()
         self._pool.kill_the_hung(now)
@@ -255,7 +277,7 @@ class Supervisor:
 
     # -- commands and snapshots -----------------------------------------------------
 
-    def handle_command(self, command: dict[str, Any]) -> None:
+    def handle_command(self, command: Command) -> None:
         """Act on a control message addressed to this supervisor (on its event loop).
 
         Commands: ``set_limits`` (``min_workers``, ``max_workers``), ``drain_worker`` and
@@ -266,13 +288,13 @@ class Supervisor:
         self._command_tasks.add(task)
         task.add_done_callback(self._command_tasks.discard)
 
-    async def _handle(self, command: dict[str, Any]) -> None:
+    async def _handle(self, command: Command) -> None:
         self.events.record(
             logging.INFO,
             "command",
             "supervisor %s received command %s",
             self.supervisor_id,
-            command,
+            describe_command(command),
             supervisor_id=self.supervisor_id,
         )
         limits_changed = await carry_out(
@@ -286,7 +308,7 @@ class Supervisor:
             self._next_scale_at = 0.0
         self._next_snapshot_at = 0.0  # show the effect at the next tick
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         """This supervisor's part of the farm, as published on the events exchange.
 
         Bounded in size whatever the load: the oldest jobs in flight only (each worker's
@@ -297,39 +319,39 @@ class Supervisor:
             self._recent.collect(worker)
         workers = worker_entries(self.workers.values(), now)
         depth = self._scaling.depth
-        return {
-            "type": "snapshot",
-            "supervisor_id": self.supervisor_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "at": time.time(),
-            "started_at": self.started_at,
-            "settings": {
-                "queue": self.queue.name,
-                "min_workers": self.min_workers,
-                "max_workers": self.max_workers,
-                "concurrency": self.farm.concurrency,
-                "heartbeat_interval_s": self.farm.heartbeat_interval_s,
-            },
-            "desired_workers": self._pool.desired,
-            "paused": self._pool.paused,
-            "stopping": self._stopping.is_set(),
-            "stopped": self._stopped,
-            "workers": workers,
-            "queue": {
-                "ready": None if depth is None else depth.ready,
-                "unacked": sum(w["in_flight_count"] for w in workers),
-                "consumers": None if depth is None else depth.consumers,
-                "dead": self._scaling.dead,
-                "delayed": self._scaling.delayed,
-            },
-            "completion_rate": sum(w["rate"] or 0.0 for w in workers),
-            "enqueue_rate": self.enqueue_rate,
-            "decisions": list(self.decisions),
-            "failures": list(self.failures)[-20:],
-            "recent_jobs": self._recent.as_dict(),
-            "events": self.events.recent(),
-        }
+        return Snapshot(
+            supervisor_id=self.supervisor_id,
+            host=_HOST,
+            pid=os.getpid(),
+            at=time.time(),
+            started_at=self.started_at,
+            settings=SnapshotSettings(
+                queue=self.queue.name,
+                min_workers=self.min_workers,
+                max_workers=self.max_workers,
+                concurrency=self.farm.concurrency,
+                heartbeat_interval_s=self.farm.heartbeat_interval_s,
+            ),
+            desired_workers=self._pool.desired,
+            paused=self._pool.paused,
+            stopping=self._stopping.is_set(),
+            stopped=self._stopped,
+            workers=workers,
+            queue=QueueFigures(
+                ready=None if depth is None else depth.ready,
+                unacked=sum(w.in_flight_count for w in workers),
+                consumers=None if depth is None else depth.consumers,
+                dead=self._scaling.dead,
+                delayed=self._scaling.delayed,
+            ),
+            completion_rate=sum(w.rate or 0.0 for w in workers),
+            enqueue_rate=self.enqueue_rate,
+            decisions=[msgspec.convert(decision, Decision) for decision in self.decisions],
+            failures=list(self.failures)[-20:],
+            recent_jobs=self._recent.as_message(),
+            events=self.events.recent(),
+            refused=self.refusals.as_dict(),
+        )
 
     async def _publish_snapshot(self, *, wait_s: float | None = None) -> None:
         """Hand a snapshot to the listeners and publish it.
@@ -338,10 +360,11 @@ class Supervisor:
             wait_s: give up publishing after this long (while stopping: a broker outage
                 must not hold up the drain by a connection timeout each time).
         """
-        snapshot = self.latest_snapshot = self.snapshot()
+        snapshot = self.snapshot()
+        described = self.latest_snapshot = msgspec.to_builtins(snapshot)
         for listener in self._listeners:
             try:
-                listener(snapshot)
+                listener(described)
             except Exception:  # a listener's bug must not stop the supervisor
                 logger.exception("a snapshot listener failed")
         try:

@@ -9,9 +9,6 @@ run's span. Worker heartbeats carry both contexts for each job in flight
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -26,6 +23,7 @@ from fast_app.core.queue.telemetry.tracing import (
     MESSAGING_MESSAGE_ID,
     WORKER_ID,
 )
+from fast_app.farm.messages import InFlightEntry
 
 __all__ = ["KILL_REASON", "SCOPE", "record_hard_timeout_kill"]
 
@@ -33,17 +31,15 @@ SCOPE = "fast_app.farm"
 KILL_REASON = "fast_app.kill.reason"
 
 
-def record_hard_timeout_kill(
-    queue: str, job: Mapping[str, Any], worker_id: str, reason: str
-) -> None:
+def record_hard_timeout_kill(queue: str, job: InFlightEntry, worker_id: str, reason: str) -> None:
     """Record that ``worker_id`` is killed because ``job`` (a heartbeat entry) overran.
 
     Does nothing without a configured tracer provider or a trace context in ``job``.
     Without the producer's context (an older worker), the span is the lost run's child.
     """
     provider = tracer_provider()
-    traceparent = job.get("traceparent")
-    parent_traceparent = job.get("parent_traceparent")
+    traceparent = job.traceparent
+    parent_traceparent = job.parent_traceparent
     if provider is None or not (traceparent or parent_traceparent):
         return
     run = trace.get_current_span(context_from_traceparent(traceparent)).get_span_context()
@@ -54,15 +50,13 @@ def record_hard_timeout_kill(
         parent, links = context_from_traceparent(traceparent), []
     attributes: dict[str, AttributeValue] = {
         MESSAGING_DESTINATION: queue,
-        MESSAGING_MESSAGE_ID: str(job.get("id")),
-        JOB_FUNCTION: str(job.get("function")),
+        MESSAGING_MESSAGE_ID: job.id,
+        JOB_FUNCTION: job.function,
         WORKER_ID: worker_id,
         ERROR_TYPE: "hard_timeout",
         KILL_REASON: reason,
     }
-    attempt = job.get("attempt")
-    if type(attempt) is int:
-        attributes[JOB_ATTEMPT] = attempt
+    attributes[JOB_ATTEMPT] = job.attempt
     span = provider.get_tracer(SCOPE).start_span(
         f"hard_timeout {queue}",
         context=parent,

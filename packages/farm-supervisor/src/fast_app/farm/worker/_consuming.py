@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fast_app.core.queue.amqp import Topology
+from fast_app.core.queue.amqp.headers import SIGNATURE
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.messages import Refusals, decode_tombstone, signed_by
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._deliveries import Deliveries
 from fast_app.farm.worker._exit import EXIT_OK, exit_now
@@ -48,6 +50,7 @@ class JobConsumer:
         in_flight: the worker's jobs in flight (counted in logs).
         threads: the worker's job threads (those still busy after the drain end the
             process).
+        signing_key: with a key, only tombstones signed with it are believed.
     """
 
     def __init__(
@@ -60,8 +63,11 @@ class JobConsumer:
         tombstones: Tombstones,
         in_flight: Mapping[int, InFlightJob],
         threads: JobThreads,
+        signing_key: bytes | None = None,
     ) -> None:
         self._worker_id = worker_id
+        self._signing_key = signing_key
+        self._refusals = Refusals(logger)
         self._farm = farm
         self._queue = queue
         self._topology = topology
@@ -294,9 +300,19 @@ class JobConsumer:
         lost.set()
 
     async def _on_tombstone(self, message: AbstractIncomingMessage) -> None:
-        job_id = self._tombstones.add_from_message(message.body)
-        if job_id is None:
-            logger.warning("worker %s: ignoring a malformed tombstone", self._worker_id)
+        # An edge: anyone who may publish to the exchange can send anything here.
+        try:
+            body = message.body
+            if self._signing_key is not None and not signed_by(
+                "tombstone", body, (message.headers or {}).get(SIGNATURE), self._signing_key
+            ):
+                self._refusals.refuse("tombstone", "unsigned or badly signed")
+                return
+            tombstone = decode_tombstone(body)
+        except Exception as error:
+            self._refusals.refuse("tombstone", f"{type(error).__name__}: {error}")
+            return
+        self._tombstones.add(tombstone.job_id, tombstone.reason, tombstone.worker)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aio-pika calls this in a task of its own for each delivery: the job runs right

@@ -113,7 +113,11 @@ class Deliveries:
         )
 
     async def receive(self, message: AbstractIncomingMessage) -> None:
-        """Handle one delivery; dead-letter it if handling it fails unexpectedly."""
+        """Handle one delivery; dead-letter it if handling it fails unexpectedly.
+
+        The consumer's edge: nothing a message holds may raise past it, and no delivery
+        is left unsettled (``Settlement.dead_letter`` rejects what it cannot store).
+        """
         try:
             await self._process(message)
         except asyncio.CancelledError:
@@ -182,7 +186,9 @@ class Deliveries:
     ) -> bool:
         """Run a due job, or settle it if it must not run; whether the hard-timeout handler
         took the delivery over (and so ends its observation)."""
-        killed = self._tombstones.pop(envelope.id)
+        # Only a redelivery can be the job a supervisor killed a worker for (that worker
+        # never settled it): a forged tombstone cannot stop a fresh job from running.
+        killed = self._tombstones.pop(envelope.id) if message.redelivered else None
         if killed is not None:
             # Its worker was killed at the job's hard timeout: settle it, don't rerun it.
             reason, killed_worker = killed

@@ -6,6 +6,7 @@ in between repeats a job rather than losing it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
 from fast_app.core.queue.retry import retry_delay_s
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import JobObservation, queue_metrics, trace_headers
+from fast_app.farm.printable import printable
 from fast_app.farm.worker._dead_letters import DeadReason, dead_letter
 from fast_app.farm.worker._state import WorkerCounters
 
@@ -43,6 +45,7 @@ class Settlement:
         topology: the farm's queues.
         counters: the worker's counters, updated here.
         worker_id: named in dead letters and logs.
+        signing_key: signs what the worker says of its dead letters, when set.
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class Settlement:
         topology: Topology,
         counters: WorkerCounters,
         worker_id: str,
+        signing_key: bytes | None = None,
     ) -> None:
         self._publisher = publisher
+        self._signing_key = signing_key
         self.queue = queue
         self.topology = topology
         self.counters = counters
@@ -157,12 +162,36 @@ class Settlement:
         attempts: int | None,
         observation: JobObservation | None = None,
     ) -> None:
-        """Store a copy of the delivery with why it failed in the dead-letter queue; ack."""
-        job_id = message.message_id or "?"
-        properties = dead_letter(
-            message, reason=reason, error=error, attempts=attempts, worker_id=self.worker_id
-        )
-        await self._publisher.publish_dead(message.body, properties, job_id)
+        """Store a copy of the delivery with why it failed in the dead-letter queue; ack.
+
+        Never leaves the delivery unsettled: when the copy cannot be stored, the delivery
+        is rejected without requeue, and the broker dead-letters it itself (``x-death``
+        says ``rejected``). Only a lost channel leaves it to a redelivery.
+        """
+        job_id = printable(message.message_id or "?")[:64]
+        try:
+            properties = dead_letter(
+                message,
+                reason=reason,
+                error=error,
+                attempts=attempts,
+                worker_id=self.worker_id,
+                signing_key=self._signing_key,
+            )
+            await self._publisher.publish_dead(message.body, properties, job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as publish_error:
+            logger.error(
+                "worker %s could not store the dead letter of job %s (%s: %s); rejecting "
+                "the delivery so that the broker dead-letters it",
+                self.worker_id,
+                job_id,
+                type(publish_error).__name__,
+                printable(str(publish_error))[:300],
+            )
+            await self._reject(message, job_id)
+            return
         self.counters.dead_lettered += 1
         if observation is not None:
             observation.dead_lettered(reason)
@@ -171,12 +200,27 @@ class Settlement:
         logger.error(
             "job %s (%s) dead-lettered after %s attempts (%s): %s",
             job_id,
-            message.type or "?",
+            printable(message.type or "?")[:300],
             "?" if attempts is None else attempts,
             reason,
-            (error.traceback or f"{error.type}: {error.message}") if error else "",
+            printable(error.traceback or f"{error.type}: {error.message}", keep_lines=True)
+            if error
+            else "",
         )
         await self.ack(message, job_id)
+
+    async def _reject(self, message: AbstractIncomingMessage, job_id: str) -> None:
+        try:
+            await message.reject(requeue=False)
+        except Exception as error:
+            logger.warning(
+                "worker %s could not reject job %s (%s): the broker will deliver it again",
+                self.worker_id,
+                job_id,
+                type(error).__name__,
+            )
+        else:
+            self.counters.dead_lettered += 1
 
     async def ack(self, message: AbstractIncomingMessage, job_id: str) -> None:
         """Acknowledge; a failure only means the broker will deliver the job again."""

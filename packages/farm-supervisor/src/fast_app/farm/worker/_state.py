@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import reprlib
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.telemetry import JobObservation
+from fast_app.farm.messages import EndedJob, InFlightEntry
+from fast_app.farm.messages import WorkerCounters as CountersMessage
+from fast_app.farm.printable import printable
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
@@ -29,6 +33,8 @@ __all__ = [
 
 _PREVIEW_WIDTH = 160
 _CONTEXT_KEYS = 12
+_CONTEXT_KEY_WIDTH = 64
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\Z")
 _ERROR_WIDTH = 300
 _TRACEBACK_TAIL = 1_000
 
@@ -56,13 +62,19 @@ def preview_arguments(args: list[Any], kwargs: dict[str, Any]) -> str:
     parts += [f"{name}={_REPR.repr(value)}" for name, value in list(kwargs.items())[:8]]
     if len(kwargs) > 8:
         parts.append("...")
-    text = f"({', '.join(parts)})"
+    # Escaped before it is cut: an escape never grows the line past its width.
+    text = printable(f"({', '.join(parts)})")
     return text if len(text) <= _PREVIEW_WIDTH else text[: _PREVIEW_WIDTH - 1] + "…"
 
 
 def context_keys(context: dict[str, Any]) -> list[str]:
-    """The names in a job's context (not the values: they may be private), at most 12."""
-    return [str(key) for key in list(context)[:_CONTEXT_KEYS]]
+    """The names in a job's context (not the values: they may be private), at most 12,
+    each escaped and cut to 64 characters."""
+    return [printable(str(key))[:_CONTEXT_KEY_WIDTH] for key in list(context)[:_CONTEXT_KEYS]]
+
+
+def _traceparent(value: str | None) -> str | None:
+    return value if value is not None and _TRACEPARENT.match(value) else None
 
 
 @dataclass(eq=False)
@@ -93,7 +105,7 @@ class InFlightJob:
     observation: JobObservation | None = None
     _preview: tuple[str, list[str]] | None = field(default=None, repr=False)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> InFlightEntry:
         """The job as heartbeats report it.
 
         With tracing on, ``traceparent`` is its process span's and ``parent_traceparent``
@@ -106,24 +118,22 @@ class InFlightJob:
                 preview_arguments(envelope.args, envelope.kwargs),
                 context_keys(envelope.context),
             )
-        described: dict[str, object] = {
-            "id": self.envelope.id,
-            "function": self.envelope.function,
-            "attempt": self.envelope.attempt,
-            "started_at": self.started_at,
-            "soft_deadline": self.soft_deadline,
-            "hard_deadline": self.hard_deadline,
-            "still_running": self.still_running,
-            "args": self._preview[0],
-            "context_keys": self._preview[1],
-        }
         observation = self.observation
-        if observation is not None:
-            if (traceparent := observation.traceparent) is not None:
-                described["traceparent"] = traceparent
-            if (parent := observation.producer_traceparent) is not None:
-                described["parent_traceparent"] = parent
-        return described
+        return InFlightEntry(
+            id=self.envelope.id,
+            function=self.envelope.function,
+            attempt=self.envelope.attempt,
+            started_at=self.started_at,
+            soft_deadline=self.soft_deadline,
+            hard_deadline=self.hard_deadline,
+            still_running=self.still_running,
+            args=self._preview[0],
+            context_keys=self._preview[1],
+            traceparent=None if observation is None else _traceparent(observation.traceparent),
+            parent_traceparent=(
+                None if observation is None else _traceparent(observation.producer_traceparent)
+            ),
+        )
 
 
 @dataclass(slots=True)
@@ -134,23 +144,26 @@ class _Ended:
     duration_s: float
     error: JobError | None
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> EndedJob:
         envelope, error = self.envelope, self.error
-        described: dict[str, object] = {
-            "id": envelope.id,
-            "function": envelope.function,
-            "attempt": envelope.attempt,
-            "outcome": self.outcome,
-            "ended_at": self.ended_at,
-            "duration_s": self.duration_s,
-            "args": preview_arguments(envelope.args, envelope.kwargs),
-            "context_keys": context_keys(envelope.context),
-        }
-        if error is not None:
-            described["error"] = f"{error.type}: {error.message}"[:_ERROR_WIDTH]
-            if error.traceback:
-                described["traceback"] = error.traceback[-_TRACEBACK_TAIL:]
-        return described
+        return EndedJob(
+            id=envelope.id,
+            function=envelope.function,
+            attempt=envelope.attempt,
+            outcome=self.outcome,  # type: ignore[arg-type]  # one of Settlement's three
+            ended_at=self.ended_at,
+            duration_s=self.duration_s,
+            args=preview_arguments(envelope.args, envelope.kwargs),
+            context_keys=context_keys(envelope.context),
+            error=None if error is None else _error_line(error),
+            traceback=None
+            if error is None or not error.traceback
+            else printable(error.traceback[-_TRACEBACK_TAIL:], keep_lines=True)[-_TRACEBACK_TAIL:],
+        )
+
+
+def _error_line(error: JobError) -> str:
+    return printable(f"{error.type}: {error.message}"[:_ERROR_WIDTH])[:_ERROR_WIDTH]
 
 
 class RecentJobs:
@@ -177,7 +190,7 @@ class RecentJobs:
         kept = self._succeeded if outcome == "succeeded" else self._failed
         kept.append(_Ended(envelope, outcome, time.time(), duration_s, error))
 
-    def take(self) -> list[dict[str, object]]:
+    def take(self) -> list[EndedJob]:
         """The jobs ended since the last call, described, oldest first; forgets them."""
         ended = sorted([*self._succeeded, *self._failed], key=lambda job: job.ended_at)
         self._succeeded.clear()
@@ -198,8 +211,12 @@ class WorkerCounters:
     invalid: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """The counters, for heartbeats."""
+        """The counters, by name."""
         return dict(vars(self))
+
+    def as_message(self) -> CountersMessage:
+        """The counters, for heartbeats."""
+        return CountersMessage(**vars(self))
 
 
 def resident_memory_bytes() -> int:

@@ -1,7 +1,8 @@
 """The link between a worker and the supervisor that spawned it.
 
 The supervisor hands each worker one end of a socket pair (``FARM_SUPERVISOR_FD``). The
-worker writes a heartbeat (a JSON line) every interval and reads commands (JSON lines).
+worker writes a heartbeat (a JSON line) every interval and reads commands (JSON lines);
+both are types of ``fast_app.farm.messages.worker_link``.
 End of file means the supervisor is gone, even if it was SIGKILLed: the worker then
 drains and exits, so no worker outlives its supervisor.
 """
@@ -10,11 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+
+import msgspec
+
+from fast_app.farm.messages import (
+    HEARTBEAT_MAX_BYTES,
+    Heartbeat,
+    Refusals,
+    WorkerCommand,
+    decode_worker_command,
+    encode_line,
+)
 
 __all__ = ["SupervisorLink"]
 
@@ -28,7 +38,7 @@ class SupervisorLink:
         fd: the worker's end of the socket pair.
         interval_s: seconds between heartbeats.
         heartbeat: builds the current heartbeat.
-        on_command: handles one command (a dict with a ``command`` key).
+        on_command: handles one command.
         on_supervisor_gone: called once when the socket closes.
     """
 
@@ -37,8 +47,8 @@ class SupervisorLink:
         fd: int,
         *,
         interval_s: float,
-        heartbeat: Callable[[], dict[str, Any]],
-        on_command: Callable[[dict[str, Any]], None],
+        heartbeat: Callable[[], Heartbeat],
+        on_command: Callable[[WorkerCommand], None],
         on_supervisor_gone: Callable[[], None],
     ) -> None:
         self._socket = socket.socket(fileno=fd)
@@ -48,10 +58,13 @@ class SupervisorLink:
         self._on_supervisor_gone = on_supervisor_gone
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.StreamWriter | None = None
+        self._refusals = Refusals(logger)
 
     async def start(self) -> None:
         """Start sending heartbeats and reading commands."""
-        reader, self._writer = await asyncio.open_unix_connection(sock=self._socket)
+        reader, self._writer = await asyncio.open_unix_connection(
+            sock=self._socket, limit=HEARTBEAT_MAX_BYTES
+        )
         self._tasks = [
             asyncio.create_task(self._send_heartbeats()),
             asyncio.create_task(self._read_commands(reader)),
@@ -66,7 +79,7 @@ class SupervisorLink:
         """
         writer = self._writer
         if writer is not None and not writer.is_closing():
-            writer.write(json.dumps(self._heartbeat()).encode() + b"\n")
+            writer.write(encode_line(self._heartbeat()))
 
     async def beat(self) -> None:
         """Send a heartbeat now (on state changes, so the supervisor knows at once)."""
@@ -86,6 +99,9 @@ class SupervisorLink:
         while True:
             try:
                 line = await reader.readline()
+            except ValueError:  # longer than the limit: skipped, the stream goes on
+                self._refusals.refuse("supervisor command", "a line over the length limit")
+                continue
             except ConnectionError:
                 line = b""
             if not line:
@@ -93,12 +109,14 @@ class SupervisorLink:
                 self._on_supervisor_gone()
                 return
             try:
-                command = json.loads(line)
-            except ValueError:
-                logger.warning("ignoring a malformed command from the supervisor: %r", line)
+                command = decode_worker_command(line)
+            except msgspec.DecodeError as error:
+                self._refusals.refuse("supervisor command", str(error))
                 continue
-            if isinstance(command, dict):
+            try:
                 self._on_command(command)
+            except Exception:  # a command must never end the link
+                logger.exception("handling the supervisor's command failed")
 
     async def close(self) -> None:
         """Send a last heartbeat and stop."""

@@ -10,15 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from fast_app.core.queue.amqp import Publisher, Topology
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.messages import (
+    IN_FLIGHT_LISTED,
+    Drain,
+    Heartbeat,
+    Pause,
+    Resume,
+    Tombstoned,
+    WorkerCommand,
+)
+from fast_app.farm.printable import printable
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._allow_list import AllowList
 from fast_app.farm.worker._app import load_application, run_hooks
@@ -40,6 +50,10 @@ from fast_app.farm.worker._tombstones import Tombstones
 __all__ = ["EXIT_HARD_TIMEOUT", "EXIT_OK", "EXIT_STARTUP_FAILED", "Worker"]
 
 logger = logging.getLogger("fast_app.farm.worker")
+
+# ``job_id@worker_id`` as the supervisor passes them in FARM_TOMBSTONES.
+_TOMBSTONE_ENTRY = re.compile(r"([A-Za-z0-9_.:-]{1,64})@([A-Za-z0-9_.:@/-]{1,200})\Z")
+_LAST_ERROR_WIDTH = 1_000
 
 
 class Worker:
@@ -68,8 +82,8 @@ class Worker:
         self._threads = JobThreads(farm.thread_pool_size, thread_name_prefix="job")
         self._tombstones = Tombstones()
         for entry in farm.tombstones:  # jobs killed before this worker started
-            job_id, _, killed_worker = entry.partition("@")
-            self._tombstones.add(job_id, "hard_timeout", killed_worker)
+            if (valid := _TOMBSTONE_ENTRY.match(entry)) is not None:
+                self._tombstones.add(valid.group(1), "hard_timeout", valid.group(2))
         self._consumer = JobConsumer(
             worker_id=self.worker_id,
             farm=farm,
@@ -78,6 +92,7 @@ class Worker:
             tombstones=self._tombstones,
             in_flight=self.in_flight,
             threads=self._threads,
+            signing_key=self._signing_key,
         )
         self._link: SupervisorLink | None = None
         self._started_at = time.time()
@@ -97,37 +112,42 @@ class Worker:
             return "starting"
         return "busy" if self.in_flight else "idle"
 
-    def heartbeat(self) -> dict[str, Any]:
-        """What this worker tells its supervisor every interval."""
-        return {
-            "type": "heartbeat",
-            "worker_id": self.worker_id,
-            "pid": os.getpid(),
-            "state": self.state,
-            "at": time.time(),
-            "started_at": self._started_at,
-            "concurrency": self.farm.concurrency,
-            "in_flight": [job.describe() for job in self.in_flight.values()],
-            "counters": self.counters.as_dict(),
-            "ended": self.recent.take(),
-            "rss_bytes": resident_memory_bytes(),
-            "last_error": self.last_error,
-        }
+    def heartbeat(self) -> Heartbeat:
+        """What this worker tells its supervisor every interval (bounded: see
+        ``fast_app.farm.messages.worker_link``)."""
+        jobs = list(self.in_flight.values())
+        if len(jobs) > IN_FLIGHT_LISTED:
+            # The supervisor enforces hard deadlines from this list: those come first.
+            jobs.sort(key=lambda job: (job.hard_deadline is None, job.hard_deadline or 0.0))
+            jobs = jobs[:IN_FLIGHT_LISTED]
+        last_error = self.last_error
+        return Heartbeat(
+            worker_id=self.worker_id,
+            pid=os.getpid(),
+            state=self.state,  # type: ignore[arg-type]  # one of the five states
+            at=time.time(),
+            started_at=self._started_at,
+            concurrency=self.farm.concurrency,
+            in_flight=[job.describe() for job in jobs],
+            in_flight_count=len(self.in_flight),
+            counters=self.counters.as_message(),
+            ended=self.recent.take(),
+            rss_bytes=resident_memory_bytes(),
+            last_error=None
+            if last_error is None
+            else printable(last_error[:_LAST_ERROR_WIDTH])[:_LAST_ERROR_WIDTH],
+        )
 
-    def _handle_command(self, command: dict[str, Any]) -> None:
-        match command.get("command"):
-            case "drain":
+    def _handle_command(self, command: WorkerCommand) -> None:
+        match command:
+            case Drain():
                 self.request_stop()
-            case "pause":
+            case Pause():
                 self.pause("asked by the supervisor")
-            case "resume":
+            case Resume():
                 self.resume()
-            case "tombstone":
-                self._tombstones.add(
-                    str(command.get("job_id")), "hard_timeout", str(command.get("worker"))
-                )
-            case other:
-                logger.warning("worker %s: unknown command %r", self.worker_id, other)
+            case Tombstoned(job_id=job_id, worker=killed_worker):
+                self._tombstones.add(job_id, "hard_timeout", killed_worker)
 
     def pause(self, why: str) -> None:
         """Stop taking new deliveries (jobs in flight go on)."""
@@ -153,6 +173,9 @@ class Worker:
                 on_supervisor_gone=self.request_stop,
             )
             await self._link.start()
+        logger.info(
+            "worker %s runs the functions of: %s", self.worker_id, self._allow_list.describe()
+        )
         try:
             load_application(self.farm.imports)
             await run_hooks(self.farm.startup)
@@ -191,7 +214,14 @@ class Worker:
 
     def _make_deliveries(self, publisher: Publisher) -> Deliveries:
         """What checks, runs and settles each delivery, publishing through ``publisher``."""
-        settlement = Settlement(publisher, self.queue, self.topology, self.counters, self.worker_id)
+        settlement = Settlement(
+            publisher,
+            self.queue,
+            self.topology,
+            self.counters,
+            self.worker_id,
+            signing_key=self._signing_key,
+        )
         hard_timeouts = HardTimeouts(
             worker_id=self.worker_id,
             in_flight=self.in_flight,

@@ -18,6 +18,7 @@ __all__ = [
     "DEAD_ERROR",
     "DEAD_ERROR_TYPE",
     "DEAD_FAILED_AT",
+    "DEAD_ORIGINAL_HEADERS",
     "DEAD_REASON",
     "DEAD_TRACEBACK",
     "DEAD_WORKER",
@@ -45,6 +46,8 @@ DEAD_TRACEBACK = "x-fast-app-traceback"
 DEAD_ATTEMPTS = "x-fast-app-attempts"
 DEAD_WORKER = "x-fast-app-worker"
 DEAD_FAILED_AT = "x-fast-app-failed-at"
+#: The headers a dead-lettered message arrived with and that were not kept, in one line.
+DEAD_ORIGINAL_HEADERS = "x-fast-app-original-headers"
 #: HMAC of what a worker says about a dead letter (see ``dead_letter_signature``).
 DEAD_SIGNATURE = "x-fast-app-dead-signature"
 #: ``1`` when the worker verified the job's own signature before dead-lettering it.
