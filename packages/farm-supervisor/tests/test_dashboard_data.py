@@ -3,13 +3,14 @@ and the commands a dashboard sends."""
 
 from __future__ import annotations
 
-import json
 import time
 from types import SimpleNamespace
 from typing import Any
 
 import farm_jobs
+import msgspec
 import pytest
+from farm_messages import heartbeat
 from farm_testkit import Farm, start_supervisor, wait_until
 
 from fast_app.core.queue import get_settings, queue
@@ -17,6 +18,13 @@ from fast_app.core.queue.envelope import JobEnvelope, JobOptions
 from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.cli import main
+from fast_app.farm.messages import (
+    EndedJob,
+    InFlightEntry,
+    WorkerCounters,
+    decode_snapshot,
+    encode_snapshot,
+)
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.status import FarmListener, collect_snapshots
 from fast_app.farm.supervisor import Supervisor
@@ -65,12 +73,12 @@ def test_recent_jobs_keep_the_last_few_of_each_kind_until_a_heartbeat_takes_them
 
     taken = recent.take()
 
-    assert [job["id"] for job in taken] == ["ok-3", "ok-4", "bad"]
+    assert [job.id for job in taken] == ["ok-3", "ok-4", "bad"]
     bad = taken[-1]
-    assert bad["error"] == "ValueError: boom"
-    assert len(bad["traceback"]) == 1000
-    assert bad["context_keys"] == ["request_id"]
-    assert bad["args"] == "(1, 'two', flag=True)"
+    assert bad.error == "ValueError: boom"
+    assert bad.traceback is not None and len(bad.traceback) == 1000
+    assert bad.context_keys == ["request_id"]
+    assert bad.args == "(1, 'two', flag=True)"
     assert recent.take() == []
 
 
@@ -80,34 +88,42 @@ def test_recent_jobs_keep_the_last_few_of_each_kind_until_a_heartbeat_takes_them
 def fake_worker(number: int, jobs: int) -> WorkerProcess:
     now = time.time()
     in_flight = [
-        {
-            "id": f"{number:04d}{slot:04d}" + "a" * 24,
-            "function": "app.jobs.a_rather_long_module_name.and_function_name",
-            "attempt": 1,
-            "started_at": now - slot - number / 100,
-            "soft_deadline": now + 30,
-            "hard_deadline": now + 60,
-            "still_running": False,
-            "args": "(" + "x" * 158 + ")",
-            "context_keys": [f"key_{n}" for n in range(12)],
-            "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
-        }
+        InFlightEntry(
+            id=f"{number:04d}{slot:04d}" + "a" * 24,
+            function="app.jobs.a_rather_long_module_name.and_function_name",
+            attempt=1,
+            started_at=now - slot - number / 100,
+            soft_deadline=now + 30,
+            hard_deadline=now + 60,
+            still_running=False,
+            args="(" + "x" * 158 + ")",
+            context_keys=[f"key_{n}" for n in range(12)],
+            traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+        )
         for slot in range(jobs)
     ]
     process: Any = SimpleNamespace(pid=10_000 + number, returncode=None)
     socket: Any = None
     worker = WorkerProcess(f"host-1-w{number}", process, time.monotonic(), socket)
-    worker.heartbeat = {"state": "busy", "in_flight": in_flight, "counters": {"succeeded": 10**9}}
-    ended = {
-        "id": "f" * 32,
-        "function": "app.jobs.a_rather_long_module_name.and_function_name",
-        "outcome": "dead_lettered",
-        "args": "(" + "x" * 158 + ")",
-        "context_keys": [f"key_{n}" for n in range(12)],
-        "error": "E" * 300,
-        "traceback": "T" * 1000,
-    }
-    worker.ended.extend(dict(ended) for _ in range(32))
+    worker.heartbeat = heartbeat(
+        state="busy",
+        in_flight=in_flight,
+        in_flight_count=len(in_flight),
+        counters=WorkerCounters(succeeded=10**9),
+    )
+    ended = EndedJob(
+        id="f" * 32,
+        function="app.jobs.a_rather_long_module_name.and_function_name",
+        attempt=1,
+        outcome="dead_lettered",
+        ended_at=now,
+        duration_s=1.0,
+        args="(" + "x" * 158 + ")",
+        context_keys=[f"key_{n}" for n in range(12)],
+        error="E" * 300,
+        traceback="T" * 1000,
+    )
+    worker.ended.extend(ended for _ in range(32))
     return worker
 
 
@@ -126,13 +142,16 @@ def test_a_snapshot_of_32_busy_workers_lists_the_oldest_jobs_and_stays_small(
         )
         supervisor.decisions.append({"at": 0.0, "from": 1, "to": 2, "reason": "r" * 150})
 
-    snapshot = supervisor.snapshot()
+    message = supervisor.snapshot()
+    body = encode_snapshot(message)
+    assert decode_snapshot(body) == message  # within every bound of the contract
+    snapshot = msgspec.to_builtins(message)
 
-    size = len(json.dumps(snapshot, default=str))
+    size = len(body)
     assert size < 64_000, f"{size} bytes"
     listed = [job for worker in snapshot["workers"] for job in worker["in_flight"]]
     assert len(listed) == IN_FLIGHT_LISTED
-    oldest = sorted(job["started_at"] for w in supervisor.workers.values() for job in w.in_flight)
+    oldest = sorted(job.started_at for w in supervisor.workers.values() for job in w.in_flight)
     assert sorted(job["started_at"] for job in listed) == oldest[:IN_FLIGHT_LISTED]
     assert sum(worker["in_flight_count"] for worker in snapshot["workers"]) == 32 * 16
     assert snapshot["queue"]["unacked"] == 32 * 16
@@ -225,6 +244,18 @@ async def test_restart_replaces_a_worker_and_drain_takes_one_out_of_the_pool(far
     assert len(commands) == 3
 
 
+async def publish_raw(url: str, exchange: str, routing_key: str, body: bytes) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(aio_pika.Message(body), routing_key=routing_key)
+    finally:
+        await connection.close()
+
+
 async def test_impossible_limits_are_refused(farm: Farm) -> None:
     supervisor = await start_supervisor(
         farm, "--min-workers", "1", "--max-workers", "2", "--supervisor-id", "sup-l"
@@ -234,10 +265,18 @@ async def test_impossible_limits_are_refused(farm: Farm) -> None:
     await send(
         get_settings(), "sup-l", {"command": "set_limits", "min_workers": 0, "max_workers": 0}
     )
-    await send(get_settings(), "sup-l", {"command": "set_limits", "min_workers": "x"})
+    with pytest.raises(msgspec.ValidationError):  # refused where it is sent...
+        await send(get_settings(), "sup-l", {"command": "set_limits", "min_workers": "x"})
+    # ...and where it arrives, when written by hand.
+    await publish_raw(
+        farm.url,
+        f"{farm.queue_name}.control",
+        "sup-l",
+        b'{"command": "set_limits", "min_workers": "x"}',
+    )
 
     await wait_until(lambda: "refusing limits min=0 max=0" in supervisor.log())
-    await wait_until(lambda: "not whole numbers" in supervisor.log())
+    await wait_until(lambda: "ignored a command message" in supervisor.log())
     snapshot = await snapshots_of(get_settings(), wait_s=1.0)
     assert (snapshot["settings"]["min_workers"], snapshot["settings"]["max_workers"]) == (1, 2)
     assert supervisor.process.poll() is None

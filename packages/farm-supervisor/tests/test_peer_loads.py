@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import msgspec
+import pytest
+from farm_messages import snapshot
 
+from fast_app.farm.messages import decode_snapshot, encode_snapshot
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
-
-
-def snapshot(supervisor_id: str, *in_flight: int, **extra: Any) -> bytes:
-    workers = [
-        {"worker_id": f"{supervisor_id}-w{n}", "in_flight_count": c}
-        for n, c in enumerate(in_flight)
-    ]
-    return json.dumps(
-        {"type": "snapshot", "supervisor_id": supervisor_id, "workers": workers, **extra}
-    ).encode()
 
 
 def test_peers_jobs_in_flight_are_summed_and_own_snapshots_ignored() -> None:
@@ -48,13 +40,28 @@ def test_a_silent_or_stopped_peer_no_longer_counts() -> None:
     assert peers.in_flight(now=13.5, max_age_s=3.0) == 0
 
 
-def test_garbage_on_the_events_exchange_is_ignored() -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "other"}',
+        b'{"type": "snapshot", "supervisor_id": "b", "workers": [{"in_flight_count": "x"}]}',
+        encode_snapshot(snapshot("b", 3)).replace(b'"in_flight_count":3', b'"in_flight_count":-4'),
+        encode_snapshot(snapshot("b\u0000c", 3)),
+    ],
+)
+def test_garbage_on_the_events_exchange_does_not_decode(body: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError):
+        decode_snapshot(body)
+
+
+def test_a_snapshot_cannot_claim_more_jobs_than_its_workers_hold() -> None:
     peers = PeerLoads("me")
 
-    for body in (b"not json", b"[]", b'{"type": "other"}', snapshot("b", "x", -4)):  # type: ignore[arg-type]
-        peers.heard(body, now=1.0)
+    peers.heard(snapshot("forger", 1_000_000, concurrency=16), now=1.0)
 
-    assert peers.in_flight(now=1.0, max_age_s=3.0) == 0
+    assert peers.in_flight(now=1.0, max_age_s=3.0) == 16
 
 
 def test_a_backlog_another_host_cannot_take_makes_this_one_scale_up() -> None:
