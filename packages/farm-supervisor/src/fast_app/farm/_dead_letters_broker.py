@@ -101,17 +101,24 @@ class TakenDeadLetter:
 
     Attributes:
         position: where it was in the queue: 1 for the first one taken.
-        message: the delivery (ack it to remove the dead letter).
+        message: the delivery (ack it to remove the dead letter); ``None`` when the
+            client could not receive it at all.
         letter: what it says; ``None`` when it could not be read at all.
         envelope: its job, when the body is a valid job envelope.
         problem: why it could not be read (an exception's name), when it could not.
     """
 
     position: int
-    message: AbstractIncomingMessage
+    message: AbstractIncomingMessage | None
     letter: DeadLetter | None
     envelope: JobEnvelope | None = None
     problem: str | None = None
+
+
+_CUT_SHORT = (
+    "the client lost its connection on it, so the dead letters after it were not read; "
+    "only `fast-app dlq purge` (every dead letter) removes it"
+)
 
 
 class DeadLetterQueue:
@@ -135,13 +142,34 @@ class DeadLetterQueue:
         self._signing_key = signing_key
         #: How many dead letters were ready when the command started.
         self.count = 0 if queue is None else queue.declaration_result.message_count or 0
+        #: Position of the dead letter that cost the connection, if one did.
+        self.cut_short_at: int | None = None
         self._taken = 0
 
     async def take(self) -> TakenDeadLetter | None:
-        """The next dead letter, unacknowledged and read; ``None`` past the end."""
+        """The next dead letter, unacknowledged and read; ``None`` past the end.
+
+        After a dead letter the client could not even receive (``cut_short_at``), the
+        connection is gone: the taken dead letters can no longer be acknowledged, and
+        the next ``take`` returns ``None``.
+        """
+        from aiormq.exceptions import AMQPError
+
         if self._queue is None or self._taken >= self.count:
             return None
-        message = await self._queue.get(no_ack=False, fail=False, timeout=self._timeout_s)
+        try:
+            message = await self._queue.get(no_ack=False, fail=False, timeout=self._timeout_s)
+        except (AMQPError, OSError, TimeoutError):
+            raise  # the broker's trouble: the command says so
+        except Exception as error:
+            # The client library could not decode the delivery itself (a header table
+            # nested deeper than its decoder recurses, a property that is not UTF-8) and
+            # dropped the connection with it. Nothing after it can be read this time.
+            self._taken += 1
+            self.cut_short_at = self._taken
+            problem = f"{type(error).__name__}; {_CUT_SHORT}"
+            self._taken = self.count
+            return TakenDeadLetter(self.cut_short_at, None, None, problem=problem)
         if message is None:  # another reader took the rest
             self._taken = self.count
             return None

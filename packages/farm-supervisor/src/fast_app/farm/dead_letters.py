@@ -282,8 +282,12 @@ async def requeue_dead_letters(
                     # closes. Those asked for are requeued once every id is resolved.
                     matches.append(taken)
             if wanted is not None:
-                for taken in _resolve(matches, wanted, prefixes=prefixes, found=requeuing.found):
-                    await requeuing.settle(taken)
+                chosen = _resolve(matches, wanted, prefixes=prefixes, found=requeuing.found)
+                for taken in chosen:
+                    if dead.cut_short_at is None:
+                        await requeuing.settle(taken)
+                    else:  # the connection is gone: they cannot be acknowledged any more
+                        requeuing.not_reached(taken, dead.cut_short_at)
     finally:
         await publisher.close()
     not_found = () if wanted is None else tuple(sorted(wanted - requeuing.found))
@@ -362,7 +366,7 @@ class _Requeuing:
     async def settle(self, taken: TakenDeadLetter) -> None:
         """Requeue the job of a dead letter read, or leave it and say why."""
         letter, envelope, message = taken.letter, taken.envelope, taken.message
-        if letter is None:
+        if letter is None or message is None:
             return
         if letter.job_id is not None:
             self.found.add(letter.job_id)
@@ -397,6 +401,13 @@ class _Requeuing:
         self.requeued[fresh.id] = None
         if refusal is not None:
             self.forced.append(ForcedRequeue(fresh.id, refusal.forced))
+
+    def not_reached(self, taken: TakenDeadLetter, cut_short_at: int) -> None:
+        """Leave a dead letter asked for that can no longer be acknowledged."""
+        if taken.letter is not None and taken.letter.job_id is not None:
+            self.found.add(taken.letter.job_id)
+            reason = f"not requeued: reading stopped at dead letter #{cut_short_at}"
+            self.skipped.append(SkippedDeadLetter(taken.letter.job_id, reason))
 
     def report(self, not_found: tuple[str, ...]) -> RequeueReport:
         """What was done."""

@@ -94,11 +94,11 @@ class FarmListener:
         try:
             body = verified_body("snapshot", message, self._key)
             if body is None:
-                self.refusals.refuse("snapshot", "unsigned or badly signed")
+                self.refusals.refuse("snapshot", "unsigned")
                 return
             snapshot = decode_snapshot(body)
         except Exception as error:  # an edge: nothing a message holds passes it
-            self.refusals.refuse("snapshot", f"{type(error).__name__}: {error}")
+            self.refusals.refuse("snapshot", "malformed", f"{type(error).__name__}: {error}")
             return
         self._on_snapshot(msgspec.to_builtins(snapshot))
 

@@ -16,6 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from fast_app.farm.messages._bounds import Line, Moment, Name, WorkerLimit
+from fast_app.farm.messages.refusals import Reason
 
 __all__ = [
     "COMMAND_MAX_AGE_S",
@@ -147,14 +148,15 @@ class CommandGate:
         self._max_age_s = max_age_s
         self._seen: dict[str, float] = {}  # command id -> when it stops mattering
 
-    def refusal(self, command: Command, now: float) -> str | None:
+    def refusal(self, command: Command, now: float) -> tuple[Reason, str] | None:
         """Why ``command`` must be ignored at Unix time ``now``; ``None`` admits it."""
         if abs(now - command.sent_at) > self._max_age_s:
-            return f"sent at {command.sent_at:.0f}, {now - command.sent_at:+.0f}s from now"
+            age = now - command.sent_at
+            return "stale", f"{describe_command(command)} sent {age:+.0f}s from now"
         if not command.id:
-            return "it has no id"
+            return "malformed", f"{describe_command(command)} has no id"
         self._seen = {key: until for key, until in self._seen.items() if until > now}
         if command.id in self._seen:
-            return f"command {command.id} was carried out already (a replay)"
+            return "replayed", f"{describe_command(command)} {command.id} was obeyed already"
         self._seen[command.id] = now + 2 * self._max_age_s
         return None

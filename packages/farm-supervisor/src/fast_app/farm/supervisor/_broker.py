@@ -185,16 +185,16 @@ class SupervisorBroker:
         try:
             body = verified_body("command", message, self._key)
             if body is None:
-                self._refusals.refuse("command", "unsigned or badly signed")
+                self._refusals.refuse("command", "unsigned")
                 return
             command = decode_command(body)
             refusal = self._gate.refusal(command, time.time())
             if refusal is not None:
-                self._refusals.refuse("command", refusal)
+                self._refusals.refuse("command", *refusal)
                 return
             self._on_command(command)
         except Exception as error:  # an edge: nothing a message holds passes it
-            self._refusals.refuse("command", f"{type(error).__name__}: {error}")
+            self._refusals.refuse("command", "malformed", f"{type(error).__name__}: {error}")
 
     async def _receive_tombstone(self, message: AbstractIncomingMessage) -> None:
         if self._on_tombstone is None:
@@ -202,11 +202,11 @@ class SupervisorBroker:
         try:
             body = verified_body("tombstone", message, self._key)
             if body is None:
-                self._refusals.refuse("tombstone", "unsigned or badly signed")
+                self._refusals.refuse("tombstone", "unsigned")
                 return
             self._on_tombstone(decode_tombstone(body))
         except Exception as error:
-            self._refusals.refuse("tombstone", f"{type(error).__name__}: {error}")
+            self._refusals.refuse("tombstone", "malformed", f"{type(error).__name__}: {error}")
 
     async def _receive_snapshot(self, message: AbstractIncomingMessage) -> None:
         if self._on_snapshot is None:
@@ -214,11 +214,11 @@ class SupervisorBroker:
         try:
             body = verified_body("snapshot", message, self._key)
             if body is None:
-                self._refusals.refuse("snapshot", "unsigned or badly signed")
+                self._refusals.refuse("snapshot", "unsigned")
                 return
             self._on_snapshot(decode_snapshot(body))
         except Exception as error:
-            self._refusals.refuse("snapshot", f"{type(error).__name__}: {error}")
+            self._refusals.refuse("snapshot", "malformed", f"{type(error).__name__}: {error}")
 
     async def depth(self) -> QueueDepth:
         """Ready messages and consumers of the jobs queue."""

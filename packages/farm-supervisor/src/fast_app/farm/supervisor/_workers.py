@@ -229,7 +229,9 @@ class WorkerProcess:
             except ValueError:  # over the limit: asyncio dropped it; the stream goes on
                 self.last_seen = time.monotonic()
                 self.refusals.refuse(
-                    "heartbeat", f"worker {self.worker_id}: a line over {HEARTBEAT_MAX_BYTES} bytes"
+                    "heartbeat",
+                    "oversized",
+                    f"worker {self.worker_id}: over {HEARTBEAT_MAX_BYTES} bytes",
                 )
                 continue
             except ConnectionError:
@@ -240,7 +242,7 @@ class WorkerProcess:
             try:
                 beat = decode_heartbeat(line)
             except msgspec.DecodeError as error:
-                self.refusals.refuse("heartbeat", f"worker {self.worker_id}: {error}")
+                self.refusals.refuse("heartbeat", "malformed", f"worker {self.worker_id}: {error}")
                 continue
             self.ended.extend(beat.ended)
             self.heartbeat = beat

@@ -258,7 +258,11 @@ class AllowList:
         return None
 
     def _refusal_once_imported(self, module_name: str, module: ModuleType) -> str | None:
-        """Judge the file the module was really loaded from, which ``_find`` foresaw."""
+        """Judge the file an allowed module was really loaded from.
+
+        ``_find`` foresees it without importing, but a package that changes its
+        ``__path__`` when imported can load its submodules from elsewhere.
+        """
         origin = getattr(module, "__file__", None)
         if not origin:
             return None

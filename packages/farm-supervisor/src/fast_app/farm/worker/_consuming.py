@@ -306,11 +306,11 @@ class JobConsumer:
             if self._signing_key is not None and not signed_by(
                 "tombstone", body, (message.headers or {}).get(SIGNATURE), self._signing_key
             ):
-                self._refusals.refuse("tombstone", "unsigned or badly signed")
+                self._refusals.refuse("tombstone", "unsigned")
                 return
             tombstone = decode_tombstone(body)
         except Exception as error:
-            self._refusals.refuse("tombstone", f"{type(error).__name__}: {error}")
+            self._refusals.refuse("tombstone", "malformed", f"{type(error).__name__}: {error}")
             return
         self._tombstones.add(tombstone.job_id, tombstone.reason, tombstone.worker)
 

@@ -100,7 +100,7 @@ class SupervisorLink:
             try:
                 line = await reader.readline()
             except ValueError:  # longer than the limit: skipped, the stream goes on
-                self._refusals.refuse("supervisor command", "a line over the length limit")
+                self._refusals.refuse("supervisor_command", "oversized")
                 continue
             except ConnectionError:
                 line = b""
@@ -111,7 +111,7 @@ class SupervisorLink:
             try:
                 command = decode_worker_command(line)
             except msgspec.DecodeError as error:
-                self._refusals.refuse("supervisor command", str(error))
+                self._refusals.refuse("supervisor_command", "malformed", str(error))
                 continue
             try:
                 self._on_command(command)

@@ -1,0 +1,323 @@
+"""Messages from anyone with publish rights: nothing crashes, stalls or steers the farm.
+
+Each test reproduces one way the farm broke before its messages were typed and signed
+(issue 11), against real processes and a private broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import aio_pika
+import farm_jobs
+from farm_testkit import Farm, start_supervisor, wait_until
+
+from fast_app.core.queue import configure, queue
+from fast_app.core.queue.amqp import headers as h
+from fast_app.core.queue.amqp import sign
+from fast_app.core.queue.envelope import JobEnvelope, JobOptions, encode_envelope, new_job_id
+from fast_app.farm.messages import (
+    command_from_dict,
+    encode_command,
+    encode_tombstone,
+    message_signature,
+    new_tombstone,
+)
+
+SIGNING_KEY = "the-farm-signing-key-of-32-bytes-or-more"
+
+
+class NonUtf8(str):
+    """A header value that pamqp sends as an AMQP long string of raw, non-UTF-8 bytes
+    (as any client can); pamqp reads such a string back as ``bytes``."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> NonUtf8:
+        value = super().__new__(cls, "?")
+        value.raw = raw
+        return value
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+async def publish(
+    farm: Farm, exchange: str, routing_key: str, body: bytes, **properties: object
+) -> None:
+    connection = await aio_pika.connect(farm.url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        target = (
+            channel.default_exchange
+            if exchange == ""
+            else await channel.get_exchange(exchange, ensure=False)
+        )
+        message = aio_pika.Message(body, **properties)  # type: ignore[arg-type]
+        await target.publish(message, routing_key=routing_key)
+    finally:
+        await connection.close()
+
+
+def envelope(farm: Farm, tag: str, job_id: str | None = None, **fields: object) -> JobEnvelope:
+    values: dict[str, object] = {
+        "format": 1,
+        "id": job_id or new_job_id(),
+        "function": "farm_jobs.record",
+        "args": [str(farm.results), tag],
+        "kwargs": {},
+        "context": {},
+        "options": JobOptions(),
+        "enqueued_at": time.time(),
+        **fields,
+    }
+    return JobEnvelope(**values)  # type: ignore[arg-type]
+
+
+async def test_forged_tombstones_neither_kill_the_supervisor_nor_bury_a_fresh_job(
+    farm: Farm,
+) -> None:
+    # Given a supervisor with one worker
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "2", "--supervisor-id", "sup-t"
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    pid = supervisor.pid
+
+    # When tombstones with a NUL byte, a 200 KB id, and the id of a job about to be
+    # published arrive, then the supervisor must spawn a worker
+    victim = envelope(farm, "victim")
+    exchange = f"{farm.queue_name}.tombstones"
+    for body in (
+        b'{"job_id": "a\\u0000b", "function": "x.y", "reason": "hard_timeout", "worker": "w"}',
+        b'{"job_id": "' + b"a" * 200_000 + b'", "function": "x.y", "reason": "r", "worker": "w"}',
+        encode_tombstone(new_tombstone(victim.id, "farm_jobs.record", "sup-t-w1")),
+    ):
+        await publish(farm, exchange, "", body)
+    await wait_until(lambda: "ignored a tombstone message" in supervisor.log())
+    await publish(farm, "", farm.queue_name, encode_envelope(victim), message_id=victim.id)
+    configure(driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name)
+    await wait_until(lambda: farm.tags("ran") == ["victim"], message="the fresh job to run")
+    worker_pid = next(iter(supervisor.live_worker_pids().values()))
+    os.kill(worker_pid, signal.SIGKILL)
+
+    # Then the supervisor lives on and replaces the worker
+    await wait_until(
+        lambda: (
+            len(supervisor.live_worker_pids()) == 1
+            and worker_pid not in supervisor.live_worker_pids().values()
+        ),
+        timeout=30,
+        message="a replacement worker",
+    )
+    assert supervisor.process.poll() is None and supervisor.pid == pid
+    assert "embedded null byte" not in supervisor.log()
+    assert await farm.queue_depth(f"{farm.queue_name}.dead") == 0
+
+
+async def test_a_job_with_a_huge_id_or_context_key_is_settled_and_the_worker_lives(
+    farm: Farm,
+) -> None:
+    # Given a supervisor with one worker running a slow job
+    supervisor = await start_supervisor(farm, "--min-workers", "1", "--max-workers", "1")
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    configure(driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name)
+    await queue(farm_jobs.sleep_then_record, str(farm.results), "bystander", 3)
+    await wait_until(lambda: "bystander" in farm.tags("started"), message="the bystander")
+    worker_pids = supervisor.live_worker_pids()
+
+    # When a job with a 70 KB id and one with a 70 KB context key (published by hand:
+    # queue() refuses such a context) arrive, the latter slow
+    long_id = envelope(farm, "long-id", job_id="a" * 70_000)
+    long_key = envelope(
+        farm,
+        "long-key",
+        function="farm_jobs.sleep_then_record",
+        args=[str(farm.results), "long-key", 2],
+        context={"k" * 70_000: "v"},
+    )
+    for job in (long_id, long_key):
+        await publish(farm, "", farm.queue_name, encode_envelope(job), message_id="m")
+
+    # Then the first is dead-lettered as invalid, the second runs, and the worker, its
+    # heartbeats and the bystander are unharmed
+    await wait_until(
+        lambda: sorted(farm.tags("finished")) == ["bystander", "long-key"],
+        timeout=30,
+        message="both jobs to run",
+    )
+    [letter] = await farm.dead_letters(1)
+    assert letter.headers[h.DEAD_REASON] == "invalid"
+    assert farm.tags("started").count("bystander") == 1
+    assert supervisor.live_worker_pids() == worker_pids
+    assert "hung" not in supervisor.log()
+
+
+async def test_poison_headers_are_dead_lettered_and_do_not_stall_the_worker(farm: Farm) -> None:
+    # Given a worker with room for 4 deliveries at a time
+    worker = await farm.start_worker(FARM_CONCURRENCY="4")
+
+    # When 16 garbage messages carry a non-UTF-8 long string or a 100 KB header
+    connection = await aio_pika.connect(farm.url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        underlay = await channel.get_underlay_channel()
+        from pamqp.commands import Basic
+
+        for number in range(16):
+            headers = (
+                {"x-bad": NonUtf8(b"\xff\xfe\xfd not utf-8"), "x-fast-app-traceback": "forged"}
+                if number % 2
+                else {"x-big": "h" * 100_000}
+            )
+            await underlay.basic_publish(
+                b"\x00garbage",
+                exchange="",
+                routing_key=farm.queue_name,
+                properties=Basic.Properties(headers=headers, message_id=f"poison-{number}"),
+            )
+    finally:
+        await connection.close()
+    configure(driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name)
+    await queue(farm_jobs.record, str(farm.results), "after")
+
+    # Then every one is dead-lettered, the valid job runs, and nothing stays unacked
+    letters = await farm.dead_letters(16, timeout=30)
+    assert {letter.headers[h.DEAD_REASON] for letter in letters} == {"invalid"}
+    assert all("x-fast-app-traceback" not in letter.headers for letter in letters)
+    assert all(h.DEAD_ORIGINAL_HEADERS in letter.headers for letter in letters)
+    await wait_until(lambda: farm.tags("ran") == ["after"], message="the valid job")
+    assert await farm.queue_depth() == 0
+    assert worker.process.poll() is None
+
+
+async def test_a_non_ascii_signature_header_is_a_bad_signature(farm: Farm) -> None:
+    # Given a worker that requires signed jobs
+    await farm.start_worker(ASYNC_FARM_SIGNING_KEY=SIGNING_KEY)
+    body = encode_envelope(envelope(farm, "forged"))
+
+    # When a job arrives whose signature header is not ASCII, or not text at all
+    await publish(farm, "", farm.queue_name, body, headers={h.SIGNATURE: "é" * 64})
+    await publish(farm, "", farm.queue_name, body, headers={h.SIGNATURE: NonUtf8(b"\xff" * 64)})
+
+    # Then both are dead-lettered as bad_signature, and neither ran
+    letters = await farm.dead_letters(2)
+    assert [letter.headers[h.DEAD_REASON] for letter in letters] == ["bad_signature"] * 2
+    assert farm.tags("ran") == []
+
+
+async def test_with_a_signing_key_unsigned_commands_tombstones_and_replays_are_ignored(
+    farm: Farm,
+) -> None:
+    # Given a signed farm of one supervisor and its worker
+    key = SIGNING_KEY.encode()
+    supervisor = await start_supervisor(
+        farm,
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "3",
+        "--supervisor-id",
+        "sup-s",
+        ASYNC_FARM_SIGNING_KEY=SIGNING_KEY,
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    pids = supervisor.live_worker_pids()
+    control = f"{farm.queue_name}.control"
+
+    # When well-formed but unsigned or badly signed commands arrive (shutdown, limits),
+    # and an unsigned tombstone names a job that then arrives (signed)
+    shutdown = encode_command(command_from_dict({"command": "shutdown"}))
+    await publish(farm, control, "sup-s", shutdown)
+    await publish(
+        farm,
+        control,
+        "sup-s",
+        shutdown,
+        headers={h.SIGNATURE: message_signature("command", shutdown, b"x" * 32)},
+    )
+    job = envelope(farm, "tombstoned")
+    await publish(
+        farm,
+        f"{farm.queue_name}.tombstones",
+        "",
+        encode_tombstone(new_tombstone(job.id, job.function, "sup-s-w1")),
+    )
+    body = encode_envelope(job)
+    await publish(farm, "", farm.queue_name, body, headers={h.SIGNATURE: sign(body, key)})
+    # ...and a signed command is sent twice (a copy replayed from the broker)
+    limits = encode_command(command_from_dict({"command": "set_limits", "min_workers": 2}))
+    signed = {h.SIGNATURE: message_signature("command", limits, key)}
+    await publish(farm, control, "sup-s", limits, headers=signed)
+    await wait_until(lambda: len(supervisor.live_worker_pids()) == 2, message="2 workers")
+    await publish(
+        farm,
+        control,
+        "sup-s",
+        encode_command(
+            command_from_dict({"command": "set_limits", "min_workers": 1, "max_workers": 1})
+        ),
+    )
+    await publish(farm, control, "sup-s", limits, headers=signed)
+
+    # Then the signed command was obeyed once, the others ignored and counted
+    await wait_until(lambda: "replayed" in supervisor.log(), message="the replay refused")
+    await wait_until(lambda: farm.tags("ran") == ["tombstoned"], message="the signed job")
+    assert supervisor.process.poll() is None
+    assert "ignored a command message (unsigned)" in supervisor.log()
+    assert set(pids.values()) <= set(supervisor.live_worker_pids().values())
+    assert len(supervisor.live_worker_pids()) == 2
+    assert "received command shutdown" not in supervisor.log()
+
+
+async def test_forged_snapshots_do_not_crash_status_nor_hide_a_signed_supervisor(
+    farm: Farm,
+) -> None:
+    # Given a signed supervisor
+    supervisor = await start_supervisor(
+        farm, "--supervisor-id", "sup-v", ASYNC_FARM_SIGNING_KEY=SIGNING_KEY
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    events = f"{farm.queue_name}.events"
+
+    async def forge() -> None:
+        # Malformed shapes, and a well-formed but unsigned "stopped" under its id
+        while True:
+            for body in (
+                b'{"type": "snapshot"}',
+                b'{"type": "snapshot", "supervisor_id": "x", "workers": "many"}',
+                b'{"type": "snapshot", "supervisor_id": "x", "queue": [], "settings": 1}',
+                b'{"type": "snapshot", "supervisor_id": "sup-v", "stopped": true}',
+            ):
+                await publish(farm, events, "", body)
+            await asyncio.sleep(0.05)
+
+    # When `fast-app status` runs while forged snapshots flood the events exchange
+    forger = asyncio.create_task(forge())
+    try:
+        environment = {
+            "RABBITMQ_URL": farm.url,
+            "QUEUE_NAME": farm.queue_name,
+            "ASYNC_FARM_SIGNING_KEY": SIGNING_KEY,
+            "PATH": "/usr/bin:/bin",
+        }
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "fast_app.farm", "status", "--wait", "2.5"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        forger.cancel()
+
+    # Then it shows the real supervisor, without a traceback
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "supervisor sup-v" in result.stdout
