@@ -15,7 +15,10 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+import msgspec
+
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.messages import command_from_dict
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor import Supervisor
 from fast_app.farm_tui._dead_letter_ops import BrokerDeadLetters
@@ -117,8 +120,9 @@ class EmbeddedFarm(BrokerDeadLetters):
             done.set_exception(UnknownSupervisorError(f"no supervisor {supervisor_id} here"))
             return done
         try:
-            self._call(self.supervisor.handle_command, dict(command))
-        except FarmLinkError as error:
+            typed = command_from_dict(dict(command), sender="fast-app work --tui")
+            self._call(self.supervisor.handle_command, typed)
+        except (FarmLinkError, msgspec.ValidationError) as error:
             done.set_exception(error)
         else:
             done.set_result(None)
