@@ -33,6 +33,7 @@ T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
 TRACEBACK = (
     'Traceback (most recent call last):\n  File "jobs.py", line 3, in fail\nValueError: boom\n'
 )
+KEY = "dlq-commands-signing-key-0123456789abcdef"  # signing keys have 32 bytes or more
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -71,9 +72,14 @@ async def bury(
     failed_at: dt.datetime = T0,
     reason: str = "failed",
     error: str | None = None,
+    signed_with: str | None = None,
     **job: Any,
 ) -> bytes:
-    """Store a dead letter in ``<queue>.dead`` as a worker would; return its body."""
+    """Store a dead letter in ``<queue>.dead`` as a worker would; return its body.
+
+    ``signed_with``: the job carries its signature under that key, as an old worker's
+    dead letter (a copy of every header of the job) does.
+    """
     if body is None:
         assert job_id is not None
         body = encode_envelope(envelope(job_id, *job.pop("args", ()), **job))
@@ -86,6 +92,8 @@ async def bury(
         h.DEAD_WORKER: "host-1234",
         h.DEAD_FAILED_AT: failed_at.isoformat(timespec="milliseconds"),
     }
+    if signed_with is not None:
+        headers[h.SIGNATURE] = sign(body, signed_with.encode())
     connection = await aio_pika.connect(farm.url)
     try:
         channel = await connection.channel()
@@ -204,6 +212,10 @@ async def test_list_json_has_every_field_and_the_body(
         "attempts": 3,
         "worker": "host-1234",
         "failed_at": "2026-01-02T03:04:05.678000+00:00",
+        "verified": None,
+        "job_signed": None,
+        "by_broker": False,
+        "original_headers": None,
         "args": ["a", 2],
         "kwargs": {},
         "context": {"request_id": "r-1"},
@@ -358,10 +370,10 @@ async def test_a_requeued_job_keeps_its_id_starts_again_at_attempt_1_and_runs(
 async def test_requeue_all_republishes_every_job_signed_and_due_now(
     farm: Farm, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure(driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name, signing_key="k3y")
+    configure(driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name, signing_key=KEY)
     in_an_hour = time.time() + 3600
-    await bury(farm, "job-a", args=["a"], not_before=in_an_hour)
-    await bury(farm, "job-b", args=["b"], failed_at=T0 + dt.timedelta(seconds=1))
+    await bury(farm, "job-a", args=["a"], not_before=in_an_hour, signed_with=KEY)
+    await bury(farm, "job-b", args=["b"], failed_at=T0 + dt.timedelta(seconds=1), signed_with=KEY)
 
     report = await requeue_dead_letters(get_settings(), None)
 
@@ -376,7 +388,7 @@ async def test_requeue_all_republishes_every_job_signed_and_due_now(
         assert body["attempt"] == 1
         assert body["not_before"] is None
         assert body["options"] == {"retries": 2}
-        assert message.headers[h.SIGNATURE] == sign(message.body, b"k3y")
+        assert message.headers[h.SIGNATURE] == sign(message.body, KEY.encode())
         assert h.DEAD_REASON not in message.headers
     assert await farm.queue_depth(dead(farm)) == 0
     assert capsys.readouterr().out == ""
@@ -394,7 +406,8 @@ async def test_requeue_all_leaves_garbage_and_forged_jobs_and_says_so(
     assert capsys.readouterr().out.splitlines() == [
         "requeued job-a",
         "skipped raw-1: not a valid job envelope; left in place",
-        "skipped forged: its signature was wrong (requeuing would sign it); left in place",
+        "skipped forged: its signature was wrong (requeuing would sign it); --force to "
+        "requeue anyway; left in place",
         "1 requeued, 2 skipped, 0 not found",
     ]
     assert [m.message_id for m in await take_all(farm, farm.queue_name)] == ["job-a"]

@@ -16,6 +16,8 @@ from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.amqp import sign
 
+SIGNING_KEY = "s3cret-key-of-at-least-32-bytes-for-tests"  # ASYNC_FARM_SIGNING_KEY's minimum
+
 
 async def _publish_raw(farm: Farm, body: bytes, **properties: object) -> None:
     connection = await aio_pika.connect(farm.url)
@@ -163,7 +165,7 @@ async def test_jobs_that_cannot_run_are_dead_lettered_with_the_reason(
 async def test_with_a_signing_key_unsigned_and_badly_signed_jobs_are_dead_lettered(
     farm: Farm, rabbitmq_url: str
 ) -> None:
-    await farm.start_worker(ASYNC_FARM_SIGNING_KEY="s3cret-key")
+    await farm.start_worker(ASYNC_FARM_SIGNING_KEY=SIGNING_KEY)
     body = _envelope_for("farm_jobs.record", [str(farm.results), "forged"])
 
     await _publish_raw(farm, body, message_id="unsigned")
@@ -174,7 +176,7 @@ async def test_with_a_signing_key_unsigned_and_badly_signed_jobs_are_dead_letter
         driver="async_farm",
         rabbitmq_url=rabbitmq_url,
         name=farm.queue_name,
-        signing_key="s3cret-key",
+        signing_key=SIGNING_KEY,
     )
     await queue(farm_jobs.record, str(farm.results), "signed")
 
@@ -183,4 +185,4 @@ async def test_with_a_signing_key_unsigned_and_badly_signed_jobs_are_dead_letter
     assert {letter.headers[h.DEAD_REASON] for letter in letters} == {"bad_signature"}
     await wait_until(lambda: farm.tags("ran") == ["signed"], message="the signed job")
     await close_queue()
-    assert "s3cret-key" not in farm.workers[0].log()
+    assert SIGNING_KEY not in farm.workers[0].log()

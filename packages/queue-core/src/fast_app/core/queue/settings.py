@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -16,11 +16,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import QueueConfigurationError
 
 __all__ = [
+    "MIN_SIGNING_KEY_BYTES",
     "DriverName",
     "QueueType",
     "QueueSettings",
@@ -35,6 +37,12 @@ __all__ = [
 DriverName = Literal["sync", "async_farm"]
 QueueType = Literal["quorum", "classic"]
 _NameList = Annotated[tuple[str, ...], NoDecode]
+
+#: Shortest accepted ``ASYNC_FARM_SIGNING_KEY``, HMAC-SHA256's output size. Short keys
+#: are mostly words or patterns, and one signed job is enough to test guesses offline;
+#: whoever finds the key signs jobs (with an empty key, anyone can).
+MIN_SIGNING_KEY_BYTES = 32
+_AMQP_SCHEMES = ("amqp", "amqps")
 
 
 class QueueSettings(BaseSettings):
@@ -103,14 +111,18 @@ class QueueSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("ASYNC_FARM_SIGNING_KEY", "signing_key"),
         description=(
-            "ASYNC_FARM_SIGNING_KEY: shared secret; publishers add an HMAC-SHA256 of each job "
-            "and workers dead-letter jobs whose signature is missing or wrong."
+            "ASYNC_FARM_SIGNING_KEY: shared secret of at least 32 bytes; publishers add an "
+            "HMAC-SHA256 of each job and workers dead-letter jobs whose signature is missing "
+            "or wrong."
         ),
     )
     rabbitmq_url: SecretStr = Field(
         default=SecretStr("amqp://guest:guest@localhost:5672/"),
         validation_alias=AliasChoices("RABBITMQ_URL", "rabbitmq_url"),
-        description="RABBITMQ_URL: the broker used by the `async_farm` driver.",
+        description=(
+            "RABBITMQ_URL: the broker used by the `async_farm` driver: "
+            "`amqp://user:password@host:port/vhost`, or `amqps://` for TLS."
+        ),
     )
     strict: bool = Field(
         default=False,
@@ -154,6 +166,27 @@ class QueueSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("signing_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().encode()) < MIN_SIGNING_KEY_BYTES:
+            # Without the key's length too: it would narrow the search for the key.
+            raise PydanticCustomError(
+                "signing_key_too_short",
+                "must be at least {minimum} bytes (UTF-8); generate one with "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`, or unset it",
+                {"minimum": MIN_SIGNING_KEY_BYTES},
+            )
+        return key
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _usable_url(cls, url: SecretStr) -> SecretStr:
+        problem = _url_problem(url.get_secret_value())
+        if problem is not None:
+            raise PydanticCustomError("rabbitmq_url", problem)
+        return url
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> QueueSettings:
@@ -269,13 +302,54 @@ def override_settings(**overrides: Any) -> Iterator[QueueSettings]:
             _current = previous
 
 
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as ``RABBITMQ_URL``, or ``None`` when it is usable.
+
+    Checked when the settings load, so that a typo stops the process with a message
+    naming the variable instead of a traceback at the first connection. The problem
+    never quotes the URL: it may hold the password.
+    """
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in _AMQP_SCHEMES:
+        shown = f" (not {scheme}://)" if separator and scheme.isalpha() else ""
+        return f"must start with amqp:// or amqps://{shown}"
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "must not contain spaces or control characters (percent-encode them)"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unbalanced brackets, or a bracketed host that is no IP address
+        return "has an invalid host: write an IPv6 address in brackets, amqp://[::1]:5672/"
+    if not parts.hostname:
+        return "has no host: amqp://user:password@host:5672/vhost"
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        return "has an invalid port: a number from 1 to 65535"
+    return None
+
+
+_HIDDEN_URL = "<hidden URL>"
+
+
 def redact_url(url: str) -> str:
-    """Hide the password of a URL: ``amqp://user:***@host/``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Hide the password of a URL: ``amqp://user:***@host/``; never raises.
+
+    A URL that cannot be parsed is hidden whole: what looks like its password cannot be
+    told apart from the rest.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on an invalid port
+    except ValueError:
+        return _HIDDEN_URL
+    user_info, at, host = parts.netloc.rpartition("@")
+    if not at:
+        # No user info where a URL has it; an '@' elsewhere ("user:password@host"
+        # without a scheme) may still be next to a password.
+        return _HIDDEN_URL if "@" in url else url
+    user, colon, _ = user_info.partition(":")
+    if not colon:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()

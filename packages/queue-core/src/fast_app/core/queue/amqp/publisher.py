@@ -40,7 +40,8 @@ class Publisher:
     Args:
         url: the broker URL, with its password.
         redacted_url: the same without the password, for messages.
-        topology: the farm's queues, declared on each new connection.
+        topology: the farm's queues, declared on each new connection (only checked, when
+            the user may not declare them).
         timeout_s: bound on connecting plus confirming one message.
         signing_key: add an HMAC-SHA256 signature header with this key.
         connection_name: shown in the broker's management UI.
@@ -88,6 +89,8 @@ class Publisher:
 
         Raises:
             QueueUnavailableError: the broker was unreachable or did not confirm in time.
+            QueueConfigurationError: the queues exist with other arguments, or are missing
+                and the user may not declare them, or the broker refused the user access.
         """
         properties = job_properties(
             body, envelope, signing_key=self._signing_key, extra_headers=extra_headers
@@ -110,6 +113,7 @@ class Publisher:
         level: int | None = None,
         dead: bool = False,
     ) -> None:
+        from aiormq.exceptions import ChannelAccessRefused
         from pamqp.commands import Basic
 
         try:
@@ -155,6 +159,13 @@ class Publisher:
             ) from None
         except QueueConfigurationError:
             raise
+        except ChannelAccessRefused as error:
+            # Trying again cannot help: the user of RABBITMQ_URL lacks a permission.
+            raise QueueConfigurationError(
+                f"the broker at {self._redacted_url} refused job {job_id}: "
+                f"{self._describe(error)}; the user of RABBITMQ_URL lacks a permission (see "
+                "the permissions recipe of the security docs)"
+            ) from None
         except Exception as error:
             self._forget_channel()
             raise QueueUnavailableError(
@@ -191,6 +202,7 @@ class Publisher:
 
     async def _connect(self) -> AbstractChannel:
         import aio_pika
+        from aiormq.exceptions import ChannelAccessRefused
 
         await self._close_connection()
         connection = await aio_pika.connect(
@@ -198,7 +210,18 @@ class Publisher:
         )
         try:
             channel = await connection.channel(publisher_confirms=True)
-            await self.topology.declare(channel)  # QueueConfigurationError on a mismatch
+            try:
+                await self.topology.declare(channel)  # QueueConfigurationError on a mismatch
+            except ChannelAccessRefused as refused:
+                # A producer user may publish jobs but not configure the farm's queues
+                # (configure would also let it delete them); the farm declared them. The
+                # refusal closed the channel.
+                logger.info(
+                    "may not declare the farm's queues (%s); checking that they exist",
+                    self._describe(refused),
+                )
+                channel = await connection.channel(publisher_confirms=True)
+                await self.topology.check_declared(channel)
         except BaseException:
             await connection.close()
             raise

@@ -18,6 +18,10 @@ For a jobs queue named ``async_farm.jobs``:
   worker runs them, or sends them to the next level if time remains. Levels double from
   100 ms, so a delay of any length takes a handful of hops, and each level's queue holds
   messages of one TTL only, so none waits behind a later one. No broker plugin needed.
+
+The farm's user declares all of these (``declare``). A *producer* user, which may publish
+jobs but not configure the farm's queues (see the permissions recipe in
+``docs/security.md``), only checks that they exist (``check_declared``).
 """
 
 from __future__ import annotations
@@ -145,6 +149,29 @@ class Topology:
             await self._declare(channel)
         except ChannelPreconditionFailed as error:
             raise QueueConfigurationError(explain_mismatch(self, str(error))) from None
+
+    async def check_declared(self, channel: AbstractChannel) -> None:
+        """Check that the jobs queue and the dead letters' exchange exist, declaring nothing.
+
+        For a user that may not configure them: a passive declare needs no permission.
+        The dead letters' exchange is checked too because the jobs queue hands its dead
+        letters to it, and the broker drops them silently when it is missing.
+
+        Raises:
+            QueueConfigurationError: one of them is missing (the message says who can
+                declare it).
+        """
+        from aiormq.exceptions import ChannelNotFoundEntity
+
+        try:
+            await channel.declare_queue(self.jobs, passive=True)
+            await channel.declare_exchange(self.dead_exchange, passive=True)
+        except ChannelNotFoundEntity as error:
+            raise QueueConfigurationError(
+                f"the queues of {self.jobs!r} are not declared (broker: {error}) and the "
+                "user of RABBITMQ_URL may not declare them: start the farm (`fast-app "
+                "work`) once to declare them, or give this user configure permission on them"
+            ) from None
 
     async def _declare(self, channel: AbstractChannel) -> None:
         from aio_pika import ExchangeType
