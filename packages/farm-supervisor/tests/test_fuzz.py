@@ -8,8 +8,9 @@ finding is collected, and the test fails with all of them at once.
 
 ``FAST_APP_FUZZ_MESSAGES`` sets how many messages (default 2000; ``scripts/fuzz`` runs
 100,000), ``FAST_APP_FUZZ_SEED`` replays a run (each run prints its seed), and
-``FAST_APP_FUZZ_TARGETS`` / ``FAST_APP_FUZZ_KINDS`` (comma-separated) narrow it down, to
-find which messages cause a failure.
+``FAST_APP_FUZZ_TARGETS``, ``FAST_APP_FUZZ_KINDS`` and ``FAST_APP_FUZZ_HEADERS``
+(comma-separated names from ``farm_fuzz``) narrow it down, to find which messages cause a
+failure.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MESSAGES = int(os.environ.get("FAST_APP_FUZZ_MESSAGES", "2000"))
 SEED = os.environ.get("FAST_APP_FUZZ_SEED")
 TARGETS = [t for t in os.environ.get("FAST_APP_FUZZ_TARGETS", "").split(",") if t] or None
 KINDS = [k for k in os.environ.get("FAST_APP_FUZZ_KINDS", "").split(",") if k] or None
+HEADERS = [h for h in os.environ.get("FAST_APP_FUZZ_HEADERS", "").split(",") if h] or None
 SIGNING_KEY = "fuzz-signing-key-0123456789abcdef-0123456789"  # >= 32 characters
 # Publishing takes ~5 ms a message (each confirmed); the farm settles them meanwhile.
 TIMEOUT_S = 300 + MESSAGES * 15 // 1000
@@ -126,6 +128,7 @@ async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool)
         attacked,
         targets=TARGETS,
         kinds=KINDS,
+        header_kinds=HEADERS,
         huge_budget_bytes=min(256, 16 + MESSAGES // 200) * 1024 * 1024,
     )
     topology = Topology.from_settings(get_settings())

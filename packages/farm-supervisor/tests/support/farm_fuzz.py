@@ -293,6 +293,7 @@ class FuzzGenerator:
         farm: what is known of the farm attacked.
         targets: only these targets (default: all).
         kinds: only these body kinds (default: all that suit the farm).
+        header_kinds: only these kinds of properties (default: all).
         huge_budget_bytes: at most this many bytes of huge bodies and tables in a run
             (a long run must not fill the broker's memory).
     """
@@ -304,6 +305,7 @@ class FuzzGenerator:
         *,
         targets: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
+        header_kinds: Sequence[str] | None = None,
         huge_budget_bytes: int = 128 * 1024 * 1024,
     ) -> None:
         self.seed = seed
@@ -314,6 +316,9 @@ class FuzzGenerator:
         if not farm.signed:
             allowed -= SIGNED_ONLY_KINDS
         self._kinds = tuple(kind for kind in BODY_KINDS if kind in allowed)
+        self._header_kinds = tuple(
+            kind for kind in HEADER_KINDS if header_kinds is None or kind in header_kinds
+        )
         self._huge_left = huge_budget_bytes
         self._index = 0
         self._body_makers: dict[str, Callable[[], bytes]] = {
@@ -352,7 +357,9 @@ class FuzzGenerator:
         home = [kind for kind in _HOME_KINDS[target] if kind in self._kinds]
         kind = rng.choice(home) if home and rng.random() < 0.5 else rng.choice(self._kinds)
         body = self._body_makers[kind]()
-        header_kind = rng.choices(list(_HEADER_WEIGHTS), list(_HEADER_WEIGHTS.values()))[0]
+        header_kind = rng.choices(
+            self._header_kinds, [_HEADER_WEIGHTS[k] for k in self._header_kinds]
+        )[0]
         routing_key = self._routing_key(target)
         try:
             properties = self._properties(header_kind, index, kind)

@@ -31,9 +31,7 @@ JobId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.
 #: Ids of supervisors and workers, hosts, queue names: ``host-1234-w3``.
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+\Z")]
 #: A dotted path of a module-level function.
-Function = Annotated[
-    str, Meta(min_length=1, max_length=300, pattern=r"^[^\W\d]\w*(\.([^\W\d]\w*|<\w+>))*\Z")
-]
+Function = Annotated[str, Meta(min_length=1, max_length=300, pattern=r"^[\w.<>-]+\Z")]
 _NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*\Z"
 _NO_CONTROLS_BUT_LINES = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\Z"
 #: One line of text (an error, an event, a scaling reason).

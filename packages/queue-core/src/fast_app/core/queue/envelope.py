@@ -49,15 +49,15 @@ FUNCTION_PATH_MAX_LENGTH = 300
 _JobId = Annotated[
     str, Meta(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=r"^[A-Za-z0-9_.:-]+\Z")
 ]
-# Python identifiers joined by dots (``\w`` is Unicode-aware and has no control
-# characters); ``<lambda>`` and ``<locals>`` too, which the sync driver may run (with a
-# warning) and a worker's allow-list refuses.
+# What a dotted path may hold (``\w`` is Unicode-aware and has no control characters),
+# plus ``<lambda>``/``<locals>`` and the hyphens of modules imported by file path, which
+# the sync driver may run (with a warning) and a worker's allow-list refuses.
 _FunctionPath = Annotated[
     str,
     Meta(
         min_length=1,
         max_length=FUNCTION_PATH_MAX_LENGTH,
-        pattern=r"^[^\W\d]\w*(\.([^\W\d]\w*|<\w+>))*\Z",
+        pattern=r"^[\w.<>-]+\Z",
     ),
 ]
 
