@@ -204,5 +204,9 @@ def render_status(queue_name: str, snapshots: list[dict[str, Any]]) -> str:
             lines.append(_worker_line(worker))
         for decision in snapshot.get("decisions", [])[-3:]:
             lines.append(f"  scaling: {decision.get('reason')}")
+        refused = snapshot.get("refused") or {}
+        if refused:
+            counts = ", ".join(f"{name} {count}" for name, count in sorted(refused.items()))
+            lines.append(f"  messages refused: {counts}")
     # Every line escaped: whatever a snapshot held, it cannot drive the terminal.
     return "\n".join(printable(line) for line in lines)
