@@ -21,6 +21,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from fast_app.farm.dead_letters import DeadLetter, RequeueReport
+from fast_app.farm.printable import printable
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
 from fast_app.farm_tui.screens.confirm import ConfirmScreen
@@ -56,11 +57,11 @@ def letter_rows(letters: list[DeadLetter], now: float) -> list[Row]:
         failed = "-" if letter.failed_at is None else fmt.age(now - letter.failed_at.timestamp())
         cells: tuple[Cell, ...] = (
             (failed if failed == "-" else failed + " ago", "dim"),
-            (fmt.short_id(letter.job_id or "-"), ""),
-            (letter.function or "-", ""),
-            (letter.reason or "-", "yellow"),
+            (fmt.short_id(printable(letter.job_id or "-")), ""),
+            (printable(letter.function or "-"), ""),
+            (printable(letter.reason or "-"), "yellow"),
             ("-" if letter.attempts is None else str(letter.attempts), ""),
-            (fmt.shorten(_error(letter), 100), "red"),
+            (fmt.shorten(printable(_error(letter)), 100), "red"),
         )
         rows.append((letter_key(letter, position), cells))
     return rows
@@ -68,12 +69,14 @@ def letter_rows(letters: list[DeadLetter], now: float) -> list[Row]:
 
 def letter_details(letter: DeadLetter, now: float) -> Text:
     """One dead letter in full: arguments (shortened), context, error, traceback."""
+    # A dead letter holds whatever its publisher wrote: every text is escaped, and
+    # appended as plain text (never parsed as markup).
     text = Text()
-    text.append("job ", "dim").append(letter.job_id or "-", "bold")
-    text.append("  ").append(letter.function or "-", "bold cyan")
-    text.append(f"  {letter.reason or '-'}", "yellow")
+    text.append("job ", "dim").append(printable(letter.job_id or "-"), "bold")
+    text.append("  ").append(printable(letter.function or "-"), "bold cyan")
+    text.append(f"  {printable(letter.reason or '-')}", "yellow")
     attempts = "-" if letter.attempts is None else str(letter.attempts)
-    text.append(f"  after {attempts} attempts on {letter.worker or '-'}", "dim")
+    text.append(f"  after {attempts} attempts on {printable(letter.worker or '-')}", "dim")
     if letter.failed_at is not None:
         text.append(f", {fmt.age(now - letter.failed_at.timestamp())} ago", "dim")
     if letter.args is None or letter.kwargs is None:
@@ -83,11 +86,12 @@ def letter_details(letter: DeadLetter, now: float) -> Text:
         parts += [f"{name}={_value(value)}" for name, value in letter.kwargs.items()]
         text.append("\narguments  ", "dim").append(fmt.shorten(", ".join(parts), 400) or "-")
         context = letter.context or {}
-        keys = ", ".join(f"{key}={_value(value)}" for key, value in context.items())
+        keys = ", ".join(f"{printable(key)}={_value(value)}" for key, value in context.items())
         text.append("\ncontext    ", "dim").append(fmt.shorten(keys, 400) or "(empty)")
-    text.append("\nerror      ", "dim").append(_error(letter), "red")
+    text.append("\nerror      ", "dim").append(printable(_error(letter)), "red")
     if letter.traceback:
-        lines = letter.traceback.rstrip().splitlines()[-_TRACEBACK_LINES:]
+        traceback = printable(letter.traceback, keep_lines=True)
+        lines = traceback.rstrip().splitlines()[-_TRACEBACK_LINES:]
         text.append("\ntraceback\n", "dim").append("\n".join(lines))
     return text
 
@@ -103,7 +107,7 @@ def _value(value: object) -> str:
         text = json.dumps(value, ensure_ascii=False, default=repr)
     except ValueError:
         text = repr(value)
-    return fmt.shorten(text, _VALUE_WIDTH)
+    return fmt.shorten(printable(text), _VALUE_WIDTH)
 
 
 class DeadLettersScreen(DashboardScreen):
