@@ -203,11 +203,14 @@ def test_by_default_a_second_name_for_installed_sources_is_refused(
     # From the repository root ``apps`` is a namespace package holding the demo again.
     monkeypatch.syspath_prepend(str(REPO_ROOT))
     allow = AllowList(prefixes=(), imported=(), app_roots=(REPO_ROOT,))
+    loaded_before = set(sys.modules)
 
     problem = allow.refusal("apps.demo.src.fast_app_demo.jobs")
 
     assert "belongs to the installed distribution fast-app-demo" in str(problem)
-    assert "apps" not in sys.modules
+    # Judged without importing (the whole suite may have imported ``apps`` already).
+    assert "apps.demo.src.fast_app_demo.jobs" not in sys.modules
+    assert set(sys.modules) - loaded_before == set()
 
 
 def test_by_default_only_the_imported_modules_of_an_installed_distribution_are_allowed() -> None:

@@ -37,6 +37,7 @@ from farm_testkit import Farm, SupervisorProcess, start_supervisor, wait_until
 from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import get_settings
+from fast_app.farm.status import collect_snapshots
 from fast_app.farm.testing._rabbitmq_node import RabbitMQNode
 
 MESSAGES = int(os.environ.get("FAST_APP_FUZZ_MESSAGES", "2000"))
@@ -111,6 +112,8 @@ async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool)
     assert len(workers) == 2, supervisor.log()
     await queue(farm_jobs.record, str(farm.results), "warm-up")
     await wait_until(lambda: "warm-up" in farm.tags("ran"), timeout=30, message="a first job")
+    snapshots = await collect_snapshots(get_settings(), wait_s=1.0)
+    template = next((s for s in snapshots if s.get("supervisor_id") == supervisor_id), None)
 
     # When the fuzzer publishes while canary jobs flow.
     canaries = _Canaries(str(farm.results))
@@ -120,8 +123,9 @@ async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool)
         worker_ids=tuple(workers),
         forged_results=str(farm.tmp_path / "forged-results.jsonl"),
         marker=str(farm.tmp_path / "PWNED"),
-        signed=signed,
+        signing_key=SIGNING_KEY.encode() if signed else None,
         real_job_ids=canaries.ids,
+        snapshot_template=template,
     )
     generator = FuzzGenerator(
         seed,

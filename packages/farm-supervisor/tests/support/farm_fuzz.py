@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 import decimal
 import json
@@ -34,10 +35,13 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any, TextIO
 
+import msgspec
 from pamqp.commands import Basic
 
 from fast_app.core.queue.amqp import Topology
+from fast_app.core.queue.amqp.headers import SIGNATURE, sign
 from fast_app.core.queue.envelope import CONTENT_TYPE
+from fast_app.farm.messages import command_from_dict, message_signature, new_tombstone
 
 __all__ = [
     "BODY_KINDS",
@@ -174,10 +178,13 @@ class FarmUnderFuzz:
         worker_ids: its workers' ids.
         forged_results: the results file forged jobs of allowed functions write to.
         marker: the file a forbidden function would create if a worker ran it.
-        signed: the farm has a signing key: well-formed unsigned commands and tombstones
-            are sent too (it must ignore them).
+        signing_key: the farm's signing key, if it has one: well-formed unsigned
+            commands and tombstones are sent too (it must ignore them), and signatures
+            made with it that must not pass (for another kind of message or another body;
+            or over content to refuse anyway).
         real_job_ids: ids of real jobs, added to while they are queued: tombstones name
             them (malformed ones; for a signed farm also well-formed, unsigned ones).
+        snapshot_template: a real snapshot of the farm, to forge others from.
     """
 
     queue_name: str
@@ -185,8 +192,14 @@ class FarmUnderFuzz:
     worker_ids: tuple[str, ...]
     forged_results: str
     marker: str
-    signed: bool = False
+    signing_key: bytes | None = None
     real_job_ids: list[str] = field(default_factory=list)
+    snapshot_template: dict[str, Any] | None = None
+
+    @property
+    def signed(self) -> bool:
+        """Whether the farm has a signing key."""
+        return self.signing_key is not None
 
 
 class RawProperties(Basic.Properties):
@@ -335,7 +348,7 @@ class FuzzGenerator:
             "heartbeat": lambda: self._dumps(self._heartbeat()),
             "snapshot": lambda: self._dumps(self._snapshot()),
             "command_malformed": self._malformed_command,
-            "command_unsigned": lambda: self._dumps(self._unsigned_command()),
+            "command_unsigned": lambda: self._dumps(self._command()),
             "tombstone_malformed": self._malformed_tombstone,
             "tombstone_unsigned": lambda: self._dumps(self._tombstone(self._real_job_id())),
         }
@@ -361,8 +374,9 @@ class FuzzGenerator:
             self._header_kinds, [_HEADER_WEIGHTS[k] for k in self._header_kinds]
         )[0]
         routing_key = self._routing_key(target)
+        signature = self._signature(kind, body)
         try:
-            properties = self._properties(header_kind, index, kind)
+            properties = self._properties(header_kind, index, kind, signature)
             problem = _unsendable(properties, routing_key)
         except Exception as error:  # pamqp refuses the Python values
             properties, problem = None, f"{type(error).__name__}: {error}"[:200]
@@ -691,90 +705,89 @@ class FuzzGenerator:
         real = self.farm.worker_ids
         if real and rng.random() < 0.5:
             return rng.choice(real)
-        return self.farm.supervisor_id + "-w" + self._text(4)
+        return f"{self.farm.supervisor_id}-w{rng.randint(3, 99)}"
 
     def _heartbeat(self) -> dict[str, Any]:
+        """A worker's heartbeat: it travels on the worker's socket, never on the broker."""
         rng = self._rng
         function, args = self._call()
+        now = time.time()
         beat: dict[str, Any] = {
             "type": "heartbeat",
             "worker_id": self._worker_id(),
-            "pid": rng.choice((1, 0, -1, 2**31, 2**64)),
-            "state": rng.choice(("idle", "busy", "draining", self._text(20))),
-            "at": time.time(),
-            "started_at": time.time() - 10,
-            "concurrency": rng.choice((1, 0, -5, 10**9)),
+            "pid": rng.choice((1, 2**31, 2**64, -1)),
+            "state": rng.choice(("idle", "busy", "draining", "hung")),
+            "at": now,
+            "started_at": now - 10,
+            "concurrency": rng.choice((1, 16, 10**9)),
             "in_flight": [
                 {
                     "id": self._job_id(),
                     "function": function,
                     "attempt": 1,
-                    "started_at": time.time() - 100,
+                    "started_at": now - 100,
                     "soft_deadline": None,
-                    "hard_deadline": rng.choice((0, time.time() - 60, None)),
+                    "hard_deadline": now - 60,  # past: a supervisor would kill its worker
                     "still_running": True,
-                    "args": repr(args),
+                    "args": repr(args)[:100],
                     "context_keys": [],
                 }
             ],
-            "counters": {"succeeded": rng.choice((0, 10**30, -1, "x"))},
-            "ended": [{"id": self._job_id(), "outcome": "succeeded"}],
-            "rss_bytes": rng.choice((0, -1, 10**30, "big")),
+            "in_flight_count": rng.choice((1, 2**53, -1)),
+            "counters": {"succeeded": rng.choice((0, 2**53, -1))},
+            "ended": [],
+            "rss_bytes": rng.choice((None, 0, 2**60)),
             "last_error": self._text(80),
         }
         return self._scramble(beat)
 
     def _snapshot(self) -> dict[str, Any]:
-        rng = self._rng
-        farm = self.farm
-        supervisor_id: Any = self._pick(
-            (
-                farm.supervisor_id,
-                farm.supervisor_id + "\x00",
-                "\x1b[2J" + farm.supervisor_id,
-                lambda: "s" * self._big(200_000),
-                self._text(20),
-                None,
-                5,
-                ["a"],
-            )
-        )
-        snapshot: dict[str, Any] = {
-            "type": "snapshot",
-            "supervisor_id": supervisor_id,
-            "host": self._text(20),
-            "pid": rng.choice((1, -1, 2**64)),
-            "at": time.time(),
-            "started_at": rng.choice((time.time(), -1e308, 1e308, "x", None)),
-            "settings": {"queue": farm.queue_name, "min_workers": 0, "max_workers": 10**9},
-            "desired_workers": rng.choice((0, 10**9, -1)),
-            "paused": rng.choice((True, False, "yes")),
-            "stopping": rng.choice((True, False)),
-            "stopped": rng.choice((True, False, 1, "true")),
-            "workers": [
-                {
-                    "worker_id": self._worker_id(),
-                    "pid": 1,
-                    "state": "busy",
-                    "in_flight": [],
-                    "in_flight_count": rng.choice((1, 10**9, 2**64, 10**400, -5, 1.5, "9")),
-                    "counters": {"succeeded": 1},
-                    "rss_bytes": 1,
-                    "uptime_s": 1.0,
-                    "heartbeat_age_s": 0.1,
-                    "rate": rng.choice((None, 1e308, -1.0)),
-                }
-                for _ in range(rng.randint(0, 3))
-            ],
-            "queue": {"ready": 10**9, "unacked": -1, "consumers": 0, "dead": 0, "delayed": 0},
-            "completion_rate": rng.choice((0.0, 1e308, "fast")),
-            "enqueue_rate": rng.choice((0.0, 1e308, -1.0)),
-            "decisions": [{"reason": self._text(40)}],
-            "failures": [],
-            "recent_jobs": {"succeeded": [], "failed": []},
-            "events": [{"message": self._text(40)}],
-        }
-        return self._scramble(snapshot)
+        """A supervisor's snapshot, forged from a real one: stopped, overloaded, out of
+        bounds, under the real supervisor's id or another."""
+        rng, farm = self._rng, self.farm
+        snapshot = copy.deepcopy(farm.snapshot_template or _fallback_snapshot(farm))
+        snapshot["at"] = time.time()
+        forgeries: list[Callable[[], None]] = [
+            lambda: snapshot.update(stopped=True),
+            lambda: snapshot.update(stopping=True, paused=True, desired_workers=0),
+            lambda: snapshot.update(supervisor_id=f"fuzz-peer-{rng.randrange(10**6)}"),
+            lambda: snapshot.update(
+                supervisor_id=self._pick(
+                    (
+                        farm.supervisor_id + "\x00",
+                        "\x1b[2J" + farm.supervisor_id,
+                        lambda: "s" * self._big(200_000),
+                        "",
+                        None,
+                        5,
+                        [farm.supervisor_id],
+                    )
+                )
+            ),
+            lambda: snapshot.update(at=rng.choice((0.0, 8e9, 8e9 + 1, -1.0, "now", 1e308))),
+            lambda: snapshot.update(
+                workers=[
+                    {**worker, "in_flight_count": rng.choice((2**53, 2**53 + 1, -1, 1.5))}
+                    for worker in snapshot.get("workers") or [{}]
+                ]
+            ),
+            lambda: snapshot.update(
+                workers=(snapshot.get("workers") or [{}]) * rng.choice((100, 1025))
+            ),
+            lambda: snapshot.update(
+                queue={"ready": 2**53, "unacked": 2**53, "consumers": -1, "dead": None}
+            ),
+            lambda: snapshot.update(
+                events=[{"seq": 1, "at": 1.0, "kind": "x", "level": "info", "message": "\x1b[2J"}]
+                * rng.choice((1, 129))
+            ),
+            lambda: snapshot.update(refused={"malformed": 2**53, "\x00": -1}),
+            lambda: snapshot.update(settings={"min_workers": 1025, "max_workers": -1}),
+            lambda: self._scramble(snapshot),
+        ]
+        for forge in rng.sample(forgeries, rng.randint(1, 3)):
+            forge()
+        return snapshot
 
     def _scramble(self, message: dict[str, Any]) -> dict[str, Any]:
         """Give a few fields of a forged message wrong types, or take them away."""
@@ -790,156 +803,120 @@ class FuzzGenerator:
         return message
 
     def _command(self) -> dict[str, Any]:
-        """A command of the farm's shape, maybe well-formed (for building other junk)."""
-        return {"command": self._rng.choice(_COMMAND_NAMES), "worker_id": self._worker_id()}
+        """A well-formed command, as the farm's own tools write it (not signed)."""
+        rng = self._rng
+        name = rng.choice(_COMMAND_NAMES)
+        fields: dict[str, Any] = {"command": name}
+        if name == "set_limits":
+            fields.update(min_workers=0, max_workers=1)
+        elif name in ("drain_worker", "restart_worker"):
+            fields["worker_id"] = rng.choice(self.farm.worker_ids or ("w",))
+        command: dict[str, Any] = msgspec.to_builtins(command_from_dict(fields, sender="fuzz"))
+        return command
 
     def _malformed_command(self) -> bytes:
-        """A control message a farm must refuse, whoever sent it.
-
-        Never an exact command name with fields of the right types (a farm without a
-        signing key obeys those by design), and never integer limits within bounds.
-        """
+        """A command that no farm may obey, signed or not: out of bounds, of the wrong
+        type, stale, unknown, without an id or not an object at all."""
         rng = self._rng
-        name = rng.choice(_COMMAND_NAMES)
+        command: Any = self._command()
+        name = command["command"]
+        now = time.time()
+        invalid: dict[str, tuple[Any, ...]] = {
+            "command": (name.upper(), name + "\x00", " " + name, [name], 5, None, "", "drain"),
+            "sender": (5, None, [], "s" * 2001, "\x00", "\x1b[2J", "a\nb"),
+            "sent_at": ("now", None, True, -1.0, 8e9 + 1, now - 400, now + 400, 1e308, 10**400),
+            "id": ("", "A" * 32, "0" * 31, "0" * 33, "g" * 32, 5, None),
+            "min_workers": (-1, 1025, "1", 1.5, True, [], 10**400),
+            "max_workers": (-1, 1025, "0", 0.5, False, {}, 10**400),
+            "worker_id": ("", "w" * 201, "a b", "\x00", 5, None, [self._worker_id()]),
+            "signature": (rng.randbytes(32).hex(),),  # unknown field
+        }
         roll = rng.random()
-        if roll < 0.25:
-            mangled: Any = rng.choice(
-                (
-                    name.upper(),
-                    name + "\x00",
-                    " " + name,
-                    name + "\n",
-                    "\x1b[2J" + name,
-                    name * 1000,
-                    [name],
-                    {"name": name},
-                    5,
-                    None,
-                    "",
-                    "tombstone",
-                    "drain",
-                )
-            )
-            command: Any = {"command": mangled, "worker_id": self._worker_id()}
-        elif roll < 0.55:
-            bad = (
-                "0",
-                "1",
-                " 1 ",
-                "1e3",
-                0.5,
-                1.9,
-                True,
-                False,
-                None,
-                [],
-                {},
-                10**30,
-                2**63,
-                -5,
-                float("inf"),
-                float("-inf"),
-                float("nan"),
-            )
-            low, high = rng.choice(bad), rng.choice(bad)
-            if rng.random() < 0.3:  # integers, out of bounds
-                low, high = rng.choice(((3, 2), (-1, 2), (0, 0), (0, 2000), (2, 10**9)))
-            command = {"command": "set_limits", "min_workers": low, "max_workers": high}
-            if rng.random() < 0.2:
-                command.pop(rng.choice(("min_workers", "max_workers")))
-                command.setdefault("min_workers", "0")
-        elif roll < 0.8:
-            real = rng.choice(self.farm.worker_ids or ("w",))
-            worker: Any = self._pick(
-                (
-                    [real],
-                    {"id": real},
-                    real + "\x00",
-                    "\x1b[31m" + real,
-                    real.upper(),
-                    real + " ",
-                    lambda: "w" * self._big(200_000),
-                    5,
-                    None,
-                    True,
-                )
-            )
-            command = {
-                "command": rng.choice(("drain_worker", "restart_worker")),
-                "worker_id": worker,
-            }
+        if roll < 0.1:  # whole numbers in bounds, but no valid pair
+            command.update(command="set_limits", min_workers=rng.choice((3, 2)), max_workers=0)
+            command.pop("worker_id", None)
+        elif roll < 0.9:
+            for field_name in rng.sample(sorted(invalid), rng.randint(1, 2)):
+                command[field_name] = rng.choice(invalid[field_name])
         else:
-            command = rng.choice(
-                (
-                    [name],
-                    name,
-                    None,
-                    5,
-                    {"COMMAND": name},
-                    {"command ": name},
-                    {"": name},
-                    {"command": {"command": name}},
-                    self._json_value(3),
-                )
-            )
+            command = rng.choice(([command], name, None, 5, {"COMMAND": name}, self._json_value(3)))
         return self._dumps(command)
-
-    def _unsigned_command(self) -> dict[str, Any]:
-        """A well-formed command, not signed (only for a farm with a signing key)."""
-        rng = self._rng
-        name = rng.choice(_COMMAND_NAMES)
-        command: dict[str, Any] = {"command": name}
-        if name == "set_limits":
-            command.update(min_workers=0, max_workers=1)
-        elif name in ("drain_worker", "restart_worker"):
-            command["worker_id"] = rng.choice(self.farm.worker_ids or ("w",))
-        if rng.random() < 0.3:  # a made-up signature field, in case one is ever read
-            command[rng.choice(("signature", "sig", "hmac"))] = rng.randbytes(32).hex()
-        return command
 
     def _real_job_id(self) -> str:
         real = self.farm.real_job_ids
         return self._rng.choice(real[-50:]) if real else self._job_id()
 
-    def _tombstone(self, job_id: Any) -> dict[str, Any]:
-        return {
-            "job_id": job_id,
-            "function": "farm_jobs.record",
-            "reason": "hard_timeout",
-            "worker": self._worker_id(),
-        }
+    def _tombstone(self, job_id: str) -> dict[str, Any]:
+        """A well-formed tombstone, as a supervisor writes it (not signed)."""
+        tombstone = new_tombstone(job_id, "farm_jobs.record", self._worker_id())
+        fields: dict[str, Any] = msgspec.to_builtins(tombstone)
+        return fields
 
     def _malformed_tombstone(self) -> bytes:
-        """A tombstone a farm must refuse: a field missing, of a wrong type or unbounded.
+        """A tombstone no farm may heed: a field missing, of a wrong type or unbounded.
 
-        It may name a real job: a farm that coerces types would then settle that job
-        instead of running it.
+        Half of them name a real job: a farm that coerced types would settle it instead
+        of running it.
         """
         rng = self._rng
-        tombstone: Any = self._tombstone(
-            self._real_job_id() if rng.random() < 0.5 else self._job_id()
-        )
+        real = self._real_job_id()
+        tombstone: Any = self._tombstone(real if rng.random() < 0.5 else self._job_id())
+        invalid: dict[str, tuple[Any, ...]] = {
+            "type": ("tomb", "", None, 5, "snapshot"),
+            "job_id": (
+                "",
+                "x" * 65,
+                "a b",
+                "\x00",
+                5,
+                None,
+                [real],
+                real + "\x00",
+                "\x1b[2J" + real,
+                lambda: "x" * self._big(200_000),
+            ),
+            "function": ("", "a b", "a/b", "f" * 301, 5, None, "farm_jobs.record\x00"),
+            "worker": ("", "a b", "w" * 201, 5, None, "\x1b[2J"),
+            "reason": ("other", "", 5, None),
+            "at": (-1.0, 8e9 + 1, "now", None, 10**400),
+            "extra": (1,),  # unknown field
+        }
         roll = rng.random()
-        name = rng.choice(("job_id", "function", "reason", "worker"))
-        if roll < 0.2:
-            tombstone.pop(name)
-        elif roll < 0.55:
-            tombstone[name] = rng.choice((5, None, True, [tombstone[name]], {"v": 1}, 1.5, 10**400))
-        elif roll < 0.85:
-            tombstone[name] = self._pick(
-                (lambda: "x" * self._big(200_000), "", "\x00", "\x1b[2J", "\ud800", "a\nb")
-            )
-            if name != "job_id":  # the id must not be the only thing wrong when real
-                tombstone["job_id"] = rng.choice(
-                    ("x" * 70_000, "", "\x00", self._job_id() + "\x00")
-                )
+        if roll < 0.15:
+            tombstone.pop(rng.choice(("job_id", "function", "worker")))
+        elif roll < 0.9:
+            for field_name in rng.sample(sorted(invalid), rng.randint(1, 2)):
+                tombstone[field_name] = self._pick(invalid[field_name])
         else:
             tombstone = rng.choice(([tombstone], None, "tombstone", 5, self._json_value(3)))
         return self._dumps(tombstone)
 
+    def _signature(self, kind: str, body: bytes) -> Any:
+        """An ``x-fast-app-signature`` that must not pass: none, made up, under another
+        key, for another kind of message or another body; right only for content that
+        must be refused anyway (a forbidden function, a malformed command or tombstone).
+        """
+        rng = self._rng
+        key = self.farm.signing_key
+        own = _SIGNED_AS.get(kind, "command")
+        roll = rng.random()
+        if roll < 0.3:
+            return None
+        if roll < 0.45:
+            return rng.randbytes(32).hex()
+        if roll < 0.6 or key is None:
+            return _sign_as(own, body, b"not the farm's key, but long enough for one")
+        if roll < 0.8:
+            return _sign_as(rng.choice([k for k in _SIGNATURE_KINDS if k != own]), body, key)
+        if roll < 0.9 or kind not in _SIGNED_YET_REFUSED:
+            return _sign_as(own, body + b" ", key)
+        return _sign_as(own, body, key)
+
     # -- properties ----------------------------------------------------------------------
 
-    def _properties(self, header_kind: str, index: int, kind: str) -> Basic.Properties:
+    def _properties(
+        self, header_kind: str, index: int, kind: str, signature: Any
+    ) -> Basic.Properties:
         rng = self._rng
         content_type = CONTENT_TYPE if kind.startswith("envelope") else "application/json"
         if header_kind == "raw_properties":
@@ -965,6 +942,8 @@ class FuzzGenerator:
             headers = self._forged_headers()
         elif header_kind == "huge_table":
             headers = self._huge_table()
+        if signature is not None:
+            headers = {**(headers or {}), SIGNATURE: signature}
         if headers is not None:
             headers["x-fuzz-index"] = index
         message_id: Any = f"fuzz-{index}"
@@ -1224,6 +1203,72 @@ class FuzzGenerator:
                 flags |= flag
                 parts.append(make())
         return struct.pack(">H", flags) + b"".join(parts)
+
+
+_SIGNATURE_KINDS = ("job", "command", "tombstone", "snapshot")
+_SIGNED_AS = {
+    "envelope_mutated": "job",
+    "envelope_forbidden": "job",
+    "envelope_valid": "job",
+    "command_malformed": "command",
+    "command_unsigned": "command",
+    "tombstone_malformed": "tombstone",
+    "tombstone_unsigned": "tombstone",
+    "snapshot": "snapshot",
+}
+#: Content a farm must refuse even when it is rightly signed.
+_SIGNED_YET_REFUSED = frozenset({"envelope_forbidden", "command_malformed", "tombstone_malformed"})
+
+
+def _sign_as(kind: str, body: bytes, key: bytes) -> str:
+    """The signature a holder of ``key`` gives ``body`` as a message of ``kind``."""
+    if kind == "job":
+        return sign(body, key)
+    return message_signature(kind, body, key)  # type: ignore[arg-type]
+
+
+def _fallback_snapshot(farm: FarmUnderFuzz) -> dict[str, Any]:
+    """A snapshot of the farm's shape, when no real one was captured."""
+    now = time.time()
+    worker = {
+        "worker_id": f"{farm.supervisor_id}-w1",
+        "pid": 1,
+        "state": "idle",
+        "in_flight": [],
+        "in_flight_count": 0,
+        "counters": {"succeeded": 1},
+        "rss_bytes": 1,
+        "uptime_s": 1.0,
+        "heartbeat_age_s": 0.1,
+        "rate": None,
+    }
+    return {
+        "type": "snapshot",
+        "supervisor_id": farm.supervisor_id,
+        "host": "host",
+        "pid": 1,
+        "at": now,
+        "started_at": now - 10,
+        "settings": {
+            "queue": farm.queue_name,
+            "min_workers": 2,
+            "max_workers": 2,
+            "concurrency": 16,
+            "heartbeat_interval_s": 0.2,
+        },
+        "desired_workers": 2,
+        "paused": False,
+        "stopping": False,
+        "stopped": False,
+        "workers": [worker],
+        "queue": {"ready": 0, "unacked": 0, "consumers": 2, "dead": 0, "delayed": 0},
+        "completion_rate": 0.0,
+        "enqueue_rate": 0.0,
+        "decisions": [],
+        "failures": [],
+        "recent_jobs": {"succeeded": [], "failed": []},
+        "events": [],
+    }
 
 
 def _shortstr(raw: bytes) -> bytes:
