@@ -321,3 +321,46 @@ async def test_forged_snapshots_do_not_crash_status_nor_hide_a_signed_supervisor
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "supervisor sup-v" in result.stdout
+
+
+async def test_a_header_table_nested_thousands_deep_is_dead_lettered_at_once(
+    farm: Farm,
+) -> None:
+    # Given a worker on a classic queue (no delivery limit to end a redelivery loop)
+    worker = await farm.start_worker(QUEUE_TYPE="classic")
+    configure(
+        driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name, queue_type="classic"
+    )
+
+    # When a message arrives whose header table nests 5,000 levels deep (it fits a frame)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)  # for pamqp to encode it here
+    try:
+        table: dict[str, object] = {}
+        for _ in range(5_000):
+            table = {"a": table}
+        connection = await aio_pika.connect(farm.url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            underlay = await channel.get_underlay_channel()
+            from pamqp.commands import Basic
+
+            await underlay.basic_publish(
+                b"{}",
+                exchange="",
+                routing_key=farm.queue_name,
+                properties=Basic.Properties(headers=table, message_id="deep"),
+            )
+        finally:
+            await connection.close()
+    finally:
+        sys.setrecursionlimit(limit)
+    await queue(farm_jobs.record, str(farm.results), "after")
+
+    # Then it is read and dead-lettered like any garbage, without losing the connection
+    await wait_until(lambda: farm.tags("ran") == ["after"], message="the next job")
+    [letter] = await farm.dead_letters(1)
+    assert letter.message_id == "deep"
+    assert letter.headers[h.DEAD_REASON] == "invalid"
+    assert "channel closed" not in worker.log()
+    assert worker.process.poll() is None
