@@ -12,6 +12,7 @@ import msgspec
 
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm._deep_tables import allow_deep_amqp_tables
 from fast_app.farm.messages import Refusals, decode_snapshot
 from fast_app.farm.printable import printable
 from fast_app.farm.supervisor._broker import publish_command, signing_key_of, verified_body
@@ -69,6 +70,7 @@ class FarmListener:
         """
         import aio_pika
 
+        allow_deep_amqp_tables()
         connect = aio_pika.connect_robust if self._robust else aio_pika.connect
         self._connection = await asyncio.wait_for(
             connect(
