@@ -299,13 +299,17 @@ class Supervisor:
             describe_command(command),
             supervisor_id=self.supervisor_id,
         )
-        limits_changed = await carry_out(
-            command,
-            self._pool,
-            grace_period_s=self.farm.grace_period_s,
-            stopping=self._stopping,
-            request_stop=self.request_stop,
-        )
+        try:
+            limits_changed = await carry_out(
+                command,
+                self._pool,
+                grace_period_s=self.farm.grace_period_s,
+                stopping=self._stopping,
+                request_stop=self.request_stop,
+            )
+        except Exception:  # a command's failure (a spawn that failed) ends only itself
+            logger.exception("supervisor %s: carrying out a command failed", self.supervisor_id)
+            return
         if limits_changed:
             self._next_scale_at = 0.0
         self._next_snapshot_at = 0.0  # show the effect at the next tick
