@@ -10,7 +10,11 @@ finding is collected, and the test fails with all of them at once.
 100,000), ``FAST_APP_FUZZ_SEED`` replays a run (each run prints its seed), and
 ``FAST_APP_FUZZ_TARGETS``, ``FAST_APP_FUZZ_KINDS`` and ``FAST_APP_FUZZ_HEADERS``
 (comma-separated names from ``farm_fuzz``) narrow it down, to find which messages cause a
-failure.
+failure. ``FAST_APP_FUZZ_BROKER_BUGS=1`` also sends what crashes RabbitMQ 3.10 itself
+(see ``FuzzGenerator``).
+
+Each run has a RabbitMQ node of its own: what the broker does with a forged message must
+not reach other tests.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +42,14 @@ from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import get_settings
 from fast_app.farm.status import collect_snapshots
-from fast_app.farm.testing._rabbitmq_node import RabbitMQNode
+from fast_app.farm.testing._rabbitmq_node import RabbitMQNode, rabbitmq_node
 
 MESSAGES = int(os.environ.get("FAST_APP_FUZZ_MESSAGES", "2000"))
 SEED = os.environ.get("FAST_APP_FUZZ_SEED")
 TARGETS = [t for t in os.environ.get("FAST_APP_FUZZ_TARGETS", "").split(",") if t] or None
 KINDS = [k for k in os.environ.get("FAST_APP_FUZZ_KINDS", "").split(",") if k] or None
 HEADERS = [h for h in os.environ.get("FAST_APP_FUZZ_HEADERS", "").split(",") if h] or None
+BROKER_BUGS = os.environ.get("FAST_APP_FUZZ_BROKER_BUGS") == "1"
 SIGNING_KEY = "fuzz-signing-key-0123456789abcdef-0123456789"  # >= 32 characters
 # Publishing takes ~5 ms a message (each confirmed); the farm settles them meanwhile.
 TIMEOUT_S = 300 + MESSAGES * 15 // 1000
@@ -58,20 +63,36 @@ _RECORD = re.compile(
 _TRACEBACK = "Traceback (most recent call last)"
 
 
+@pytest.fixture
+def fuzz_node() -> Iterator[RabbitMQNode | None]:
+    """A private node for one fuzz run; ``None`` when ``RABBITMQ_URL`` names a broker."""
+    if os.environ.get("RABBITMQ_URL"):
+        yield None
+        return
+    with rabbitmq_node() as node:
+        yield node
+
+
+@pytest.fixture
+def rabbitmq_url(fuzz_node: RabbitMQNode | None) -> str:
+    """The broker of the ``farm`` fixture, here the run's own node."""
+    return os.environ["RABBITMQ_URL"] if fuzz_node is None else fuzz_node.url
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(TIMEOUT_S)
 async def test_a_farm_without_a_signing_key_survives_malformed_messages(
-    farm: Farm, rabbitmq_node_session: RabbitMQNode | None
+    farm: Farm, fuzz_node: RabbitMQNode | None
 ) -> None:
-    await _fuzz_the_farm(farm, rabbitmq_node_session, signed=False)
+    await _fuzz_the_farm(farm, fuzz_node, signed=False)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(TIMEOUT_S)
 async def test_a_signed_farm_ignores_unsigned_jobs_commands_and_tombstones(
-    farm: Farm, rabbitmq_node_session: RabbitMQNode | None
+    farm: Farm, fuzz_node: RabbitMQNode | None
 ) -> None:
-    await _fuzz_the_farm(farm, rabbitmq_node_session, signed=True)
+    await _fuzz_the_farm(farm, fuzz_node, signed=True)
 
 
 async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool) -> None:
@@ -133,6 +154,7 @@ async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool)
         targets=TARGETS,
         kinds=KINDS,
         header_kinds=HEADERS,
+        broker_bugs=BROKER_BUGS,
         huge_budget_bytes=min(256, 16 + MESSAGES // 200) * 1024 * 1024,
     )
     topology = Topology.from_settings(get_settings())

@@ -307,6 +307,11 @@ class FuzzGenerator:
         targets: only these targets (default: all).
         kinds: only these body kinds (default: all that suit the farm).
         header_kinds: only these kinds of properties (default: all).
+        broker_bugs: also send an ``x-death`` header that is an array of other things than
+            tables. RabbitMQ 3.10 crashes dead-lettering such a message (a delay queue's
+            TTL, a delivery limit, an expiration); after a few, quorum queues stop
+            dead-lettering on the whole node (``rabbit_fifo_dlx_sup`` gives up), which
+            jams every delay queue. Off by default: no farm code can prevent it.
         huge_budget_bytes: at most this many bytes of huge bodies and tables in a run
             (a long run must not fill the broker's memory).
     """
@@ -319,6 +324,7 @@ class FuzzGenerator:
         targets: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
         header_kinds: Sequence[str] | None = None,
+        broker_bugs: bool = False,
         huge_budget_bytes: int = 128 * 1024 * 1024,
     ) -> None:
         self.seed = seed
@@ -333,6 +339,7 @@ class FuzzGenerator:
             kind for kind in HEADER_KINDS if header_kinds is None or kind in header_kinds
         )
         self._huge_left = huge_budget_bytes
+        self._broker_bugs = broker_bugs
         self._index = 0
         self._body_makers: dict[str, Callable[[], bytes]] = {
             "empty": lambda: b"",
@@ -772,7 +779,8 @@ class FuzzGenerator:
                 ]
             ),
             lambda: snapshot.update(
-                workers=(snapshot.get("workers") or [{}]) * rng.choice((100, 1025))
+                workers=[{**worker, "in_flight": []} for worker in snapshot.get("workers") or [{}]]
+                * rng.choice((100, 1025))
             ),
             lambda: snapshot.update(
                 queue={"ready": 2**53, "unacked": 2**53, "consumers": -1, "dead": None}
@@ -843,8 +851,11 @@ class FuzzGenerator:
         return self._dumps(command)
 
     def _real_job_id(self) -> str:
+        """One of the latest real jobs (drawing the same randomness however many there are,
+        so that a seed replays the same messages)."""
+        made_up, back = self._job_id(), self._rng.randrange(50)
         real = self.farm.real_job_ids
-        return self._rng.choice(real[-50:]) if real else self._job_id()
+        return real[-1 - back % len(real)] if real else made_up
 
     def _tombstone(self, job_id: str) -> dict[str, Any]:
         """A well-formed tombstone, as a supervisor writes it (not signed)."""
@@ -945,6 +956,8 @@ class FuzzGenerator:
         if signature is not None:
             headers = {**(headers or {}), SIGNATURE: signature}
         if headers is not None:
+            self._x_death(headers)
+        if headers is not None:
             headers["x-fuzz-index"] = index
         message_id: Any = f"fuzz-{index}"
         if rng.random() < 0.2:
@@ -961,6 +974,15 @@ class FuzzGenerator:
             correlation_id=rng.choice((None, self._property_text())),
             app_id=rng.choice((None, "fuzz")),
         )
+
+    def _x_death(self, headers: dict[str, Any]) -> None:
+        """Keep an ``x-death`` header one the broker can dead-letter, unless ``broker_bugs``."""
+        value = headers.get("x-death")
+        if self._broker_bugs:
+            if self._rng.random() < 0.05:
+                headers["x-death"] = self._rng.choice((["x-death"], [0.5], [{"n": 1}, 1]))
+        elif isinstance(value, list):
+            headers["x-death"] = [item for item in value if isinstance(item, dict)]
 
     def _key(self) -> str:
         rng = self._rng
@@ -1074,7 +1096,6 @@ class FuzzGenerator:
                 (
                     [{"reason": "expired", "time": dt.datetime(9999, 1, 1, tzinfo=dt.UTC)}],
                     [{"time": "yesterday", "reason": 5}],
-                    ["x-death"],
                     [],
                     "x-death",
                     {"reason": "rejected"},

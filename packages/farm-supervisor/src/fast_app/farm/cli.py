@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fast_app.core.queue.amqp import guard_table_depth
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings, configure, get_settings
-from fast_app.farm._deep_tables import allow_deep_amqp_tables
 from fast_app.farm._logging import configure_logging
 from fast_app.farm.dead_letters import add_dlq_parser, run_dlq
 from fast_app.farm.errors import FarmConfigurationError
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fast-app`` console script."""
-    allow_deep_amqp_tables()
+    guard_table_depth()
     options = build_parser().parse_args(argv)
     if options.command == "worker":
         return _run_worker(options)

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from fast_app.core.queue.amqp import Topology
+from fast_app.core.queue.amqp import Topology, guard_table_depth
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm._deep_tables import allow_deep_amqp_tables
 from fast_app.farm.messages import Refusals, decode_snapshot
 from fast_app.farm.printable import printable
 from fast_app.farm.supervisor._broker import publish_command, signing_key_of, verified_body
@@ -70,7 +69,7 @@ class FarmListener:
         """
         import aio_pika
 
-        allow_deep_amqp_tables()
+        guard_table_depth()
         connect = aio_pika.connect_robust if self._robust else aio_pika.connect
         self._connection = await asyncio.wait_for(
             connect(

@@ -16,10 +16,9 @@ import socket
 import time
 from pathlib import Path
 
-from fast_app.core.queue.amqp import Publisher, Topology
+from fast_app.core.queue.amqp import Publisher, Topology, guard_table_depth
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm._deep_tables import allow_deep_amqp_tables
 from fast_app.farm.messages import (
     IN_FLIGHT_LISTED,
     Drain,
@@ -162,7 +161,7 @@ class Worker:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (then drain) or a hard timeout; return the exit code."""
-        allow_deep_amqp_tables()
+        guard_table_depth()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
