@@ -13,8 +13,9 @@ import msgspec
 from fast_app.core.queue.amqp import Topology, guard_table_depth
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Refusals, decode_snapshot
+from fast_app.farm.messages.edge import decode_at_edge
 from fast_app.farm.printable import printable
-from fast_app.farm.supervisor._broker import publish_command, signing_key_of, verified_body
+from fast_app.farm.supervisor._broker import publish_command, signing_key_of
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
@@ -92,16 +93,16 @@ class FarmListener:
         await listener.consume(self._receive, no_ack=True)
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
-        try:
-            body = verified_body("snapshot", message, self._key)
-            if body is None:
-                self.refusals.refuse("snapshot", "unsigned")
-                return
-            snapshot = decode_snapshot(body)
-        except Exception as error:  # an edge: nothing a message holds passes it
-            self.refusals.refuse("snapshot", "malformed", f"{type(error).__name__}: {error}")
-            return
-        self._on_snapshot(msgspec.to_builtins(snapshot))
+        snapshot = decode_at_edge(
+            "snapshot",
+            message.body,
+            message.headers,
+            key=self._key,
+            decode=decode_snapshot,
+            refusals=self.refusals,
+        )
+        if snapshot is not None:
+            self._on_snapshot(msgspec.to_builtins(snapshot))
 
     @property
     def connected(self) -> bool:

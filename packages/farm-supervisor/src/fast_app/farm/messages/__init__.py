@@ -25,7 +25,8 @@ from fast_app.farm.messages.control import (
     describe_command,
     encode_command,
 )
-from fast_app.farm.messages.refusals import Refusals
+from fast_app.farm.messages.edge import decode_at_edge
+from fast_app.farm.messages.refusals import Reason, Refusals
 from fast_app.farm.messages.snapshots import (
     Snapshot,
     decode_snapshot,
@@ -70,6 +71,7 @@ __all__ = [
     "MessageKind",
     "Pause",
     "PauseFarm",
+    "Reason",
     "Refusals",
     "RestartWorker",
     "Resume",
@@ -82,6 +84,7 @@ __all__ = [
     "WorkerCommand",
     "WorkerCounters",
     "command_from_dict",
+    "decode_at_edge",
     "decode_command",
     "decode_heartbeat",
     "decode_snapshot",

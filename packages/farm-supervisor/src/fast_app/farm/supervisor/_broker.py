@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology
 from fast_app.core.queue.amqp.headers import SIGNATURE
@@ -28,15 +28,17 @@ from fast_app.farm.messages import (
     encode_tombstone,
     message_signature,
     new_tombstone,
-    signed_by,
 )
+from fast_app.farm.messages.edge import decode_at_edge
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-__all__ = ["QueueDepth", "SupervisorBroker", "publish_command", "signing_key_of", "verified_body"]
+__all__ = ["QueueDepth", "SupervisorBroker", "publish_command", "signing_key_of"]
 
 logger = logging.getLogger("fast_app.farm.supervisor")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +58,6 @@ def signing_key_of(settings: QueueSettings) -> bytes | None:
     """The farm's signing key (``ASYNC_FARM_SIGNING_KEY``) as bytes, if set."""
     key = settings.signing_key
     return None if key is None else key.get_secret_value().encode()
-
-
-def verified_body(
-    kind: MessageKind, message: AbstractIncomingMessage, key: bytes | None
-) -> bytes | None:
-    """The body of a control-plane message, or ``None`` when a key is set and the
-    message is not signed with it."""
-    body = message.body
-    if key is not None and not signed_by(kind, body, (message.headers or {}).get(SIGNATURE), key):
-        return None
-    return body
 
 
 def _signed_message(kind: MessageKind, body: bytes, key: bytes | None, **properties: Any) -> Any:
@@ -182,43 +173,45 @@ class SupervisorBroker:
             return channel
 
     async def _receive_command(self, message: AbstractIncomingMessage) -> None:
-        try:
-            body = verified_body("command", message, self._key)
-            if body is None:
-                self._refusals.refuse("command", "unsigned")
-                return
-            command = decode_command(body)
-            refusal = self._gate.refusal(command, time.time())
-            if refusal is not None:
-                self._refusals.refuse("command", *refusal)
-                return
-            self._on_command(command)
-        except Exception as error:  # an edge: nothing a message holds passes it
-            self._refusals.refuse("command", "malformed", f"{type(error).__name__}: {error}")
+        command = self._decoded("command", message, decode_command)
+        if command is None:
+            return
+        refusal = self._gate.refusal(command, time.time())
+        if refusal is not None:
+            self._refusals.refuse("command", *refusal)
+            return
+        self._deliver(self._on_command, command)
 
     async def _receive_tombstone(self, message: AbstractIncomingMessage) -> None:
-        if self._on_tombstone is None:
-            return
-        try:
-            body = verified_body("tombstone", message, self._key)
-            if body is None:
-                self._refusals.refuse("tombstone", "unsigned")
-                return
-            self._on_tombstone(decode_tombstone(body))
-        except Exception as error:
-            self._refusals.refuse("tombstone", "malformed", f"{type(error).__name__}: {error}")
+        if self._on_tombstone is not None:
+            tombstone = self._decoded("tombstone", message, decode_tombstone)
+            if tombstone is not None:
+                self._deliver(self._on_tombstone, tombstone)
 
     async def _receive_snapshot(self, message: AbstractIncomingMessage) -> None:
-        if self._on_snapshot is None:
-            return
+        if self._on_snapshot is not None:
+            snapshot = self._decoded("snapshot", message, decode_snapshot)
+            if snapshot is not None:
+                self._deliver(self._on_snapshot, snapshot)
+
+    def _decoded(
+        self, kind: MessageKind, message: AbstractIncomingMessage, decode: Callable[[bytes], T]
+    ) -> T | None:
+        return decode_at_edge(
+            kind,
+            message.body,
+            message.headers,
+            key=self._key,
+            decode=decode,
+            refusals=self._refusals,
+        )
+
+    @staticmethod
+    def _deliver(handler: Callable[[T], None], message: T) -> None:
         try:
-            body = verified_body("snapshot", message, self._key)
-            if body is None:
-                self._refusals.refuse("snapshot", "unsigned")
-                return
-            self._on_snapshot(decode_snapshot(body))
-        except Exception as error:
-            self._refusals.refuse("snapshot", "malformed", f"{type(error).__name__}: {error}")
+            handler(message)
+        except Exception:  # the handler's bug: logged, and the consumer goes on
+            logger.exception("handling a farm message failed")
 
     async def depth(self) -> QueueDepth:
         """Ready messages and consumers of the jobs queue."""

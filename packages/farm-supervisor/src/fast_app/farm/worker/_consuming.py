@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fast_app.core.queue.amqp import Topology
-from fast_app.core.queue.amqp.headers import SIGNATURE
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.messages import Refusals, decode_tombstone, signed_by
+from fast_app.farm.messages import Refusals, decode_tombstone
+from fast_app.farm.messages.edge import decode_at_edge
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._deliveries import Deliveries
 from fast_app.farm.worker._exit import EXIT_OK, exit_now
@@ -301,18 +301,16 @@ class JobConsumer:
 
     async def _on_tombstone(self, message: AbstractIncomingMessage) -> None:
         # An edge: anyone who may publish to the exchange can send anything here.
-        try:
-            body = message.body
-            if self._signing_key is not None and not signed_by(
-                "tombstone", body, (message.headers or {}).get(SIGNATURE), self._signing_key
-            ):
-                self._refusals.refuse("tombstone", "unsigned")
-                return
-            tombstone = decode_tombstone(body)
-        except Exception as error:
-            self._refusals.refuse("tombstone", "malformed", f"{type(error).__name__}: {error}")
-            return
-        self._tombstones.add(tombstone.job_id, tombstone.reason, tombstone.worker)
+        tombstone = decode_at_edge(
+            "tombstone",
+            message.body,
+            message.headers,
+            key=self._signing_key,
+            decode=decode_tombstone,
+            refusals=self._refusals,
+        )
+        if tombstone is not None:
+            self._tombstones.add(tombstone.job_id, tombstone.reason, tombstone.worker)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aio-pika calls this in a task of its own for each delivery: the job runs right

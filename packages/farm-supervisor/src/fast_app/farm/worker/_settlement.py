@@ -16,11 +16,17 @@ import msgspec
 from fast_app.core.queue.amqp import Publisher, Topology
 from fast_app.core.queue.envelope import JobEnvelope, encode_envelope
 from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
-from fast_app.core.queue.retry import retry_delay_s
+from fast_app.core.queue.retry import (
+    DeadLetter,
+    Done,
+    RetryDecision,
+    decide_after_failure,
+    decide_after_run,
+)
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import JobObservation, queue_metrics, trace_headers
 from fast_app.farm.printable import printable
-from fast_app.farm.worker._dead_letters import DeadReason, dead_letter
+from fast_app.farm.worker._dead_letters import dead_letter
 from fast_app.farm.worker._state import WorkerCounters
 
 if TYPE_CHECKING:
@@ -81,19 +87,16 @@ class Settlement:
         status = outcome.status
         if status is JobStatus.SUCCEEDED:
             self.counters.succeeded += 1
-            await self.ack(message, envelope.id)
-            return SUCCEEDED
-        if status is JobStatus.INVALID:
+        elif status is JobStatus.INVALID:
             self.counters.invalid += 1
-            await self.dead_letter(
-                message, DeadReason.INVALID, outcome.error, envelope.attempt, observation
-            )
-            return DEAD_LETTERED
-        if status is JobStatus.SOFT_TIMEOUT:
-            self.counters.soft_timeouts += 1
-        self.counters.failed += 1
-        reason = DeadReason.SOFT_TIMEOUT if status is JobStatus.SOFT_TIMEOUT else DeadReason.FAILED
-        return await self.retry_or_bury(message, envelope, reason, outcome.error, observation)
+        else:
+            if status is JobStatus.SOFT_TIMEOUT:
+                self.counters.soft_timeouts += 1
+            self.counters.failed += 1
+        decision = decide_after_run(
+            status, envelope, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
+        )
+        return await self._carry_out(message, envelope, decision, outcome.error, observation)
 
     async def retry_or_bury(
         self,
@@ -105,18 +108,33 @@ class Settlement:
     ) -> str:
         """Publish a retry after backoff if retries remain, else a dead letter; then ack.
 
+        For failures that have no ``JobStatus`` (a hard timeout, mostly).
+
         Returns:
             ``retried`` or ``dead_lettered``.
         """
-        detail = f"{error.type}: {error.message}" if error else reason
-        if envelope.attempt > envelope.options.retries:
-            await self.dead_letter(message, reason, error, envelope.attempt, observation)
-            return DEAD_LETTERED
-        backoff = retry_delay_s(
-            envelope.attempt, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
+        decision = decide_after_failure(
+            reason, envelope, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
         )
+        return await self._carry_out(message, envelope, decision, error, observation)
+
+    async def _carry_out(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: JobEnvelope,
+        decision: RetryDecision,
+        error: JobError | None,
+        observation: JobObservation | None,
+    ) -> str:
+        """Ack, publish the retry or store the dead letter that ``decision`` asks for."""
+        if isinstance(decision, Done):
+            await self.ack(message, envelope.id)
+            return SUCCEEDED
+        if isinstance(decision, DeadLetter):
+            await self.dead_letter(message, decision.reason, error, decision.attempts, observation)
+            return DEAD_LETTERED
         retry = msgspec.structs.replace(
-            envelope, attempt=envelope.attempt + 1, not_before=time.time() + backoff
+            envelope, attempt=decision.attempt, not_before=time.time() + decision.delay_s
         )
         # The retry's run continues this run's trace (or, untraced here, the producer's).
         headers = observation.retry_headers() if observation is not None else None
@@ -133,11 +151,11 @@ class Settlement:
             envelope.id,
             envelope.function,
             envelope.attempt,
-            reason,
-            detail,
+            decision.reason,
+            f"{error.type}: {error.message}" if error else decision.reason,
             envelope.attempt,
             envelope.options.retries,
-            backoff,
+            decision.delay_s,
         )
         await self.ack(message, envelope.id)
         return RETRIED
