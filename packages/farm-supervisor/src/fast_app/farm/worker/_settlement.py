@@ -17,7 +17,7 @@ from fast_app.core.queue.amqp import Publisher, Topology
 from fast_app.core.queue.envelope import JobEnvelope, encode_envelope
 from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
 from fast_app.core.queue.retry import (
-    DeadLetter,
+    Bury,
     Done,
     RetryDecision,
     decide_after_failure,
@@ -130,7 +130,7 @@ class Settlement:
         if isinstance(decision, Done):
             await self.ack(message, envelope.id)
             return SUCCEEDED
-        if isinstance(decision, DeadLetter):
+        if isinstance(decision, Bury):
             await self.dead_letter(message, decision.reason, error, decision.attempts, observation)
             return DEAD_LETTERED
         retry = msgspec.structs.replace(

@@ -12,7 +12,7 @@ from fast_app.core.queue.drivers.base import Submission
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.handle import Job, JobOutcome, JobStatus
-from fast_app.core.queue.retry import retry_delay_s
+from fast_app.core.queue.retry import Retry, decide_after_run
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import SYSTEM_IN_PROCESS, JobObservation, active, observe_job
 
@@ -65,32 +65,28 @@ class SyncDriver:
                 outcome = await run_job(submission.spec, envelope, inline=True)
             else:
                 outcome = await self._run_observed(submission, envelope, observation)
-            # As on workers: a job that raised or passed its soft timeout is retried.
-            retry = (
-                outcome.status in (JobStatus.FAILED, JobStatus.SOFT_TIMEOUT)
-                and envelope.attempt <= envelope.options.retries
+            # The same decision as on workers; a dead letter here is only the final outcome.
+            decision = decide_after_run(
+                outcome.status, envelope, base_s=self._retry_base_s, cap_s=self._retry_cap_s
             )
             if observation is not None:
-                if retry:
+                if isinstance(decision, Retry):
                     observation.retried()
                 observation.end()
-            if not retry:
+            if not isinstance(decision, Retry):
                 break
-            backoff = retry_delay_s(
-                envelope.attempt, base_s=self._retry_base_s, cap_s=self._retry_cap_s
-            )
             logger.warning(
                 "job %s (%s) failed on attempt %d, retrying in %.2fs: %s",
                 envelope.id,
                 envelope.function,
                 envelope.attempt,
-                backoff,
+                decision.delay_s,
                 outcome.error.message if outcome.error else "",
                 extra={"job_id": envelope.id, "job_function": envelope.function},
             )
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(decision.delay_s)
             due_at = time.time()
-            envelope = msgspec.structs.replace(envelope, attempt=envelope.attempt + 1)
+            envelope = msgspec.structs.replace(envelope, attempt=decision.attempt)
         self._report(envelope.id, envelope.function, outcome)
         return Job(envelope.id, envelope.function, self.name, outcome)
 
