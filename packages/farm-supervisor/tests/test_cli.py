@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.config_reference import render_reference
+from fast_app.farm.cli.config_reference import render_reference
 from fast_app.farm.settings import FarmSettings
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"

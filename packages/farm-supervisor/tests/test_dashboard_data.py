@@ -18,6 +18,7 @@ from fast_app.core.queue.envelope import JobEnvelope, JobOptions
 from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.cli import main
+from fast_app.farm.listener import FarmListener, collect_snapshots
 from fast_app.farm.messages import (
     EndedJob,
     InFlightEntry,
@@ -26,7 +27,6 @@ from fast_app.farm.messages import (
     encode_snapshot,
 )
 from fast_app.farm.settings import FarmSettings
-from fast_app.farm.status import FarmListener, collect_snapshots
 from fast_app.farm.supervisor import Supervisor
 from fast_app.farm.supervisor._snapshot import IN_FLIGHT_LISTED
 from fast_app.farm.supervisor._workers import WorkerProcess
@@ -289,14 +289,17 @@ async def test_impossible_limits_are_refused(farm: Farm) -> None:
 def test_without_the_dashboard_tui_and_top_say_how_to_install_it(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import importlib.util
+    # Given no dashboard registered under the entry-point group fast-app-farm-tui fills.
+    import importlib.metadata
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "fast_app.farm_tui" else real(name, *args),
-    )
+    real = importlib.metadata.entry_points
+
+    def without_dashboards(**params: Any) -> importlib.metadata.EntryPoints:
+        if params.get("group") == "fast_app.farm.dashboards":
+            return importlib.metadata.EntryPoints(())
+        return real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", without_dashboards)
 
     assert main(command) == 2
     assert "pip install fast-app-farm-tui" in capsys.readouterr().err

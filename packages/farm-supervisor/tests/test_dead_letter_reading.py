@@ -10,7 +10,8 @@ import pytest
 
 from fast_app.core.queue import JobEnvelope, JobOptions, encode_envelope
 from fast_app.core.queue.amqp import headers as h
-from fast_app.farm._dead_letters_broker import DeadLetter, read_dead_letter
+from fast_app.farm.dead_letters import DeadLetter
+from fast_app.farm.dead_letters._broker import read_dead_letter
 
 
 @dataclass

@@ -22,12 +22,8 @@ from fast_app.core.queue import JobEnvelope, JobOptions, configure, encode_envel
 from fast_app.core.queue.amqp import Topology, sign
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.settings import get_settings
-from fast_app.farm.dead_letters import (
-    add_dlq_parser,
-    list_dead_letters,
-    requeue_dead_letters,
-    run_dlq,
-)
+from fast_app.farm.cli.dlq import add_dlq_parser, run_dlq
+from fast_app.farm.dead_letters import list_dead_letters, requeue_dead_letters
 
 T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
 TRACEBACK = (

@@ -20,15 +20,14 @@ from fast_app.core.queue import JobEnvelope, JobOptions, configure, encode_envel
 from fast_app.core.queue.amqp import Topology, sign
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.settings import get_settings
-from fast_app.farm import _dead_letters_broker
+from fast_app.farm.cli.dlq import add_dlq_parser, run_dlq
 from fast_app.farm.dead_letters import (
     AmbiguousJobIdError,
-    add_dlq_parser,
     find_dead_letter,
     list_dead_letters,
     requeue_dead_letters,
-    run_dlq,
 )
+from fast_app.farm.dead_letters import _broker as _dead_letters_broker
 
 KEY = "dlq-hardening-signing-key-0123456789abcdef"  # signing keys have 32 bytes or more
 NEVER_SIGNED = (

@@ -12,7 +12,7 @@ from farm_testkit import Farm, pid_alive, start_supervisor, wait_until
 
 from fast_app.core.queue import queue
 from fast_app.core.queue.amqp import headers as h
-from fast_app.farm.status import collect_snapshots
+from fast_app.farm.listener import collect_snapshots
 
 
 async def test_it_starts_min_workers_that_report_heartbeats(farm: Farm) -> None:

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.farm.status import FarmListener
+from fast_app.farm.listener import FarmListener
 from fast_app.farm_tui._dead_letter_ops import BrokerDeadLetters
 from fast_app.farm_tui._loop_thread import LoopThread
 from fast_app.farm_tui._output import OutputCapture

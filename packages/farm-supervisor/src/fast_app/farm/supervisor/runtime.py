@@ -35,7 +35,7 @@ from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._commands import carry_out
 from fast_app.farm.supervisor._events import EventLog
-from fast_app.farm.supervisor._hard_timeouts import FarmTombstones, HardTimeoutEnforcer
+from fast_app.farm.supervisor._hard_timeout_kills import FarmTombstones, HardTimeoutEnforcer
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor._scaling_feed import ScalingFeed

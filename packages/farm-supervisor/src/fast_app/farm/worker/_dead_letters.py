@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
     from pamqp.commands import Basic
 
-__all__ = ["DeadReason", "dead_letter", "summarize_headers"]
+__all__ = ["dead_letter", "summarize_headers"]
 
 _TRACEBACK_LIMIT = 16_000
 _ERROR_LIMIT = 4_000
@@ -35,18 +35,6 @@ _TRACE_HEADER_LIMIT = 8_192  # W3C baggage's own limit
 _SUMMARY_NAMES = 20
 _SUMMARY_NAME_WIDTH = 64
 _SHORT_LIMIT = 255  # AMQP short strings (message id, type)
-
-
-class DeadReason:
-    """Why a job was dead-lettered (the ``x-fast-app-dead-reason`` header)."""
-
-    FAILED = "failed"
-    SOFT_TIMEOUT = "soft_timeout"
-    HARD_TIMEOUT = "hard_timeout"
-    CONSUMER_TIMEOUT = "consumer_timeout"
-    INVALID = "invalid"
-    NOT_ALLOWED = "not_allowed"
-    BAD_SIGNATURE = "bad_signature"
 
 
 def dead_letter(

@@ -32,9 +32,9 @@ from fast_app.core.queue.telemetry import (
     active,
     observe_job,
 )
+from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.errors import JobImportError
 from fast_app.farm.worker._allow_list import AllowList
-from fast_app.farm.worker._dead_letters import DeadReason
 from fast_app.farm.worker._settlement import Settlement
 from fast_app.farm.worker._state import InFlightJob, RecentJobs, WorkerCounters
 from fast_app.farm.worker._supervision import SupervisorLink

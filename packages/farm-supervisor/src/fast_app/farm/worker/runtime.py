@@ -35,7 +35,7 @@ from fast_app.farm.worker._app import load_application, run_hooks
 from fast_app.farm.worker._consuming import JobConsumer
 from fast_app.farm.worker._deliveries import Deliveries
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, EXIT_OK, EXIT_STARTUP_FAILED
-from fast_app.farm.worker._hard_timeout import HardTimeouts
+from fast_app.farm.worker._own_hard_timeout import HardTimeouts
 from fast_app.farm.worker._settlement import Settlement
 from fast_app.farm.worker._state import (
     InFlightJob,

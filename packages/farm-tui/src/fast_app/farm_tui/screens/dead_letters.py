@@ -2,7 +2,7 @@
 
 The list is read when the screen first shows and on ``u``, not on every refresh: reading
 takes each dead letter and gives it back, which a quorum queue counts as a delivery (see
-``fast_app.farm._dead_letters_broker``). The snapshots' dead count says when the list is
+``fast_app.farm.dead_letters._broker``). The snapshots' dead count says when the list is
 behind.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.telemetry import FailureReason
-from fast_app.farm.worker._dead_letters import DeadReason
+from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, exit_now
 from fast_app.farm.worker._settlement import Settlement
 from fast_app.farm.worker._state import InFlightJob, WorkerCounters

@@ -1,4 +1,4 @@
-"""How ``fast-app dlq`` shows dead letters: one line each, a full report, or JSON.
+"""How dead letters are shown (``fast-app dlq``): one line each, a full report, or JSON.
 
 Everything a dead letter says comes from whoever published it: every text shown on a
 terminal goes through ``printable`` (JSON needs nothing more: ``json.dumps`` escapes
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fast_app.farm.printable import printable
 
 if TYPE_CHECKING:
-    from fast_app.farm.dead_letters import DeadLetter
+    from fast_app.farm.dead_letters.letter import DeadLetter
 
 __all__ = ["as_json", "details", "summary_line"]
 

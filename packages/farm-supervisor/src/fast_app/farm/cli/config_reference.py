@@ -1,19 +1,47 @@
 """The configuration reference (``docs/configuration.md``), rendered from the settings classes.
 
 ``fast-app config-reference`` prints it; a test checks that the committed file matches,
-so the reference cannot drift from the code.
+so the reference cannot drift from the code. The flags are read from the ``work`` and
+``worker`` parsers themselves (their modules, not the whole ``fast-app`` parser, which
+imports this one).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.cli.work import add_work_parser
+from fast_app.farm.cli.worker import add_worker_parser
 from fast_app.farm.settings import FarmSettings
 
-__all__ = ["command_flags", "render_reference"]
+__all__ = [
+    "add_config_reference_parser",
+    "command_flags",
+    "render_reference",
+    "run_config_reference",
+]
+
+#: The commands whose flags the reference lists, and how each adds its parser.
+_COMMANDS: dict[str, Callable[[Any], None]] = {
+    "work": add_work_parser,
+    "worker": add_worker_parser,
+}
+
+
+def add_config_reference_parser(commands: Any) -> None:
+    """Add ``config-reference`` to the ``fast-app`` parser."""
+    commands.add_parser("config-reference", help="print the configuration reference (Markdown)")
+
+
+def run_config_reference(options: argparse.Namespace) -> int:
+    """Print the reference; the exit code."""
+    print(render_reference(), end="")
+    return 0
 
 
 def _variable_of(destination: str, settings: dict[str, str]) -> str | None:
@@ -25,13 +53,12 @@ def _variable_of(destination: str, settings: dict[str, str]) -> str | None:
 
 def command_flags(command: str) -> dict[str, str]:
     """Variable -> flag of one ``fast-app`` command, read from its parser (never drifts)."""
-    from fast_app.farm.cli import build_parser
-
     farm_variables = {
         name: (field.description or "").partition(": ")[0]
         for name, field in FarmSettings.model_fields.items()
     }
-    parser = build_parser()
+    parser = argparse.ArgumentParser(prog="fast-app")
+    _COMMANDS[command](parser.add_subparsers(dest="command", required=True))
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             subcommand = action.choices[command]

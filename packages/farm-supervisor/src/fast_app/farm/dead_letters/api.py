@@ -1,67 +1,51 @@
-"""Inspect and replay dead letters: ``fast-app dlq list|show|requeue|purge``.
+"""The dead-letter API: list, find, count, requeue and purge dead letters.
 
-The async functions are the API (for scripts and the TUI); ``add_dlq_parser`` and
-``run_dlq`` put a command line on them.
+For scripts and the dashboard; ``fast_app.farm.cli.dlq`` puts the ``fast-app dlq``
+command line on it.
 
-Reading is non-destructive (see ``_dead_letters_broker``): only ``requeue`` and ``purge``
-remove dead letters. A dead letter held by another ``dlq`` command at that moment is not
-seen. A dead letter that cannot be read at all is passed over and reported by its
-position in the queue; it never stops the others from being read.
+Reading is non-destructive (see ``fast_app.farm.dead_letters._broker``): only
+``requeue_dead_letters`` and ``purge_dead_letters`` remove dead letters. A dead letter
+held by another reader at that moment is not seen. A dead letter that cannot be read at
+all is passed over and reported by its position in the queue; it never stops the others
+from being read.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import heapq
-import json
 import logging
 import math
-import sys
-import textwrap
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import msgspec
-from pydantic import ValidationError
 
 from fast_app.core.queue.amqp import Publisher, Topology
 from fast_app.core.queue.envelope import encode_envelope
-from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
-from fast_app.core.queue.settings import QueueSettings, get_settings
+from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import trace_headers
-from fast_app.farm import _dead_letters_format as fmt
-from fast_app.farm._dead_letters_broker import (
-    DeadLetter,
-    TakenDeadLetter,
-    open_dead_letters,
-)
+from fast_app.farm.dead_letters._broker import TakenDeadLetter, open_dead_letters
+from fast_app.farm.dead_letters.letter import DeadLetter
+from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.errors import FarmError
 from fast_app.farm.printable import printable
-from fast_app.farm.worker._dead_letters import DeadReason
 
 __all__ = [
     "MIN_PREFIX_LENGTH",
     "AmbiguousJobIdError",
-    "DeadLetter",
     "ForcedRequeue",
+    "OnUnreadable",
     "RequeueReport",
     "SkippedDeadLetter",
-    "add_dlq_parser",
     "count_dead_letters",
     "find_dead_letter",
     "list_dead_letters",
     "purge_dead_letters",
     "requeue_dead_letters",
-    "run_dlq",
 ]
 
-logger = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+# The name the module had before it became a package: logging set up for it still applies.
+logger = logging.getLogger("fast_app.farm.dead_letters")
 
 #: Shortest job id prefix that ``show`` and ``requeue`` look up (when asked to).
 MIN_PREFIX_LENGTH = 6
@@ -446,229 +430,3 @@ async def purge_dead_letters(settings: QueueSettings) -> int:
     """
     async with open_dead_letters(settings) as dead:
         return await dead.purge()
-
-
-# -- command line ---------------------------------------------------------------------
-
-
-def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``dlq`` and its commands to the ``fast-app`` parser (run them with ``run_dlq``)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--queue", dest="queue_name", metavar="NAME", help="jobs queue (default: QUEUE_NAME)"
-    )
-    dlq = commands.add_parser(
-        "dlq",
-        help="inspect and replay dead-lettered jobs",
-        description=(
-            "Dead letters of the jobs queue (<queue>.dead). The broker comes from "
-            "RABBITMQ_URL, the queue from QUEUE_NAME or --queue."
-        ),
-    )
-    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
-    listing = actions.add_parser(
-        "list", parents=[common], help="one line per dead letter, oldest first (removes none)"
-    )
-    listing.add_argument("--limit", type=_positive, metavar="N", help="the N oldest only")
-    listing.add_argument("--json", action="store_true", help="a JSON array with every field")
-    show = actions.add_parser(
-        "show", parents=[common], help="everything about one dead letter (removes none)"
-    )
-    show.add_argument(
-        "job_id", metavar="JOB_ID", help=f"a job id, or a unique prefix of {MIN_PREFIX_LENGTH}+"
-    )
-    show.add_argument("--json", action="store_true", help="a JSON object with every field")
-    requeue = actions.add_parser(
-        "requeue",
-        parents=[common],
-        help="put dead letters back into the jobs queue, from attempt 1",
-        description=(
-            "Requeue the given jobs (ids, or unique prefixes of "
-            f"{MIN_PREFIX_LENGTH}+ characters), or every dead letter with --all. With "
-            "ASYNC_FARM_SIGNING_KEY set, only jobs known to have been signed with it."
-        ),
-    )
-    requeue.add_argument("job_ids", nargs="*", metavar="JOB_ID")
-    requeue.add_argument("--all", dest="requeue_all", action="store_true", help="all of them")
-    requeue.add_argument(
-        "--force",
-        action="store_true",
-        help=(
-            "also requeue jobs never signed with ASYNC_FARM_SIGNING_KEY or dead-lettered "
-            "for a wrong signature (they will run: trust them first)"
-        ),
-    )
-    purge = actions.add_parser("purge", parents=[common], help="delete every dead letter")
-    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-
-
-def run_dlq(options: argparse.Namespace) -> int:
-    """Run the ``dlq`` command parsed into ``options``; return the exit code.
-
-    0 on success; 1 when a dead letter asked for is missing or stays, when a job id
-    prefix is ambiguous (or the purge was not confirmed); 2 for bad arguments or
-    settings, and when the broker is unreachable.
-    """
-    try:
-        settings = get_settings()
-        if options.queue_name is not None:
-            settings = _with_queue_name(settings, options.queue_name)
-        with _quiet_client_logs():
-            return _COMMANDS[options.dlq_command](settings, options)
-    except AmbiguousJobIdError as error:
-        _fail(str(error))
-        return EXIT_FAILED
-    except (QueueConfigurationError, QueueUnavailableError) as error:
-        _fail(str(error))
-        return EXIT_USAGE
-
-
-def _list_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    letters = asyncio.run(
-        list_dead_letters(settings, limit=options.limit, on_unreadable=_note_unreadable)
-    )
-    if options.json:
-        print(_json_array(letters))
-    elif not letters:
-        print(f"no dead letters in {_dead(settings)}")
-    for letter in [] if options.json else letters:
-        print(fmt.summary_line(letter))
-    return EXIT_OK
-
-
-def _show_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    letter = asyncio.run(
-        find_dead_letter(settings, options.job_id, prefix=True, on_unreadable=_note_unreadable)
-    )
-    if letter is None:
-        _fail(f"no dead letter of job {printable(options.job_id)} in {_dead(settings)}")
-        return EXIT_FAILED
-    if not options.json:
-        print(fmt.details(letter))
-    elif (shown := _json_object(letter)) is not None:
-        print(shown)
-    else:
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _requeue_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    if options.requeue_all == bool(options.job_ids):
-        _fail("requeue: give JOB_ID... or --all (one of them)")
-        return EXIT_USAGE
-    job_ids = None if options.requeue_all else options.job_ids
-    report = asyncio.run(
-        requeue_dead_letters(settings, job_ids, force=options.force, prefixes=True)
-    )
-    for job_id in report.requeued:
-        print(f"requeued {printable(job_id)}")
-    for forced in report.forced:
-        _fail(f"WARNING: --force requeued {printable(forced.job_id)}: {forced.reason}")
-    for job_id in report.duplicates_removed:
-        print(f"removed a duplicate dead letter of {printable(job_id)}")
-    for skipped in report.skipped:
-        job = "(no job id)" if skipped.job_id is None else printable(skipped.job_id)
-        print(f"skipped {job}: {printable(skipped.reason)}; left in place")
-    for unreadable in report.unreadable:
-        _note_unreadable(unreadable)
-    for job_id in report.not_found:
-        print(f"not found {printable(job_id)}")
-    unreadable_count = f", {len(report.unreadable)} unreadable" if report.unreadable else ""
-    print(
-        f"{len(report.requeued)} requeued, {len(report.skipped)} skipped, "
-        f"{len(report.not_found)} not found{unreadable_count}"
-    )
-    return EXIT_OK if report.complete else EXIT_FAILED
-
-
-def _purge_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    dead = _dead(settings)
-    if not options.yes:
-        count = asyncio.run(count_dead_letters(settings))
-        if count == 0:
-            print(f"no dead letters in {dead}")
-            return EXIT_OK
-        if not sys.stdin.isatty():
-            _fail(f"not purging {count} dead letters from {dead}: confirm with --yes")
-            return EXIT_FAILED
-        print(f"Purge {count} dead letters from {dead}? [y/N] ", end="", flush=True)
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in {"y", "yes"}:
-            print("nothing purged")
-            return EXIT_FAILED
-    purged = asyncio.run(purge_dead_letters(settings))
-    print(f"purged {purged} dead letters from {dead}")
-    return EXIT_OK
-
-
-_COMMANDS: dict[str, Callable[[QueueSettings, argparse.Namespace], int]] = {
-    "list": _list_command,
-    "show": _show_command,
-    "requeue": _requeue_command,
-    "purge": _purge_command,
-}
-
-
-def _with_queue_name(settings: QueueSettings, name: str) -> QueueSettings:
-    # A validated copy rather than configure(): --queue changes this command only, and
-    # keeps settings given in code (tests, a TUI) instead of re-reading the environment.
-    try:
-        return QueueSettings.model_validate({**dict(settings), "name": name})
-    except ValidationError as error:
-        problem = error.errors()[0]["msg"]
-        raise QueueConfigurationError(f"--queue {name!r}: {problem}") from None
-
-
-def _dead(settings: QueueSettings) -> str:
-    return Topology.from_settings(settings).dead
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _fail(message: str) -> None:
-    print(f"fast-app dlq: {message}", file=sys.stderr)
-
-
-def _note_unreadable(skipped: SkippedDeadLetter) -> None:
-    _fail(f"skipped dead letter #{skipped.position}: {printable(skipped.reason)}")
-
-
-def _json_object(letter: DeadLetter) -> str | None:
-    """``letter`` as indented JSON; ``None`` after saying why it cannot be."""
-    try:
-        return json.dumps(fmt.as_json(letter), indent=2)
-    except (RecursionError, ValueError, TypeError) as error:
-        # Arguments nested about as deep as the decoder goes may be too deep for json.
-        job = printable(letter.job_id or "(no job id)")
-        _fail(f"skipped dead letter of job {job}: cannot be shown as JSON ({type(error).__name__})")
-        return None
-
-
-def _json_array(letters: list[DeadLetter]) -> str:
-    """A JSON array of the dead letters that can be written as JSON (one by one)."""
-    shown = [item for letter in letters if (item := _json_object(letter)) is not None]
-    if not shown:
-        return "[]"
-    return "[\n" + ",\n".join(textwrap.indent(item, "  ") for item in shown) + "\n]"
-
-
-@contextlib.contextmanager
-def _quiet_client_logs() -> Iterator[None]:
-    # aiormq logs each failed connection attempt itself; the command says it once, plainly.
-    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-# -- broker access ------------------------------------------------------------------

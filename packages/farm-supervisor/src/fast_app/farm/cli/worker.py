@@ -1,0 +1,65 @@
+"""``fast-app worker``: one worker process (the supervisor normally spawns these)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from fast_app.farm._logging import configure_logging
+from fast_app.farm.cli._common import EXIT_USAGE, load_settings, set_up_telemetry
+
+__all__ = ["add_worker_parser", "run_worker"]
+
+
+def add_worker_parser(commands: Any) -> None:
+    """Add ``worker`` to the ``fast-app`` parser (run it with ``run_worker``)."""
+    worker = commands.add_parser(
+        "worker",
+        help="run one worker process (the supervisor normally spawns these)",
+        description=(
+            "Consume jobs from RabbitMQ and run them. Flags override FARM_* / QUEUE_* variables."
+        ),
+    )
+    worker.add_argument("--concurrency", type=int, help="jobs run at once (FARM_CONCURRENCY)")
+    worker.add_argument(
+        "--threads", type=int, help="thread pool for plain functions (FARM_THREADS)"
+    )
+    worker.add_argument("--imports", help="comma-separated modules to import (FARM_IMPORTS)")
+    worker.add_argument(
+        "--allowed-modules", help="comma-separated module prefixes (FARM_ALLOWED_MODULES)"
+    )
+    worker.add_argument(
+        "--grace-period", type=float, dest="grace_period_s", help="seconds (FARM_GRACE_PERIOD_S)"
+    )
+    worker.add_argument("--worker-id", help="name in logs and dead letters (FARM_WORKER_ID)")
+    worker.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    worker.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)"
+    )
+
+
+def run_worker(options: argparse.Namespace) -> int:
+    """Run the ``worker`` command parsed into ``options``; return the exit code."""
+    from fast_app.farm.worker import Worker
+
+    farm_overrides = {
+        name: getattr(options, name)
+        for name in (
+            "concurrency",
+            "threads",
+            "imports",
+            "allowed_modules",
+            "grace_period_s",
+            "worker_id",
+        )
+        if getattr(options, name) is not None
+    }
+    loaded = load_settings("worker", options.queue_name, farm_overrides)
+    if loaded is None:
+        return EXIT_USAGE
+    farm, queue = loaded
+    configure_logging(options.log_level, json_lines=farm.json_logs)
+    if not set_up_telemetry("worker", farm.otel_sdk):
+        return EXIT_USAGE
+    return asyncio.run(Worker(farm, queue).run())

@@ -1,0 +1,42 @@
+"""Dead letters: jobs that failed for good, read from ``<queue>.dead``, requeued or purged.
+
+The async functions are the API for scripts and the dashboard; ``fast-app dlq``
+(``fast_app.farm.cli.dlq``) is their command line. Reading never removes a dead letter:
+only ``requeue_dead_letters`` and ``purge_dead_letters`` do.
+
+- ``letter``: the ``DeadLetter`` type; ``reasons``: ``DeadReason``, shared with workers.
+- ``api``: the functions and what they report.
+- ``_broker``: reading the queue without consuming it; ``_format``: text and JSON views.
+"""
+
+from fast_app.farm.dead_letters.api import (
+    MIN_PREFIX_LENGTH,
+    AmbiguousJobIdError,
+    ForcedRequeue,
+    OnUnreadable,
+    RequeueReport,
+    SkippedDeadLetter,
+    count_dead_letters,
+    find_dead_letter,
+    list_dead_letters,
+    purge_dead_letters,
+    requeue_dead_letters,
+)
+from fast_app.farm.dead_letters.letter import DeadLetter
+from fast_app.farm.dead_letters.reasons import DeadReason
+
+__all__ = [
+    "MIN_PREFIX_LENGTH",
+    "AmbiguousJobIdError",
+    "DeadLetter",
+    "DeadReason",
+    "ForcedRequeue",
+    "OnUnreadable",
+    "RequeueReport",
+    "SkippedDeadLetter",
+    "count_dead_letters",
+    "find_dead_letter",
+    "list_dead_letters",
+    "purge_dead_letters",
+    "requeue_dead_letters",
+]
