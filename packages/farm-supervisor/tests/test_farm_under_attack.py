@@ -364,3 +364,40 @@ async def test_a_header_table_nested_thousands_deep_is_dead_lettered_at_once(
     assert letter.headers[h.DEAD_REASON] == "invalid"
     assert "channel closed" not in worker.log()
     assert worker.process.poll() is None
+
+
+async def test_properties_and_header_keys_that_are_not_utf8_are_dead_lettered_at_once(
+    farm: Farm,
+) -> None:
+    # Given a worker on a classic queue (no delivery limit to end a redelivery loop)
+    worker = await farm.start_worker(QUEUE_TYPE="classic")
+    configure(
+        driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name, queue_type="classic"
+    )
+
+    # When messages arrive whose message id, content type or a header key is not UTF-8
+    # (RabbitMQ takes them from any publisher; pamqp could not read them back)
+    connection = await aio_pika.connect(farm.url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        underlay = await channel.get_underlay_channel()
+        from pamqp.commands import Basic
+
+        for properties in (
+            Basic.Properties(message_id=NonUtf8(b"id-\x94")),
+            Basic.Properties(message_id="bad-type", content_type=NonUtf8(b"\xff/json")),
+            Basic.Properties(message_id="bad-key", headers={NonUtf8(b"k\xffy"): "v"}),
+        ):
+            await underlay.basic_publish(
+                b"{}", exchange="", routing_key=farm.queue_name, properties=properties
+            )
+    finally:
+        await connection.close()
+    await queue(farm_jobs.record, str(farm.results), "after")
+
+    # Then each is read and dead-lettered, without the worker losing its connection
+    await wait_until(lambda: farm.tags("ran") == ["after"], message="the next job")
+    letters = await farm.dead_letters(3)
+    assert {letter.headers[h.DEAD_REASON] for letter in letters} == {"invalid"}
+    assert "channel closed" not in worker.log()
+    assert worker.process.poll() is None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from fast_app.core.queue.amqp import Topology, guard_table_depth
+from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Refusals, decode_snapshot
 from fast_app.farm.messages.edge import decode_at_edge
@@ -73,7 +73,7 @@ class FarmListener:
         """
         import aio_pika
 
-        guard_table_depth()
+        install_tolerant_decoding()
         connect = aio_pika.connect_robust if self._robust else aio_pika.connect
         self._connection = await asyncio.wait_for(
             connect(

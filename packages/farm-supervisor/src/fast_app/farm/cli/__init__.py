@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from fast_app.core.queue.amqp import guard_table_depth
+from fast_app.core.queue.amqp import install_tolerant_decoding
 from fast_app.farm.cli.broker import add_broker_parser, run_broker
 from fast_app.farm.cli.config_reference import (
     add_config_reference_parser,
@@ -51,6 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fast-app`` console script."""
-    guard_table_depth()
+    install_tolerant_decoding()
     options = build_parser().parse_args(argv)
     return _RUN[options.command](options)

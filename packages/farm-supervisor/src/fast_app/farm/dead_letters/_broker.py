@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from fast_app.core.queue.amqp import Topology, guard_table_depth
+from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.errors import InvalidJobError, QueueUnavailableError
@@ -169,7 +169,7 @@ async def _connection(settings: QueueSettings) -> AsyncIterator[AbstractConnecti
     import aio_pika
     from aiormq.exceptions import AMQPError
 
-    guard_table_depth()  # a dead letter may hold any header table
+    install_tolerant_decoding()  # a dead letter may hold any header table
     url = settings.rabbitmq_url.get_secret_value()
     where = settings.redacted_rabbitmq_url
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from fast_app.core.queue.amqp import guard_table_depth
+from fast_app.core.queue.amqp import install_tolerant_decoding
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Command, Refusals, Snapshot, describe_command
 from fast_app.farm.messages.snapshots import (
@@ -161,7 +161,7 @@ class Supervisor:
         Raises:
             Exception: when the broker cannot be reached at start (the CLI exits 2).
         """
-        guard_table_depth()
+        install_tolerant_decoding()
         if install_signal_handlers:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):

@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from fast_app.core.queue.amqp import Publisher, Topology, guard_table_depth
+from fast_app.core.queue.amqp import Publisher, Topology, install_tolerant_decoding
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import (
@@ -161,7 +161,7 @@ class Worker:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (then drain) or a hard timeout; return the exit code."""
-        guard_table_depth()
+        install_tolerant_decoding()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)

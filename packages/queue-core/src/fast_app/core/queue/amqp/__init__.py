@@ -2,7 +2,7 @@
 
 from fast_app.core.queue.amqp.headers import job_properties, sign, signature_matches
 from fast_app.core.queue.amqp.publisher import Publisher
-from fast_app.core.queue.amqp.table_depth import MAX_TABLE_DEPTH, guard_table_depth
+from fast_app.core.queue.amqp.tolerant_decoding import MAX_TABLE_DEPTH, install_tolerant_decoding
 from fast_app.core.queue.amqp.topology import (
     DELAY_LEVELS_MS,
     Topology,
@@ -17,7 +17,7 @@ __all__ = [
     "Topology",
     "delay_level_ms",
     "explain_mismatch",
-    "guard_table_depth",
+    "install_tolerant_decoding",
     "job_properties",
     "sign",
     "signature_matches",
