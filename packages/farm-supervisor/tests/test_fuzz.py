@@ -41,7 +41,7 @@ from farm_testkit import Farm, SupervisorProcess, start_supervisor, wait_until
 from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import get_settings
-from fast_app.farm.status import collect_snapshots
+from fast_app.farm.listener import collect_snapshots
 from fast_app.farm.testing._rabbitmq_node import RabbitMQNode, rabbitmq_node
 
 MESSAGES = int(os.environ.get("FAST_APP_FUZZ_MESSAGES", "2000"))
@@ -51,16 +51,20 @@ KINDS = [k for k in os.environ.get("FAST_APP_FUZZ_KINDS", "").split(",") if k] o
 HEADERS = [h for h in os.environ.get("FAST_APP_FUZZ_HEADERS", "").split(",") if h] or None
 BROKER_BUGS = os.environ.get("FAST_APP_FUZZ_BROKER_BUGS") == "1"
 SIGNING_KEY = "fuzz-signing-key-0123456789abcdef-0123456789"  # >= 32 characters
-# Publishing takes ~5 ms a message (each confirmed); the farm settles them meanwhile.
-TIMEOUT_S = 300 + MESSAGES * 15 // 1000
+# How long the farm gets to settle what it was sent, once the fuzzer stops.
+SETTLE_S = 60 + MESSAGES // 200
+# Publishing takes ~5 ms a message (each confirmed), then every check may wait its limit.
+TIMEOUT_S = 420 + MESSAGES * 25 // 1000
 _CANARY_EVERY_S = 0.05
 _CANARIES_AT_LEAST = 20  # however short the run
 _STATUS_BURST = 300
 
 _RECORD = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)$"
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)$"
 )
 _TRACEBACK = "Traceback (most recent call last)"
+_SETTLED = re.compile(r"\) dead-lettered after |; retry \d+ of \d+ in ")
+_JOB_FAILURE = "(a job's own exception)"
 
 
 @pytest.fixture
@@ -127,10 +131,12 @@ async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool)
         **environment,
     )
     await wait_until(
-        lambda: supervisor.log().count(" consuming ") >= 2, timeout=60, message="2 consumers"
+        lambda: supervisor.log().count(" consuming ") >= 2 or supervisor.process.poll() is not None,
+        timeout=60,
+        message="2 consumers",
     )
     workers = supervisor.live_worker_pids()
-    assert len(workers) == 2, supervisor.log()
+    assert len(workers) == 2, f"the farm did not start:\n{supervisor.log()[-3000:]}"
     await queue(farm_jobs.record, str(farm.results), "warm-up")
     await wait_until(lambda: "warm-up" in farm.tags("ran"), timeout=30, message="a first job")
     snapshots = await collect_snapshots(get_settings(), wait_s=1.0)
@@ -176,12 +182,12 @@ async def _fuzz_the_farm(farm: Farm, node: RabbitMQNode | None, *, signed: bool)
     problems = _Findings()
     await _check_canaries(farm, canaries, problems)
     await _check_drained(farm, node, problems)
-    _check_processes(supervisor, workers, problems, "after the fuzz")
+    live, ever = _check_processes(supervisor, workers, set(workers), problems, "after the fuzz")
     _check_nothing_forbidden_ran(attacked, problems)
     # ... its tools read what it was sent, and the farm still replaces and stops workers.
     await _check_status_under_fire(farm, generator, topology, accounting, environment, problems)
     await _check_dead_letter_listing(farm, environment, problems)
-    _check_processes(supervisor, workers, problems, "after `status` and `dlq list`")
+    _check_processes(supervisor, live, ever, problems, "during `status` and `dlq list`")
     _check_logs(supervisor, problems)
     await _check_a_dead_worker_is_replaced(supervisor, problems)
     await _check_graceful_stop(supervisor, problems)
@@ -243,7 +249,7 @@ async def _check_canaries(farm: Farm, canaries: _Canaries, problems: _Findings) 
     expected = set(canaries.tags)
     with contextlib.suppress(AssertionError):
         await wait_until(
-            lambda: expected <= set(farm.tags("ran")), timeout=120, message="the canaries"
+            lambda: expected <= set(farm.tags("ran")), timeout=SETTLE_S, message="the canaries"
         )
     runs = collections.Counter(farm.tags("ran"))
     missing = sorted(expected - set(runs), key=lambda tag: int(tag.split("-")[1]))
@@ -281,7 +287,7 @@ def _check_nothing_forbidden_ran(attacked: FarmUnderFuzz, problems: _Findings) -
 async def _check_drained(farm: Farm, node: RabbitMQNode | None, problems: _Findings) -> None:
     """The jobs queue ends with nothing ready and nothing unacknowledged."""
     last = "never read"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
         if node is None:  # an external broker: only the ready count can be read
             ready, unacked = await farm.queue_depth(), 0
@@ -299,36 +305,46 @@ async def _check_drained(farm: Farm, node: RabbitMQNode | None, problems: _Findi
         if ready == 0 and unacked == 0:
             return
         await asyncio.sleep(1)
-    problems.add(f"the jobs queue did not drain within 120s: {last}")
+    problems.add(f"the jobs queue did not drain within {SETTLE_S}s: {last}")
 
 
 def _check_processes(
-    supervisor: SupervisorProcess, workers: dict[str, int], problems: _Findings, when: str
-) -> None:
+    supervisor: SupervisorProcess,
+    workers: dict[str, int],
+    started_before: set[str],
+    problems: _Findings,
+    when: str,
+) -> tuple[dict[str, int], set[str]]:
+    """The supervisor runs, with ``workers`` and none started since ``started_before``.
+
+    Returns:
+        The workers alive now, and every worker started so far (by id).
+    """
     code = supervisor.process.poll()
     if code is not None:
         problems.add(f"{when}: the supervisor exited with code {code}:\n{supervisor.log()[-3000:]}")
-        return
+        return {}, set(supervisor.worker_pids())
     live = supervisor.live_worker_pids()
     started = supervisor.worker_pids()
-    if live != workers or started.keys() != workers.keys():
+    if live != workers or started.keys() != started_before:
         ends = [
             line[:400]
             for line in supervisor.log().splitlines()
-            if re.search(r"died|hung|killing|exit code|started \(pid|drain", line)
+            if re.search(r"died|hung|killing|exit code|started \(pid|drain|its hard timeout", line)
         ]
         problems.add(
-            f"{when}: workers changed: {workers} at the start, {live} alive now, "
-            f"{started} started in all:\n  " + "\n  ".join(ends[-15:])
+            f"{when}: workers changed: {workers} before, {live} alive now, {started} started "
+            "in all:\n  " + "\n  ".join(ends[-15:])
         )
+    return live, set(started)
 
 
 def _check_logs(supervisor: SupervisorProcess, problems: _Findings) -> None:
     """Tracebacks of exceptions that escaped the farm's own handling."""
     for (logger, headline, exception), (count, excerpt) in _tracebacks(supervisor.log()).items():
-        if logger.startswith("fast_app") and re.search(r"dead-lettered|retry \d", headline):
+        if logger == _JOB_FAILURE:
             continue  # a forged job's own exception, reported as it failed
-        where = f"{count} x [{logger}] {headline[:160]} -> {exception[:200]}"
+        where = f"{count} x [{logger}] {headline} -> {exception[:200]}"
         if logger.startswith("fast_app"):
             problems.note(f"caught by the farm's catch-all: {where}")
         else:
@@ -338,9 +354,9 @@ def _check_logs(supervisor: SupervisorProcess, problems: _Findings) -> None:
 def _tracebacks(log: str) -> dict[tuple[str, str, str], tuple[int, str]]:
     """Each distinct traceback in ``log``: (logger, headline, exception) -> (count, excerpt).
 
-    A traceback belongs to the log record it follows at once (``logger.exception``), or
-    whose message holds it (a job's error), or to the traceback it is chained to; any
-    other was printed by the interpreter itself (an uncaught exception).
+    A traceback belongs to the warning or error it follows (``logger.exception``), or whose
+    message holds it (a job's error), or to the traceback it is chained to; any other was
+    printed by the interpreter itself (an uncaught exception, in a thread or at exit).
     """
     found: dict[tuple[str, str, str], tuple[int, str]] = {}
     record: list[str] = []
@@ -358,23 +374,32 @@ def _tracebacks(log: str) -> dict[tuple[str, str, str], tuple[int, str]]:
             ),
             lines[-1],
         )
-        key = (logger, re.sub(r"[0-9a-f]{8,}|\d+", "N", headline)[:160], exception[:200])
+        # A job's own failure, in the line that reports its retry or dead letter.
+        failed_job = logger.startswith("fast_app") and _SETTLED.search(headline)
+        key = (
+            _JOB_FAILURE if failed_job else logger,
+            re.sub(r"[0-9a-f]{8,}|\d+", "N", headline)[:160],
+            exception[:200],
+        )
         count, excerpt = found.get(key, (0, ""))
         found[key] = (count + 1, excerpt or "\n".join(line[:300] for line in record[:40]))
 
+    level = ""
     for line in log.splitlines():
         match = _RECORD.match(line)
         if match:
             close()
-            record, logger, headline = [line], match.group(1), match.group(2)
+            record, (level, logger, headline) = [line], match.groups()
             continue
         if line.startswith(_TRACEBACK):
             previous = next((text for text in reversed(record) if text.strip()), "")
             chained = previous.startswith(("During handling", "The above exception"))
-            attached = len(record) == 1 or _TRACEBACK in record[0] or chained
-            if not attached:
+            logged = level in ("WARNING", "ERROR", "CRITICAL") and not any(
+                _TRACEBACK in text for text in record
+            )
+            if not (chained or logged) or previous.startswith("Exception "):
                 close()
-                record, logger, headline = [], "(printed)", previous
+                record, level, logger, headline = [], "", "(printed)", previous
         record.append(line)
     close()
     return found

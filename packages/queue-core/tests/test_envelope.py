@@ -177,3 +177,42 @@ def test_arguments_that_do_not_bind_at_decode_time_are_an_invalid_job() -> None:
 
     with pytest.raises(InvalidJobError, match="arguments do not match"):
         spec.restore([], {"nobody": 1})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"options": {"hard_timeout_s": -1}},
+        {"options": {"soft_timeout_s": 30, "hard_timeout_s": 1e-300}},
+        {"options": {"soft_timeout_s": 0}},
+        {"options": {"delay_s": 1e300}},
+        {"options": {"retries": 101}},
+        {"attempt": 0},
+        {"attempt": -(2**63)},
+        {"attempt": 2**63 - 1},
+        {"enqueued_at": 1e300},
+        {"not_before": -1},
+    ],
+)
+def test_a_forged_envelope_is_held_to_what_queue_accepts(changes: dict[str, object]) -> None:
+    # Given the JSON of a valid job, with options or counters queue() would refuse
+    job = {
+        "format": 1,
+        "id": "a" * 32,
+        "function": "app.jobs.work",
+        "args": [],
+        "kwargs": {},
+        "context": {},
+        "options": {},
+        "enqueued_at": 1_700_000_000.0,
+        **changes,
+    }
+
+    # Then a worker decoding it refuses it as invalid (it never runs)
+    with pytest.raises(InvalidJobError):
+        decode_envelope(json.dumps(job).encode())
+
+
+def test_a_string_of_invalid_utf8_is_an_invalid_job() -> None:
+    with pytest.raises(InvalidJobError, match="not a job envelope"):
+        decode_envelope(b'{"format": 1, "id": "\xff\xfe"}')

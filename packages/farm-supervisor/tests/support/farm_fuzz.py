@@ -1,21 +1,23 @@
 """Fuzzing the farm: seeded random messages for every queue and exchange it reads.
 
-``FuzzGenerator`` makes them from one ``random.Random(seed)`` (same seed, same messages):
-random bytes, invalid UTF-8, NUL bytes, JSON of the wrong shape, 100,000-deep nesting,
-bodies of up to ~1 MB, job envelopes with mutated fields, forged heartbeats, snapshots,
-commands and tombstones; with header tables of every AMQP field type, up to ~100 KB.
-``publish_fuzz`` sends them through aiormq's low level, so that any header value goes
-out, and returns an ``Accounting`` of what was sent, what could not be encoded, and what
-the broker refused.
+``FuzzGenerator`` makes them from one ``random.Random(seed)`` (same seed, same messages,
+but for the times they carry): random bytes, invalid UTF-8, NUL bytes, JSON of the wrong
+shape, 100,000-deep nesting, bodies of up to ~1 MB, job envelopes with mutated fields or
+forbidden functions, and the farm's own messages forged (heartbeats, snapshots, commands,
+tombstones) with fields of the wrong type, missing, unbounded or stale; with header
+tables of every AMQP field type, up to ~100 KB, forged ``x-fast-app-*`` headers, and
+signatures that must not pass. ``publish_fuzz`` sends them through aiormq's low level,
+so that any header value goes out, and returns an ``Accounting`` of what was sent, what
+could not be encoded, and what the broker refused.
 
 Two encodings of the properties: pamqp's (Python values; what pamqp cannot encode is
 "not sendable"), and raw bytes built here (``RawProperties``), for what pamqp never
 writes: doubles, unsigned bytes, non-UTF-8 strings and keys, timestamps past year 9999,
-unknown field types.
+arrays nested thousands deep, unknown field types.
 
 Well-formed commands and tombstones are obeyed by design when the farm has no signing
-key: they are made only for a farm that has one (``FarmUnderFuzz.signed``), which must
-ignore them because they are not signed.
+key: they are made only for a farm that has one (``FarmUnderFuzz.signing_key``), which
+must ignore them because they are not signed by it.
 """
 
 from __future__ import annotations
@@ -513,12 +515,15 @@ class FuzzGenerator:
     def _huge_string(self) -> bytes:
         rng = self._rng
         size = self._big(rng.choice((70_000, 200_000, 500_000, _HUGE - 1024)))
-        huge = rng.choice(("x", "é", "\x00", "\x1b", "😀")) * (size // 4)
+        # A character takes up to 12 bytes in JSON (an emoji: two escapes), and a body holds
+        # the string at most twice: it stays within ``size``.
+        char, width = rng.choice((("x", 1), ("é", 6), ("\x00", 6), ("\x1b", 6), ("😀", 12)))
+        huge = char * (size // (2 * width))
         shape = rng.choice(("envelope", "heartbeat", "snapshot", "command", "tombstone", "list"))
         if shape == "envelope":
             value: Any = self._valid_envelope()
             value[rng.choice(("id", "function", "args", "context"))] = (
-                huge if rng.random() < 0.5 else {huge[:200_000]: huge}
+                huge if rng.random() < 0.5 else {huge[:1000]: huge}
             )
         elif shape == "heartbeat":
             value = self._heartbeat()
@@ -754,7 +759,7 @@ class FuzzGenerator:
         rng, farm = self._rng, self.farm
         snapshot = copy.deepcopy(farm.snapshot_template or _fallback_snapshot(farm))
         snapshot["at"] = time.time()
-        forgeries: list[Callable[[], None]] = [
+        forgeries: list[Callable[[], object]] = [
             lambda: snapshot.update(stopped=True),
             lambda: snapshot.update(stopping=True, paused=True, desired_workers=0),
             lambda: snapshot.update(supervisor_id=f"fuzz-peer-{rng.randrange(10**6)}"),
@@ -775,11 +780,11 @@ class FuzzGenerator:
             lambda: snapshot.update(
                 workers=[
                     {**worker, "in_flight_count": rng.choice((2**53, 2**53 + 1, -1, 1.5))}
-                    for worker in snapshot.get("workers") or [{}]
+                    for worker in _workers_of(snapshot)
                 ]
             ),
             lambda: snapshot.update(
-                workers=[{**worker, "in_flight": []} for worker in snapshot.get("workers") or [{}]]
+                workers=[{**worker, "in_flight": []} for worker in _workers_of(snapshot)]
                 * rng.choice((100, 1025))
             ),
             lambda: snapshot.update(
@@ -906,10 +911,13 @@ class FuzzGenerator:
         """An ``x-fast-app-signature`` that must not pass: none, made up, under another
         key, for another kind of message or another body; right only for content that
         must be refused anyway (a forbidden function, a malformed command or tombstone).
+
+        Junk of no known kind (which may still be a job, a command...) is never signed
+        with the farm's key.
         """
         rng = self._rng
-        key = self.farm.signing_key
-        own = _SIGNED_AS.get(kind, "command")
+        key = self.farm.signing_key if kind in _SIGNED_AS else None
+        own = _SIGNED_AS.get(kind, "job")
         roll = rng.random()
         if roll < 0.3:
             return None
@@ -928,6 +936,11 @@ class FuzzGenerator:
     def _properties(
         self, header_kind: str, index: int, kind: str, signature: Any
     ) -> Basic.Properties:
+        """The message's properties, made the ``header_kind`` way, with ``signature``.
+
+        Raises:
+            Exception: pamqp cannot encode them (the message is not sendable).
+        """
         rng = self._rng
         content_type = CONTENT_TYPE if kind.startswith("envelope") else "application/json"
         if header_kind == "raw_properties":
@@ -957,7 +970,6 @@ class FuzzGenerator:
             headers = {**(headers or {}), SIGNATURE: signature}
         if headers is not None:
             self._x_death(headers)
-        if headers is not None:
             headers["x-fuzz-index"] = index
         message_id: Any = f"fuzz-{index}"
         if rng.random() < 0.2:
@@ -1190,8 +1202,11 @@ class FuzzGenerator:
 
     def _raw_table(self, entries: int, depth: int, index: int | None) -> bytes:
         fields = [_shortstr(self._raw_key()) + self._raw_value(depth) for _ in range(entries)]
-        if index is not None:
+        if index is not None:  # the top level: now and then, arrays nested thousands deep
             fields.append(_shortstr(b"x-fuzz-index") + b"l" + struct.pack(">q", index))
+            if self._rng.random() < 0.05:
+                levels = self._rng.choice((100, 5_000, 20_000))
+                fields.append(_shortstr(b"deep") + _nested_arrays(levels))
         return _longstr(b"".join(fields))
 
     def _raw_properties(self, index: int) -> bytes:
@@ -1239,6 +1254,15 @@ _SIGNED_AS = {
 }
 #: Content a farm must refuse even when it is rightly signed.
 _SIGNED_YET_REFUSED = frozenset({"envelope_forbidden", "command_malformed", "tombstone_malformed"})
+
+
+def _workers_of(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """The worker entries of a snapshot (maybe scrambled already), at least one."""
+    workers = snapshot.get("workers")
+    entries: list[dict[str, Any]] = []
+    if isinstance(workers, list):
+        entries = [worker for worker in workers if isinstance(worker, dict)]
+    return entries or [{}]
 
 
 def _sign_as(kind: str, body: bytes, key: bytes) -> str:
@@ -1290,6 +1314,13 @@ def _fallback_snapshot(farm: FarmUnderFuzz) -> dict[str, Any]:
         "recent_jobs": {"succeeded": [], "failed": []},
         "events": [],
     }
+
+
+def _nested_arrays(levels: int) -> bytes:
+    """A field value of ``levels`` arrays nested in each other (5 bytes a level)."""
+    # Level k from the inside holds 5 * (k - 1) bytes of inner arrays and the void inside.
+    openings = (b"A" + struct.pack(">I", 1 + 5 * (level - 1)) for level in range(levels, 0, -1))
+    return b"".join(openings) + b"V"
 
 
 def _shortstr(raw: bytes) -> bytes:

@@ -26,6 +26,8 @@ __all__ = [
     "FUNCTION_PATH_MAX_LENGTH",
     "JOB_ID_MAX_LENGTH",
     "MAX_CONTEXT_BYTES",
+    "MAX_RETRIES",
+    "MAX_SECONDS",
     "JobEnvelope",
     "JobOptions",
     "decode_envelope",
@@ -62,6 +64,18 @@ _FunctionPath = Annotated[
 ]
 
 
+#: Most retries a job may ask for.
+MAX_RETRIES = 100
+#: Longest timeout or delay a job may ask for (ten years).
+MAX_SECONDS = 10 * 365 * 86_400.0
+# A message may claim anything: decoding holds each option to what ``queue()`` accepts.
+_Timeout = Annotated[float, Meta(gt=0, le=MAX_SECONDS)]
+_Delay = Annotated[float, Meta(ge=0, le=MAX_SECONDS)]
+_Retries = Annotated[int, Meta(ge=0, le=MAX_RETRIES)]
+_Attempt = Annotated[int, Meta(ge=1, le=MAX_RETRIES + 1)]
+_Moment = Annotated[float, Meta(ge=0, le=8_000_000_000)]  # Unix time, to the year 2223
+
+
 class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """How a job must run; set through the special ``__name`` kwargs of ``queue()``.
 
@@ -72,10 +86,17 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown
         retries: how many times a job that raised is run again before it is dead-lettered.
     """
 
-    soft_timeout_s: float | None = None
-    hard_timeout_s: float | None = None
-    delay_s: float | None = None
-    retries: int = 0
+    soft_timeout_s: _Timeout | None = None
+    hard_timeout_s: _Timeout | None = None
+    delay_s: _Delay | None = None
+    retries: _Retries = 0
+
+    def __post_init__(self) -> None:
+        # Runs when a message is decoded too: a hard timeout within the soft one would
+        # end the worker before the job could be cancelled.
+        soft, hard = self.soft_timeout_s, self.hard_timeout_s
+        if soft is not None and hard is not None and hard <= soft:
+            raise ValueError("hard_timeout_s must be greater than soft_timeout_s")
 
 
 class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,9 +123,9 @@ class JobEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kwargs: dict[str, Any]
     context: dict[str, Any]
     options: JobOptions
-    enqueued_at: float
-    attempt: int = 1
-    not_before: float | None = None
+    enqueued_at: _Moment
+    attempt: _Attempt = 1
+    not_before: _Moment | None = None
 
 
 def new_job_id() -> str:
@@ -153,6 +174,8 @@ def decode_envelope(body: bytes | bytearray | memoryview) -> JobEnvelope:
         raise InvalidJobError(_explain(body, error)) from None
     except RecursionError:  # nesting deeper than the interpreter's stack
         raise InvalidJobError("not a job envelope: nested too deeply") from None
+    except UnicodeDecodeError as error:  # msgspec: invalid UTF-8 inside a string
+        raise InvalidJobError(f"not a job envelope: {error.reason} in a string") from None
     if envelope.format != FORMAT_VERSION:
         raise InvalidJobError(
             f"unknown job format version {envelope.format} (this worker reads {FORMAT_VERSION})"

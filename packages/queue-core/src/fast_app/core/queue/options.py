@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .envelope import JobOptions
+from .envelope import MAX_RETRIES, MAX_SECONDS, JobOptions
 from .errors import JobValidationError
 
 __all__ = ["SPECIAL_KWARGS", "split_options"]
@@ -16,7 +16,6 @@ SPECIAL_KWARGS: tuple[str, ...] = (
     "__delay_s",
     "__retries",
 )
-MAX_RETRIES = 100
 
 _NO_OPTIONS = JobOptions()
 
@@ -25,8 +24,10 @@ def _positive_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise JobValidationError(f"{name} must be a number of seconds, got {value!r}")
     seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise JobValidationError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_SECONDS:
+        raise JobValidationError(
+            f"{name} must be a positive number of seconds, at most {MAX_SECONDS:g}, got {value!r}"
+        )
     return seconds
 
 
@@ -34,8 +35,10 @@ def _seconds_or_zero(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise JobValidationError(f"{name} must be a number of seconds, got {value!r}")
     seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise JobValidationError(f"{name} must be zero or more seconds, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_SECONDS:
+        raise JobValidationError(
+            f"{name} must be zero or more seconds, at most {MAX_SECONDS:g}, got {value!r}"
+        )
     return seconds
 
 
