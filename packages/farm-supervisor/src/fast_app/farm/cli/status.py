@@ -89,6 +89,6 @@ def render_status(queue_name: str, snapshots: list[dict[str, Any]]) -> str:
         refused = snapshot.get("refused") or {}
         if refused:
             counts = ", ".join(f"{name} {count}" for name, count in sorted(refused.items()))
-            lines.append(f"  messages refused: {counts}")
+            lines.append(f"  messages refused since it started: {counts}")
     # Every line escaped: whatever a snapshot held, it cannot drive the terminal.
     return "\n".join(printable(line) for line in lines)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.handle import JobError
 from fast_app.core.queue.telemetry import JobObservation
-from fast_app.farm.messages import EndedJob, InFlightEntry
-from fast_app.farm.messages import WorkerCounters as CountersMessage
+
+# The worker counts straight into the heartbeat's type: one definition of its counters.
+from fast_app.farm.messages import EndedJob, InFlightEntry, WorkerCounters
 from fast_app.farm.printable import printable
 
 if TYPE_CHECKING:
@@ -196,27 +197,6 @@ class RecentJobs:
         self._succeeded.clear()
         self._failed.clear()
         return [job.describe() for job in ended]
-
-
-@dataclass
-class WorkerCounters:
-    """Jobs this worker ended, by how they ended."""
-
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    soft_timeouts: int = 0
-    hard_timeouts: int = 0
-    invalid: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters, by name."""
-        return dict(vars(self))
-
-    def as_message(self) -> CountersMessage:
-        """The counters, for heartbeats."""
-        return CountersMessage(**vars(self))
 
 
 def resident_memory_bytes() -> int:

@@ -16,6 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+import msgspec
+
 from fast_app.core.queue.amqp import Publisher, Topology, install_tolerant_decoding
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
@@ -130,7 +132,7 @@ class Worker:
             concurrency=self.farm.concurrency,
             in_flight=[job.describe() for job in jobs],
             in_flight_count=len(self.in_flight),
-            counters=self.counters.as_message(),
+            counters=msgspec.structs.replace(self.counters),  # a copy: it keeps counting
             ended=self.recent.take(),
             rss_bytes=resident_memory_bytes(),
             last_error=None

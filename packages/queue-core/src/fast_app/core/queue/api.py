@@ -151,12 +151,14 @@ def prepare(
         body = encode_envelope(envelope)
     except (TypeError, ValueError, OverflowError) as error:
         raise _unencodable(spec, args, function_kwargs, error) from None
-    if len(body) > MAX_CONTEXT_BYTES and len(encode_value(snapshot)) > MAX_CONTEXT_BYTES:
-        # Only a large job can carry a large context: the common case costs nothing.
-        raise PayloadTooLargeError(
-            f"the context of job {spec.path} encodes to {len(encode_value(snapshot))} bytes, "
-            f"over the limit of {MAX_CONTEXT_BYTES}: keep ids, not data, in the context"
-        )
+    # Only a large job can carry a large context: the common case costs nothing.
+    if len(body) > MAX_CONTEXT_BYTES:
+        context_bytes = len(encode_value(snapshot))
+        if context_bytes > MAX_CONTEXT_BYTES:
+            raise PayloadTooLargeError(
+                f"the context of job {spec.path} encodes to {context_bytes} bytes, over "
+                f"the limit of {MAX_CONTEXT_BYTES}: keep ids, not data, in the context"
+            )
     if len(body) > max_payload_bytes:
         raise PayloadTooLargeError(
             f"job {spec.path} encodes to {len(body)} bytes, over the limit of "
