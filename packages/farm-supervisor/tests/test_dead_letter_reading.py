@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from fast_app.core.queue import JobEnvelope, JobOptions, encode_envelope
 from fast_app.core.queue.amqp import headers as h
+from fast_app.core.queue.worker_side import JobEnvelope, JobOptions, encode_envelope
 from fast_app.farm.dead_letters import DeadLetter
 from fast_app.farm.dead_letters._broker import read_dead_letter
 

@@ -18,10 +18,11 @@ import farm_jobs
 import pytest
 from farm_testkit import Farm, wait_until
 
-from fast_app.core.queue import JobEnvelope, JobOptions, configure, encode_envelope, queue
+from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology, sign
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.settings import get_settings
+from fast_app.core.queue.worker_side import JobEnvelope, JobOptions, encode_envelope
 from fast_app.farm.cli.dlq import add_dlq_parser, run_dlq
 from fast_app.farm.dead_letters import list_dead_letters, requeue_dead_letters
 

@@ -13,13 +13,12 @@ import pytest
 import queue_core_jobs as jobs
 
 from fast_app.core.context import context
-from fast_app.core.queue import (
+from fast_app.core.queue import InvalidJobError, queue
+from fast_app.core.queue.worker_side import (
     FORMAT_VERSION,
-    InvalidJobError,
     decode_envelope,
     describe_function,
     prepare,
-    queue,
 )
 
 

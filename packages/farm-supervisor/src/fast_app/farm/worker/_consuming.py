@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Sized
 from typing import TYPE_CHECKING
 
 from fast_app.core.queue.amqp import Topology
@@ -23,7 +23,6 @@ from fast_app.farm.messages.edge import decode_at_edge
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._deliveries import Deliveries
 from fast_app.farm.worker._exit import EXIT_OK, exit_now
-from fast_app.farm.worker._state import InFlightJob
 from fast_app.farm.worker._supervision import SupervisorLink
 from fast_app.farm.worker._threads import JobThreads
 from fast_app.farm.worker._tombstones import Tombstones
@@ -61,7 +60,7 @@ class JobConsumer:
         queue: QueueSettings,
         topology: Topology,
         tombstones: Tombstones,
-        in_flight: Mapping[int, InFlightJob],
+        in_flight: Sized,
         threads: JobThreads,
         signing_key: bytes | None = None,
     ) -> None:

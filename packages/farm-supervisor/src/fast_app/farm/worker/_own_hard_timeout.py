@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sized
 
 from fast_app.core.queue.handle import JobError
-from fast_app.core.queue.telemetry import FailureReason
 from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, exit_now
 from fast_app.farm.worker._settlement import Settlement
-from fast_app.farm.worker._state import InFlightJob, WorkerCounters
+from fast_app.farm.worker._state import InFlightJob
 
 __all__ = ["HardTimeouts"]
 
@@ -32,7 +31,6 @@ class HardTimeouts:
     Args:
         worker_id: named in logs and on the job's trace.
         in_flight: the worker's jobs in flight (counted in the log).
-        counters: the worker's counters, updated here.
         settlement: records the job's failure (retry or dead letter) and acknowledges it.
         round_trip: a round trip on the consuming channel, which returns once the broker
             has processed what was sent on it before.
@@ -42,14 +40,12 @@ class HardTimeouts:
         self,
         *,
         worker_id: str,
-        in_flight: Mapping[int, InFlightJob],
-        counters: WorkerCounters,
+        in_flight: Sized,
         settlement: Settlement,
         round_trip: Callable[[], Awaitable[None]],
     ) -> None:
         self._worker_id = worker_id
         self._in_flight = in_flight
-        self._counters = counters
         self._settlement = settlement
         self._round_trip = round_trip
 
@@ -65,10 +61,10 @@ class HardTimeouts:
             )
             exit_now(EXIT_HARD_TIMEOUT)
         job.ended_by_hard_timeout = True
-        if job.observation is not None:
+        if (delivery := job.delivery) is not None:
             hard = job.envelope.options.hard_timeout_s or 0
-            job.observation.failed(
-                FailureReason.HARD_TIMEOUT,
+            delivery.hooks.hard_timeout(
+                delivery.run,
                 f"passed its hard timeout of {hard:g}s; worker {self._worker_id} ends itself",
             )
         asyncio.get_running_loop().create_task(self._end_by_hard_timeout(job))
@@ -85,20 +81,20 @@ class HardTimeouts:
             self._worker_id,
             len(self._in_flight) - 1,
         )
-        self._counters.hard_timeouts += 1
-        self._counters.failed += 1
         error = JobError("hard_timeout", f"passed its hard timeout of {hard:g}s")
+        delivery = job.delivery
         try:
             async with asyncio.timeout(_HARD_TIMEOUT_SETTLE_S):
-                await self._settlement.retry_or_bury(
-                    job.message, envelope, DeadReason.HARD_TIMEOUT, error, job.observation
-                )
+                if delivery is not None:
+                    await self._settlement.retry_or_bury(
+                        delivery, envelope, DeadReason.HARD_TIMEOUT, error
+                    )
                 # A round trip on the consuming channel: the broker has processed the ack
                 # above before it answers, so exiting now cannot lose it.
                 await self._round_trip()
         except Exception:
             logger.exception("worker %s could not record the hard timeout", self._worker_id)
         finally:
-            if job.observation is not None:
-                job.observation.end()
+            if delivery is not None:
+                delivery.hooks.settled(delivery.run)
             exit_now(EXIT_HARD_TIMEOUT)

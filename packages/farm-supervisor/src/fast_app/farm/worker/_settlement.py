@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from fast_app.core.queue.amqp import Publisher, Topology
+from fast_app.core.queue.amqp import Publisher
 from fast_app.core.queue.envelope import JobEnvelope, encode_envelope
-from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
+from fast_app.core.queue.handle import JobError, JobOutcome
 from fast_app.core.queue.retry import (
     Bury,
     Done,
@@ -24,32 +24,25 @@ from fast_app.core.queue.retry import (
     decide_after_run,
 )
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.core.queue.telemetry import JobObservation, queue_metrics, trace_headers
+from fast_app.core.queue.telemetry import trace_headers
 from fast_app.farm.printable import printable
 from fast_app.farm.worker._dead_letters import dead_letter
-from fast_app.farm.worker._state import WorkerCounters
+from fast_app.farm.worker._delivery import Delivery
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
 
-__all__ = ["DEAD_LETTERED", "RETRIED", "SUCCEEDED", "Settlement"]
-
-# How a run ended, as ``Settlement.settle`` reports it (and heartbeats show it).
-SUCCEEDED = "succeeded"
-RETRIED = "retried"
-DEAD_LETTERED = "dead_lettered"
+__all__ = ["Settlement"]
 
 logger = logging.getLogger("fast_app.farm.worker")
 
 
 class Settlement:
-    """Settles a worker's deliveries.
+    """Settles a worker's deliveries, telling their hooks what became of them.
 
     Args:
         publisher: publishes retries, re-delays and dead letters (with confirms).
         queue: retry backoff settings.
-        topology: the farm's queues.
-        counters: the worker's counters, updated here.
         worker_id: named in dead letters and logs.
         signing_key: signs what the worker says of its dead letters, when set.
     """
@@ -58,94 +51,60 @@ class Settlement:
         self,
         publisher: Publisher,
         queue: QueueSettings,
-        topology: Topology,
-        counters: WorkerCounters,
         worker_id: str,
         signing_key: bytes | None = None,
     ) -> None:
         self._publisher = publisher
         self._signing_key = signing_key
         self.queue = queue
-        self.topology = topology
-        self.counters = counters
         self.worker_id = worker_id
 
-    async def settle(
-        self,
-        message: AbstractIncomingMessage,
-        envelope: JobEnvelope,
-        outcome: JobOutcome,
-        observation: JobObservation | None,
-    ) -> str:
-        """Acknowledge a success; retry or dead-letter a failure, then acknowledge.
-
-        Returns:
-            How the run ended: ``succeeded``, ``retried`` or ``dead_lettered``.
-        """
-        if observation is not None:
-            observation.finished(outcome, envelope.options.soft_timeout_s)
-        status = outcome.status
-        if status is JobStatus.SUCCEEDED:
-            self.counters.succeeded += 1
-        elif status is JobStatus.INVALID:
-            self.counters.invalid += 1
-        else:
-            if status is JobStatus.SOFT_TIMEOUT:
-                self.counters.soft_timeouts += 1
-            self.counters.failed += 1
+    async def settle(self, delivery: Delivery, envelope: JobEnvelope, outcome: JobOutcome) -> None:
+        """Acknowledge a success; retry or dead-letter a failure, then acknowledge."""
+        delivery.hooks.after_run(delivery.run, outcome)
         decision = decide_after_run(
-            status, envelope, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
+            outcome.status, envelope, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
         )
-        return await self._carry_out(message, envelope, decision, outcome.error, observation)
+        await self._carry_out(delivery, envelope, decision, outcome.error)
 
     async def retry_or_bury(
-        self,
-        message: AbstractIncomingMessage,
-        envelope: JobEnvelope,
-        reason: str,
-        error: JobError | None,
-        observation: JobObservation | None,
-    ) -> str:
+        self, delivery: Delivery, envelope: JobEnvelope, reason: str, error: JobError | None
+    ) -> None:
         """Publish a retry after backoff if retries remain, else a dead letter; then ack.
 
         For failures that have no ``JobStatus`` (a hard timeout, mostly).
-
-        Returns:
-            ``retried`` or ``dead_lettered``.
         """
         decision = decide_after_failure(
             reason, envelope, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
         )
-        return await self._carry_out(message, envelope, decision, error, observation)
+        await self._carry_out(delivery, envelope, decision, error)
 
     async def _carry_out(
         self,
-        message: AbstractIncomingMessage,
+        delivery: Delivery,
         envelope: JobEnvelope,
         decision: RetryDecision,
         error: JobError | None,
-        observation: JobObservation | None,
-    ) -> str:
+    ) -> None:
         """Ack, publish the retry or store the dead letter that ``decision`` asks for."""
+        message = delivery.message
         if isinstance(decision, Done):
             await self.ack(message, envelope.id)
-            return SUCCEEDED
+            return
         if isinstance(decision, Bury):
-            await self.dead_letter(message, decision.reason, error, decision.attempts, observation)
-            return DEAD_LETTERED
+            await self.dead_letter(delivery, decision.reason, error, decision.attempts)
+            return
         retry = msgspec.structs.replace(
             envelope, attempt=decision.attempt, not_before=time.time() + decision.delay_s
         )
         # The retry's run continues this run's trace (or, untraced here, the producer's).
-        headers = observation.retry_headers() if observation is not None else None
+        headers = delivery.hooks.before_retry(delivery.run)
         await self._publisher.publish(
             encode_envelope(retry),
             retry,
             extra_headers=headers or trace_headers(message.headers),
         )
-        self.counters.retried += 1
-        if observation is not None:
-            observation.retried()
+        delivery.hooks.retried(delivery.run)
         logger.warning(
             "job %s (%s) attempt %d %s (%s); retry %d of %d in %.2fs",
             envelope.id,
@@ -158,7 +117,6 @@ class Settlement:
             decision.delay_s,
         )
         await self.ack(message, envelope.id)
-        return RETRIED
 
     async def delay_further(
         self, message: AbstractIncomingMessage, envelope: JobEnvelope, remaining: float
@@ -174,11 +132,10 @@ class Settlement:
 
     async def dead_letter(
         self,
-        message: AbstractIncomingMessage,
+        delivery: Delivery,
         reason: str,
         error: JobError | None,
         attempts: int | None,
-        observation: JobObservation | None = None,
     ) -> None:
         """Store a copy of the delivery with why it failed in the dead-letter queue; ack.
 
@@ -186,6 +143,7 @@ class Settlement:
         is rejected without requeue, and the broker dead-letters it itself (``x-death``
         says ``rejected``). Only a lost channel leaves it to a redelivery.
         """
+        message = delivery.message
         job_id = printable(message.message_id or "?")[:64]
         try:
             properties = dead_letter(
@@ -208,13 +166,10 @@ class Settlement:
                 type(publish_error).__name__,
                 printable(str(publish_error))[:300],
             )
-            await self._reject(message, job_id)
+            if await self._reject(message, job_id):
+                delivery.hooks.dead_lettered(delivery.run, reason)
             return
-        self.counters.dead_lettered += 1
-        if observation is not None:
-            observation.dead_lettered(reason)
-        elif (metrics := queue_metrics()) is not None:
-            metrics.dead_lettered(self.topology.jobs, reason)
+        delivery.hooks.dead_lettered(delivery.run, reason)
         logger.error(
             "job %s (%s) dead-lettered after %s attempts (%s): %s",
             job_id,
@@ -227,7 +182,8 @@ class Settlement:
         )
         await self.ack(message, job_id)
 
-    async def _reject(self, message: AbstractIncomingMessage, job_id: str) -> None:
+    async def _reject(self, message: AbstractIncomingMessage, job_id: str) -> bool:
+        """Reject without requeue (the broker dead-letters it); whether that was sent."""
         try:
             await message.reject(requeue=False)
         except Exception as error:
@@ -237,8 +193,8 @@ class Settlement:
                 job_id,
                 type(error).__name__,
             )
-        else:
-            self.counters.dead_lettered += 1
+            return False
+        return True
 
     async def ack(self, message: AbstractIncomingMessage, job_id: str) -> None:
         """Acknowledge; a failure only means the broker will deliver the job again."""

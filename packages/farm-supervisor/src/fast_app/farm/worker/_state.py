@@ -14,19 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.handle import JobError
-from fast_app.core.queue.telemetry import JobObservation
-
-# The worker counts straight into the heartbeat's type: one definition of its counters.
-from fast_app.farm.messages import EndedJob, InFlightEntry, WorkerCounters
+from fast_app.core.queue.telemetry import job_traceparents
+from fast_app.farm.messages import EndedJob, InFlightEntry
 from fast_app.farm.printable import printable
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
 
+    from fast_app.farm.worker._delivery import Delivery
+
 __all__ = [
     "InFlightJob",
     "RecentJobs",
-    "WorkerCounters",
     "context_keys",
     "preview_arguments",
     "resident_memory_bytes",
@@ -92,7 +91,7 @@ class InFlightJob:
         ended_by_hard_timeout: the hard-timeout handler took over its message.
         still_running: settled after its soft timeout but could not be stopped; it holds
             the worker until its hard deadline ends the process.
-        observation: its telemetry (process span, metrics), when an SDK is configured.
+        delivery: its delivery (message, run, hooks), as the worker handles it.
     """
 
     envelope: JobEnvelope
@@ -103,7 +102,7 @@ class InFlightJob:
     hard_timer: asyncio.TimerHandle | None = None
     ended_by_hard_timeout: bool = False
     still_running: bool = False
-    observation: JobObservation | None = None
+    delivery: Delivery | None = None
     _preview: tuple[str, list[str]] | None = field(default=None, repr=False)
 
     def describe(self) -> InFlightEntry:
@@ -119,7 +118,9 @@ class InFlightJob:
                 preview_arguments(envelope.args, envelope.kwargs),
                 context_keys(envelope.context),
             )
-        observation = self.observation
+        traceparent, producer_traceparent = (
+            (None, None) if self.delivery is None else job_traceparents(self.delivery.run)
+        )
         return InFlightEntry(
             id=self.envelope.id,
             function=self.envelope.function,
@@ -130,10 +131,8 @@ class InFlightJob:
             still_running=self.still_running,
             args=self._preview[0],
             context_keys=self._preview[1],
-            traceparent=None if observation is None else _traceparent(observation.traceparent),
-            parent_traceparent=(
-                None if observation is None else _traceparent(observation.producer_traceparent)
-            ),
+            traceparent=_traceparent(traceparent),
+            parent_traceparent=_traceparent(producer_traceparent),
         )
 
 

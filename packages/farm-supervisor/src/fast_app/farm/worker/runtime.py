@@ -20,6 +20,7 @@ import msgspec
 
 from fast_app.core.queue.amqp import Publisher, Topology, install_tolerant_decoding
 from fast_app.core.queue.errors import QueueConfigurationError
+from fast_app.core.queue.hooks import HookSelection
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import (
     IN_FLIGHT_LISTED,
@@ -35,16 +36,13 @@ from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._allow_list import AllowList
 from fast_app.farm.worker._app import load_application, run_hooks
 from fast_app.farm.worker._consuming import JobConsumer
-from fast_app.farm.worker._deliveries import Deliveries
+from fast_app.farm.worker._deliveries import Deliveries, WorkerIdentity
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, EXIT_OK, EXIT_STARTUP_FAILED
+from fast_app.farm.worker._in_flight import JobsInFlight
 from fast_app.farm.worker._own_hard_timeout import HardTimeouts
 from fast_app.farm.worker._settlement import Settlement
-from fast_app.farm.worker._state import (
-    InFlightJob,
-    RecentJobs,
-    WorkerCounters,
-    resident_memory_bytes,
-)
+from fast_app.farm.worker._state import InFlightJob, resident_memory_bytes
+from fast_app.farm.worker._statistics import WorkerStatistics
 from fast_app.farm.worker._supervision import SupervisorLink
 from fast_app.farm.worker._threads import JobThreads
 from fast_app.farm.worker._tombstones import Tombstones
@@ -78,9 +76,9 @@ class Worker:
             imported=farm.imports,
             app_roots=(Path.cwd().resolve(),),
         )
-        self.counters = WorkerCounters()
-        self.in_flight: dict[int, InFlightJob] = {}
-        self.recent = RecentJobs()  # jobs ended since the last heartbeat
+        self.statistics = WorkerStatistics()
+        self.in_flight = JobsInFlight(self._hard_timeout_reached, self._beat_now)
+        self._hard_timeouts: HardTimeouts | None = None  # set with the deliveries
         self._threads = JobThreads(farm.thread_pool_size, thread_name_prefix="job")
         self._tombstones = Tombstones()
         for entry in farm.tombstones:  # jobs killed before this worker started
@@ -117,11 +115,8 @@ class Worker:
     def heartbeat(self) -> Heartbeat:
         """What this worker tells its supervisor every interval (bounded: see
         ``fast_app.farm.messages.worker_link``)."""
-        jobs = list(self.in_flight.values())
-        if len(jobs) > IN_FLIGHT_LISTED:
-            # The supervisor enforces hard deadlines from this list: those come first.
-            jobs.sort(key=lambda job: (job.hard_deadline is None, job.hard_deadline or 0.0))
-            jobs = jobs[:IN_FLIGHT_LISTED]
+        jobs = self.in_flight.nearest_hard_deadlines(IN_FLIGHT_LISTED)
+        statistics = self.statistics
         last_error = self.last_error
         return Heartbeat(
             worker_id=self.worker_id,
@@ -132,8 +127,9 @@ class Worker:
             concurrency=self.farm.concurrency,
             in_flight=[job.describe() for job in jobs],
             in_flight_count=len(self.in_flight),
-            counters=msgspec.structs.replace(self.counters),  # a copy: it keeps counting
-            ended=self.recent.take(),
+            # A copy: the worker keeps counting into its own.
+            counters=msgspec.structs.replace(statistics.counters),
+            ended=statistics.recent.take(),
             rss_bytes=resident_memory_bytes(),
             last_error=None
             if last_error is None
@@ -150,6 +146,14 @@ class Worker:
                 self.resume()
             case Tombstoned(job_id=job_id, worker=killed_worker):
                 self._tombstones.add(job_id, "hard_timeout", killed_worker)
+
+    def _beat_now(self) -> None:
+        if self._link is not None:
+            self._link.beat_now()
+
+    def _hard_timeout_reached(self, job: InFlightJob) -> None:
+        if self._hard_timeouts is not None:  # set before any job can start
+            self._hard_timeouts.on_hard_timeout(job)
 
     def pause(self, why: str) -> None:
         """Stop taking new deliveries (jobs in flight go on)."""
@@ -218,34 +222,23 @@ class Worker:
     def _make_deliveries(self, publisher: Publisher) -> Deliveries:
         """What checks, runs and settles each delivery, publishing through ``publisher``."""
         settlement = Settlement(
-            publisher,
-            self.queue,
-            self.topology,
-            self.counters,
-            self.worker_id,
-            signing_key=self._signing_key,
+            publisher, self.queue, self.worker_id, signing_key=self._signing_key
         )
-        hard_timeouts = HardTimeouts(
+        self._hard_timeouts = HardTimeouts(
             worker_id=self.worker_id,
             in_flight=self.in_flight,
-            counters=self.counters,
             settlement=settlement,
             round_trip=self._consumer.round_trip,
         )
         return Deliveries(
-            worker_id=self.worker_id,
-            queue=self.queue,
-            topology=self.topology,
-            signing_key=self._signing_key,
+            worker=WorkerIdentity(self.worker_id, self.queue, self.topology, self._signing_key),
             allow_list=self._allow_list,
             tombstones=self._tombstones,
-            counters=self.counters,
             in_flight=self.in_flight,
-            recent=self.recent,
             threads=self._threads,
             settlement=settlement,
-            on_hard_timeout=hard_timeouts.on_hard_timeout,
-            link=self._link,
+            # Built after the application loaded: the hooks it added are called too.
+            hooks=HookSelection(local=(self.statistics,)),
             pause=self.pause,
         )
 
@@ -261,7 +254,7 @@ class Worker:
         return EXIT_OK
 
     def _summary(self) -> str:
-        c = self.counters
+        c = self.statistics.counters
         return (
             f"{c.succeeded} succeeded, {c.failed} failed, {c.retried} retried, "
             f"{c.dead_lettered} dead-lettered"

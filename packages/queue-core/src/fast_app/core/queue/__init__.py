@@ -7,10 +7,13 @@
     await queue(send_welcome_email, user_id="66f2d3...", __soft_timeout_s=300)
 
 ``QUEUE_DRIVER=sync`` (the default) runs the job at once, in-process.
+
+This is the application's API. What a worker needs besides (the job format, running a
+job, retry decisions) is in ``fast_app.core.queue.worker_side``; hooks for cross-cutting
+work (``Hook``, ``add_hook``) in ``fast_app.core.queue.hooks``.
 """
 
-from .api import JobPortabilityWarning, close, prepare, queue
-from .envelope import FORMAT_VERSION, JobEnvelope, JobOptions, decode_envelope, encode_envelope
+from .api import JobPortabilityWarning, close, queue
 from .errors import (
     FunctionNotAllowedError,
     InvalidJobError,
@@ -22,20 +25,15 @@ from .errors import (
     QueueUnavailableError,
     UnencodableArgumentError,
 )
-from .functions import FunctionSpec, describe_function
 from .handle import Job, JobError, JobOutcome, JobStatus
 from .running import RunningJob, current_job
 from .settings import QueueSettings, configure, get_settings, override_settings, reset_settings
 
 __all__ = [
-    "FORMAT_VERSION",
     "FunctionNotAllowedError",
-    "FunctionSpec",
     "InvalidJobError",
     "Job",
-    "JobEnvelope",
     "JobError",
-    "JobOptions",
     "JobOutcome",
     "JobPortabilityWarning",
     "JobSoftTimeoutError",
@@ -51,12 +49,8 @@ __all__ = [
     "close",
     "configure",
     "current_job",
-    "decode_envelope",
-    "describe_function",
-    "encode_envelope",
     "get_settings",
     "override_settings",
-    "prepare",
     "queue",
     "reset_settings",
 ]

@@ -23,9 +23,10 @@ from .envelope import (
 from .errors import JobValidationError, PayloadTooLargeError, UnencodableArgumentError
 from .functions import FunctionSpec, describe_function
 from .handle import Job
+from .hooks import Enqueueing, HookChain, current_hooks
 from .options import split_options
 from .settings import QueueSettings, get_settings
-from .telemetry import SYSTEM_IN_PROCESS, SYSTEM_RABBITMQ, active, observe_enqueue
+from .telemetry import SYSTEM_IN_PROCESS, SYSTEM_RABBITMQ
 
 __all__ = ["JobPortabilityWarning", "close", "prepare", "queue"]
 
@@ -54,43 +55,57 @@ async def queue(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> J
     """
     settings = get_settings()
     driver = driver_for(settings)
-    if active():  # an OpenTelemetry SDK is configured
-        return await _observed_queue(settings, driver, function, args, kwargs)
-    submission = prepare(
-        function,
-        args,
-        kwargs,
-        max_payload_bytes=settings.max_payload_bytes,
-        allow_unportable=driver.runs_in_process and not settings.strict,
-    )
-    return await driver.submit(submission)
+    hooks = current_hooks()
+    if hooks.hooks:
+        return await _queue_with_hooks(hooks, settings, driver, function, args, kwargs)
+    # No hook to call (no OpenTelemetry SDK, none added): the common case pays for none.
+    return await driver.submit(_prepare_call(settings, driver, function, args, kwargs))
 
 
-async def _observed_queue(
+async def _queue_with_hooks(
+    hooks: HookChain,
     settings: QueueSettings,
     driver: QueueDriver,
     function: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Job:
-    """``queue()`` inside its ``publish`` span, the span's context in the job's headers."""
-    in_process = driver.runs_in_process
-    observation = observe_enqueue(
-        settings.name, SYSTEM_IN_PROCESS if in_process else SYSTEM_RABBITMQ, settings.baggage_keys
-    )
-    with observation:
-        submission = prepare(
-            function,
-            args,
-            kwargs,
-            max_payload_bytes=settings.max_payload_bytes,
-            allow_unportable=in_process and not settings.strict,
-            stacklevel=4,
-        )
-        headers = observation.published(submission.envelope)
-        if headers:
+    """``queue()`` with its hooks called around validating and submitting the job."""
+    system = SYSTEM_IN_PROCESS if driver.runs_in_process else SYSTEM_RABBITMQ
+    call = Enqueueing(settings, settings.name, system)
+    hooks.before_enqueue(call)
+    try:
+        submission = _prepare_call(settings, driver, function, args, kwargs, stacklevel=5)
+        call.envelope = submission.envelope
+        # The hooks' headers (trace context) travel with the job to its run.
+        if (headers := hooks.job_prepared(call)) is not None:
             submission = dataclasses.replace(submission, headers=headers)
-        return await driver.submit(submission)
+        job = await driver.submit(submission)
+    except BaseException as error:
+        hooks.after_enqueue(call, None, error)
+        raise
+    hooks.after_enqueue(call, job, None)
+    return job
+
+
+def _prepare_call(
+    settings: QueueSettings,
+    driver: QueueDriver,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    stacklevel: int = 4,
+) -> Submission:
+    """``prepare`` with the settings' limits; ``stacklevel`` points a warning at the line
+    that called ``queue()``."""
+    return prepare(
+        function,
+        args,
+        kwargs,
+        max_payload_bytes=settings.max_payload_bytes,
+        allow_unportable=driver.runs_in_process and not settings.strict,
+        stacklevel=stacklevel,
+    )
 
 
 async def close() -> None:

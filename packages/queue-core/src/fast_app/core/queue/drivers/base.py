@@ -20,8 +20,7 @@ class Submission:
         spec: the job function.
         envelope: the job.
         body: ``envelope`` encoded, exactly the bytes a worker would receive.
-        headers: trace context for the job's message headers (``traceparent``...), when
-            ``queue()`` traced the enqueue.
+        headers: headers the enqueue's hooks add to the job's message (trace context).
     """
 
     spec: FunctionSpec

@@ -12,9 +12,10 @@ from fast_app.core.queue.drivers.base import Submission
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.handle import Job, JobOutcome, JobStatus
-from fast_app.core.queue.retry import Retry, decide_after_run
+from fast_app.core.queue.hooks import JobRun, current_hooks
+from fast_app.core.queue.retry import Retry, RetryDecision, decide_after_run
 from fast_app.core.queue.settings import QueueSettings
-from fast_app.core.queue.telemetry import SYSTEM_IN_PROCESS, JobObservation, active, observe_job
+from fast_app.core.queue.telemetry import SYSTEM_IN_PROCESS
 
 __all__ = ["SyncDriver"]
 
@@ -29,50 +30,25 @@ class SyncDriver:
     functions run on the caller's loop, plain functions in a thread. The soft timeout
     applies; the hard timeout needs a worker process to end and is ignored here. A delay
     is slept before the job starts, and retries run the job again after the same backoff
-    as on workers. With an OpenTelemetry SDK configured, each run is a ``process`` span,
-    child of ``queue()``'s ``publish`` span through the same headers a worker reads.
+    as on workers. Each run goes through the same hooks as on a worker (with an
+    OpenTelemetry SDK configured, a ``process`` span, child of ``queue()``'s ``publish``
+    span through the same headers a worker reads).
     """
 
     name = "sync"
     runs_in_process = True
 
     def __init__(self, settings: QueueSettings) -> None:
+        self._settings = settings
         self._reraise = settings.sync_raise
-        self._retry_base_s = settings.retry_base_s
-        self._retry_cap_s = settings.retry_cap_s
-        self._queue = settings.name
-        self._trace_link_after_s = settings.trace_link_after_s
 
     async def submit(self, submission: Submission) -> Job:
         """Run the job now (after its delay, with its retries); return its handle."""
         envelope = decode_envelope(submission.body)
         if envelope.not_before is not None:
             await asyncio.sleep(max(0.0, envelope.not_before - time.time()))
-        due_at = envelope.not_before or envelope.enqueued_at
         while True:
-            observation: JobObservation | None = None
-            if active():  # an OpenTelemetry SDK is configured
-                observation = observe_job(
-                    queue=self._queue,
-                    system=SYSTEM_IN_PROCESS,
-                    envelope=envelope,
-                    message_id=envelope.id,
-                    headers=submission.headers,
-                    link_after_s=self._trace_link_after_s,
-                    due_at=due_at,
-                )
-            if observation is None:
-                outcome = await run_job(submission.spec, envelope, inline=True)
-            else:
-                outcome = await self._run_observed(submission, envelope, observation)
-            # The same decision as on workers; a dead letter here is only the final outcome.
-            decision = decide_after_run(
-                outcome.status, envelope, base_s=self._retry_base_s, cap_s=self._retry_cap_s
-            )
-            if observation is not None:
-                if isinstance(decision, Retry):
-                    observation.retried()
-                observation.end()
+            outcome, decision = await self._attempt(submission, envelope)
             if not isinstance(decision, Retry):
                 break
             logger.warning(
@@ -84,32 +60,50 @@ class SyncDriver:
                 outcome.error.message if outcome.error else "",
                 extra={"job_id": envelope.id, "job_function": envelope.function},
             )
+            # As on workers: the retry is due once its backoff is over.
+            not_before = time.time() + decision.delay_s
+            envelope = msgspec.structs.replace(
+                envelope, attempt=decision.attempt, not_before=not_before
+            )
             await asyncio.sleep(decision.delay_s)
-            due_at = time.time()
-            envelope = msgspec.structs.replace(envelope, attempt=decision.attempt)
         self._report(envelope.id, envelope.function, outcome)
         return Job(envelope.id, envelope.function, self.name, outcome)
 
-    async def _run_observed(
-        self,
-        submission: Submission,
-        envelope: JobEnvelope,
-        observation: JobObservation,
-    ) -> JobOutcome:
-        observation.started()
+    async def _attempt(
+        self, submission: Submission, envelope: JobEnvelope
+    ) -> tuple[JobOutcome, RetryDecision]:
+        """Run the job once, through the hooks if any; how it ended and what comes next."""
+        hooks = current_hooks()
+        if not hooks.hooks:  # no hook to call: the common case pays for none
+            outcome = await run_job(submission.spec, envelope, inline=True)
+            return outcome, self._decide(outcome, envelope)
+        settings = self._settings
+        run = JobRun(
+            settings, settings.name, SYSTEM_IN_PROCESS, envelope, envelope.id, submission.headers
+        )
+        hooks.delivered(run)
+        hooks.before_run(run)
         try:
             outcome = await run_job(
-                submission.spec,
-                envelope,
-                inline=True,
-                trace_context=observation.trace_context,
+                submission.spec, envelope, inline=True, trace_context=run.trace_context
             )
         except BaseException:
-            observation.cancelled()
-            observation.end()
+            hooks.cancelled(run)
+            hooks.settled(run)
             raise
-        observation.finished(outcome, envelope.options.soft_timeout_s)
-        return outcome
+        hooks.after_run(run, outcome)
+        decision = self._decide(outcome, envelope)
+        if isinstance(decision, Retry):
+            hooks.retried(run)
+        hooks.settled(run)
+        return outcome, decision
+
+    def _decide(self, outcome: JobOutcome, envelope: JobEnvelope) -> RetryDecision:
+        # The same decision as on workers; a dead letter here is only the final outcome.
+        settings = self._settings
+        return decide_after_run(
+            outcome.status, envelope, base_s=settings.retry_base_s, cap_s=settings.retry_cap_s
+        )
 
     def _report(self, job_id: str, function: str, outcome: JobOutcome) -> None:
         if outcome.status in (JobStatus.FAILED, JobStatus.INVALID):

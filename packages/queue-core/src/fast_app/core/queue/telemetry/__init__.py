@@ -24,6 +24,7 @@ from ._state import (
     tracer_provider,
     use_providers,
 )
+from .hook import TELEMETRY, TelemetryHook, job_traceparents
 from .lifecycle import EnqueueObservation, JobObservation, observe_enqueue, observe_job
 from .metrics import FailureReason, QueueMetrics
 from .tracing import SYSTEM_IN_PROCESS, SYSTEM_RABBITMQ
@@ -32,14 +33,17 @@ __all__ = [
     "SCOPE",
     "SYSTEM_IN_PROCESS",
     "SYSTEM_RABBITMQ",
+    "TELEMETRY",
     "EnqueueObservation",
     "FailureReason",
     "JobObservation",
     "QueueMetrics",
+    "TelemetryHook",
     "active",
     "context_from_traceparent",
     "extract_headers",
     "flush",
+    "job_traceparents",
     "meter_provider",
     "observe_enqueue",
     "observe_job",
