@@ -36,9 +36,10 @@ import aio_pika
 import bench_jobs
 
 from fast_app.core.queue import close as close_queue
-from fast_app.core.queue import configure, prepare, queue
+from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology
-from fast_app.farm.testing import rabbitmq_node
+from fast_app.core.queue.testing.rabbitmq import rabbitmq_node
+from fast_app.core.queue.worker_side import prepare
 
 HERE = Path(__file__).parent
 PREFETCH = 16

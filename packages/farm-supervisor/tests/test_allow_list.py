@@ -138,7 +138,7 @@ def test_fast_app_is_refused_even_when_listed_or_imported(module: str) -> None:
     [
         "fast_app.farm.cli.main",
         "fast_app.farm.worker._app.run_hooks",
-        "fast_app.farm.testing._rabbitmq_node._signal_group",
+        "fast_app.core.queue.testing.rabbitmq._signal_group",
     ],
 )
 def test_resolve_refuses_the_framework_without_importing_anything(path: str) -> None:

@@ -119,7 +119,7 @@ async def test_a_worker_in_the_repository_root_refuses_the_framework_and_install
     # When jobs name the framework, the test kit, and demo code outside its jobs module.
     refused = {
         await publish(
-            farm, "fast_app.farm.testing._rabbitmq_node._signal_group", bystander.pid, 9
+            farm, "fast_app.core.queue.testing.rabbitmq._signal_group", bystander.pid, 9
         ): "part of fast_app, the framework",
         await publish(
             farm, "fast_app.farm.worker._app.run_hooks", ["os:abort"]

@@ -16,7 +16,7 @@ from farm_testkit import Farm, wait_until
 from fast_app.core.queue import QueueConfigurationError, QueueUnavailableError, configure, queue
 from fast_app.core.queue import close as close_queue
 from fast_app.core.queue.amqp import headers as h
-from fast_app.farm.testing import RabbitMQNode, rabbitmq_node
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode, rabbitmq_node
 
 
 def _closed_port() -> int:

@@ -25,7 +25,7 @@ from fast_app.core.queue import close as close_queue
 from fast_app.core.queue import configure, queue, reset_settings
 from fast_app.core.queue.amqp import Topology, delay_level_ms
 from fast_app.core.queue.errors import QueueConfigurationError
-from fast_app.farm.testing import RabbitMQNode
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode
 
 SECURITY_DOCS = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 RECIPE_QUEUE = r"async_farm\.jobs"  # the QUEUE_NAME the recipe is written for, escaped

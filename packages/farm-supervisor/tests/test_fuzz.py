@@ -41,8 +41,8 @@ from farm_testkit import Farm, SupervisorProcess, start_supervisor, wait_until
 from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.settings import get_settings
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode, rabbitmq_node
 from fast_app.farm.listener import collect_snapshots
-from fast_app.farm.testing._rabbitmq_node import RabbitMQNode, rabbitmq_node
 
 MESSAGES = int(os.environ.get("FAST_APP_FUZZ_MESSAGES", "2000"))
 SEED = os.environ.get("FAST_APP_FUZZ_SEED")

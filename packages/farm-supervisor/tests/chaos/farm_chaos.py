@@ -39,7 +39,7 @@ sys.path.insert(0, str(SUPPORT))
 import farm_jobs  # noqa: E402
 
 from fast_app.core.queue import QueueUnavailableError, close, configure, queue  # noqa: E402
-from fast_app.farm.testing import RabbitMQNode, rabbitmq_node  # noqa: E402
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode, rabbitmq_node  # noqa: E402
 
 EXPECTED_REASON = {"fail": "failed", "soft": "soft_timeout", "hard": "hard_timeout"}
 

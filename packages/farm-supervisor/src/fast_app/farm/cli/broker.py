@@ -22,6 +22,7 @@ def add_broker_parser(commands: Any) -> None:
 
 def run_broker(options: argparse.Namespace) -> int:
     """Run the ``broker`` command parsed into ``options``; return the exit code."""
-    from fast_app.farm.testing._rabbitmq_node import main as broker_main
+    from fast_app.core.queue.testing.rabbitmq import main as broker_main
 
-    return broker_main([] if options.port is None else ["--port", str(options.port)])
+    argv = [] if options.port is None else ["--port", str(options.port)]
+    return broker_main(argv, prog="fast-app broker")

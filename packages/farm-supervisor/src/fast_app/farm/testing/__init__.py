@@ -1,10 +1,13 @@
-"""Helpers to test against a real RabbitMQ: private throwaway nodes and pytest fixtures.
+"""Helpers to test the farm against a real RabbitMQ.
 
-The pytest fixtures (``rabbitmq_url``, ``farm_queue_name``) are registered by the
-``fast_app_farm`` pytest plugin once this package is installed.
+The private, throwaway RabbitMQ node is queue-core's test kit
+(``fast_app.core.queue.testing.rabbitmq``); its names are re-exported here for the code
+that imported them from this package. The ``farm_queue_name`` pytest fixture is
+registered by the ``fast_app_farm`` pytest plugin once this package is installed;
+``rabbitmq_url`` comes from queue-core's ``fast_app_queue`` plugin.
 """
 
-from fast_app.farm.testing._rabbitmq_node import (
+from fast_app.core.queue.testing.rabbitmq import (
     RabbitMQNode,
     RabbitMQNotInstalledError,
     RabbitMQStartError,

@@ -1,8 +1,23 @@
-"""Helpers to test code that enqueues jobs, without a broker.
+"""Test kit of the queue: record enqueued jobs without a broker, or run a real one.
 
-The ``queued_jobs`` pytest fixture is available once this package is installed.
+- ``JobRecorder`` (the ``queued_jobs`` pytest fixture) captures the jobs the code under
+  test enqueues, to assert on them and run them.
+- ``rabbitmq_node()`` (module ``fast_app.core.queue.testing.rabbitmq``) starts a private,
+  throwaway RabbitMQ node from the installed ``rabbitmq-server``; the ``rabbitmq_url``
+  pytest fixture shares one for the whole test session.
+
+The fixtures are registered by the ``fast_app_queue`` pytest plugin once this package is
+installed.
 """
 
 from ._recorder import CapturedJob, JobRecorder
+from .rabbitmq import RabbitMQNode, RabbitMQNotInstalledError, RabbitMQStartError, rabbitmq_node
 
-__all__ = ["CapturedJob", "JobRecorder"]
+__all__ = [
+    "CapturedJob",
+    "JobRecorder",
+    "RabbitMQNode",
+    "RabbitMQNotInstalledError",
+    "RabbitMQStartError",
+    "rabbitmq_node",
+]

@@ -1,8 +1,37 @@
-"""Private, throwaway RabbitMQ nodes run from the installed ``rabbitmq-server``.
+"""Private, throwaway RabbitMQ nodes for tests, run from the installed ``rabbitmq-server``.
 
-Each node has its own temp dir (data, logs, config, Erlang cookie), free ports
-(AMQP, Erlang distribution, epmd) and node name, so it never touches a system
-broker or another test node. Standard library only.
+Each node has its own temporary directory (data, logs, config, Erlang cookie), its own
+free loopback ports (AMQP, Erlang distribution, epmd) and node name, so it never touches
+a system broker or another test node. Its processes are ended and its files deleted when
+it is closed, and also when the process that owns it dies without closing it (even by
+SIGKILL). Only the server's scripts and ``epmd`` are used, never the system service;
+install them with ``apt-get install -y rabbitmq-server`` (Debian, Ubuntu). Standard
+library only.
+
+In tests, the ``fast_app_queue`` pytest plugin (registered when this package is
+installed) provides ``rabbitmq_url``: one node for the whole test session, or the broker
+of ``RABBITMQ_URL`` when that variable is set; ``rabbitmq_node_session`` is that node
+(``None`` with ``RABBITMQ_URL``), for ``rabbitmqctl``. With neither the server nor the
+variable, the tests using them fail (they never skip), saying how to install it. Mark
+such tests ``rabbitmq`` so that ``pytest -m "not rabbitmq"`` can leave them out::
+
+    @pytest.mark.rabbitmq
+    async def test_publish(rabbitmq_url: str) -> None:
+        connection = await aio_pika.connect(rabbitmq_url)
+        ...
+
+A node of a test's own, to stop and restart (durable queues and persistent messages
+survive, clients reconnect to the same URL) or to run ``rabbitmqctl`` against::
+
+    from fast_app.core.queue.testing.rabbitmq import rabbitmq_node
+
+    with rabbitmq_node() as node:
+        node.stop_broker(graceful=False)  # a crash
+        node.start_broker()
+        node.rabbitmqctl("list_queues", "name", "messages")
+
+``main`` runs a node in the foreground until interrupted and prints its URL: it is the
+farm's ``fast-app broker`` command.
 """
 
 from __future__ import annotations
@@ -22,7 +51,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +61,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from fast_app.farm.testing._node_guard import NodeGuard
+from ._node_guard import NodeGuard
+from ._node_network import HOST, accepts_tcp, free_ports, speaks_amqp
 
 # Debian's /usr/sbin/rabbitmq-server is a wrapper that su's to the "rabbitmq"
 # user and cd's to /var/lib/rabbitmq, so the real script (the one living next
@@ -43,9 +72,6 @@ _INSTALL_HINT: Final = (
     "RabbitMQ is not installed: run `apt-get install -y rabbitmq-server` "
     "(or set RABBITMQ_URL to use an existing broker)."
 )
-_HOST: Final = "127.0.0.1"
-_AMQP_HEADER: Final = b"AMQP\x00\x00\x09\x01"
-_CONNECTION_START: Final = b"\x00\x0a\x00\x0a"  # class 10 (connection), method 10 (start)
 _POLL_INTERVAL: Final = 0.05
 _LOG_TAIL_LINES: Final = 40
 
@@ -68,47 +94,6 @@ def _find_executables() -> tuple[Path, Path]:
     if script_dir is None or epmd is None:
         raise RabbitMQNotInstalledError(_INSTALL_HINT)
     return script_dir, Path(epmd)
-
-
-def _free_ports(count: int, preferred: int | None = None) -> list[int]:
-    """Return ``count`` distinct free loopback ports, the first one ``preferred`` if free."""
-    ports: list[int] = []
-    with contextlib.ExitStack() as stack:
-        while len(ports) < count:
-            # Every socket stays bound until all are picked, so the kernel
-            # cannot hand out the same port twice.
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            try:
-                sock.bind((_HOST, preferred if preferred and not ports else 0))
-            except OSError:
-                sock.bind((_HOST, 0))
-            ports.append(int(sock.getsockname()[1]))
-    return ports
-
-
-def _accepts_tcp(port: int) -> bool:
-    try:
-        with socket.create_connection((_HOST, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _speaks_amqp(port: int) -> bool:
-    """Return whether ``port`` answers the AMQP 0-9-1 header with Connection.Start."""
-    # A bare TCP connect is not enough: the port may belong to someone else,
-    # and the kernel accepts connections into the backlog before rabbit reads.
-    data = b""
-    try:
-        with socket.create_connection((_HOST, port), timeout=1.0) as sock:
-            sock.sendall(_AMQP_HEADER)
-            while len(data) < 11:
-                if not (chunk := sock.recv(11 - len(data))):
-                    return False
-                data += chunk
-    except OSError:
-        return False
-    return data[0] == 1 and data[7:11] == _CONNECTION_START
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -152,14 +137,14 @@ class RabbitMQNode:
             RabbitMQNotInstalledError: ``rabbitmq-server`` or ``epmd`` is missing.
         """
         self._script_dir, self._epmd_bin = _find_executables()
-        amqp, dist, epmd = _free_ports(3)
+        amqp, dist, epmd = free_ports(3)
         self.amqp_port: Final = amqp if amqp_port is None else amqp_port
         self.dist_port: Final = dist
         self.epmd_port: Final = epmd
         # Short name on the literal host "localhost": it resolves everywhere,
         # unlike a container's generated hostname.
         self.node_name: Final = f"fastapp-{secrets.token_hex(4)}@localhost"
-        self.url: Final = f"amqp://guest:guest@{_HOST}:{self.amqp_port}/"
+        self.url: Final = f"amqp://guest:guest@{HOST}:{self.amqp_port}/"
         self.base_dir: Final = Path(tempfile.mkdtemp(prefix="fastapp-rabbitmq-"))
         self._server: subprocess.Popen[bytes] | None = None
         self._epmd: subprocess.Popen[bytes] | None = None
@@ -184,7 +169,7 @@ class RabbitMQNode:
         (base / "enabled_plugins").write_text("[].\n")
         (base / "rabbitmq-env.conf").write_text("")
         config = {
-            "listeners.tcp.default": f"{_HOST}:{self.amqp_port}",
+            "listeners.tcp.default": f"{HOST}:{self.amqp_port}",
             # Small CI disks would otherwise trip the disk alarm and block publishers.
             "disk_free_limit.absolute": "1MB",
             "log.console": "false",  # stdout is only a startup-failure fallback
@@ -210,10 +195,10 @@ class RabbitMQNode:
         env.update(
             HOME=str(base / "home"),
             ERL_EPMD_PORT=str(self.epmd_port),
-            ERL_EPMD_ADDRESS=_HOST,
+            ERL_EPMD_ADDRESS=HOST,
             RABBITMQ_NODENAME=self.node_name,
             RABBITMQ_USE_LONGNAME="false",
-            RABBITMQ_NODE_IP_ADDRESS=_HOST,
+            RABBITMQ_NODE_IP_ADDRESS=HOST,
             RABBITMQ_NODE_PORT=str(self.amqp_port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
             RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
@@ -269,10 +254,10 @@ class RabbitMQNode:
         # and outlives the node; a foreground epmd is ours to kill.
         if self._epmd is not None and self._epmd.poll() is None:
             return
-        cmd = [str(self._epmd_bin), "-port", str(self.epmd_port), "-address", _HOST]
+        cmd = [str(self._epmd_bin), "-port", str(self.epmd_port), "-address", HOST]
         self._epmd = self._popen(cmd, "epmd.log")
         # Waiting matters: if erl found no epmd yet, it would start its own daemon.
-        while not _accepts_tcp(self.epmd_port):
+        while not accepts_tcp(self.epmd_port):
             if self._epmd.poll() is not None or time.monotonic() > deadline:
                 raise self._fail(f"epmd did not listen on port {self.epmd_port}")
             time.sleep(_POLL_INTERVAL)
@@ -294,7 +279,7 @@ class RabbitMQNode:
         self._start_epmd(deadline)
         server = self._popen([str(self._script_dir / "rabbitmq-server")], "stdout.log")
         self._server = server
-        while not _speaks_amqp(self.amqp_port):
+        while not speaks_amqp(self.amqp_port):
             if server.poll() is not None:
                 raise self._fail(f"exited during startup (status {server.returncode})")
             if time.monotonic() > deadline:
@@ -338,7 +323,7 @@ class RabbitMQNode:
         env = self._env()
         # The CLI is an Erlang node too; a private port keeps concurrent calls
         # from competing for the default 35672-35682 range.
-        port = str(_free_ports(1)[0])
+        port = str(free_ports(1)[0])
         env.update(RABBITMQ_CTL_DIST_PORT_MIN=port, RABBITMQ_CTL_DIST_PORT_MAX=port)
         cmd = [str(self._script_dir / "rabbitmqctl"), "-n", self.node_name, *args]
         return subprocess.run(
@@ -394,16 +379,18 @@ def rabbitmq_node(
         node.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run a node in the foreground until SIGINT/SIGTERM; prints its AMQP URL on stdout.
 
     Args:
-        argv: Command-line arguments; ``sys.argv[1:]`` when None.
+        argv: Command-line arguments (``--port``, ``--startup-timeout``); ``sys.argv[1:]``
+            when None.
+        prog: Program name shown in usage and errors; by default, from ``sys.argv[0]``.
 
     Returns:
         0 after a clean shutdown, 1 if the node failed to start or died.
     """
-    parser = argparse.ArgumentParser(prog="fast-app broker", description="Run a RabbitMQ node.")
+    parser = argparse.ArgumentParser(prog=prog, description="Run a RabbitMQ node.")
     parser.add_argument(
         "--port", type=int, help="AMQP port (default: 5672 if free, else random; 0: random)"
     )
@@ -419,9 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.port is None:
-            port = _free_ports(1, preferred=5672)[0]
+            port = free_ports(1, preferred=5672)[0]
         else:
-            port = args.port or _free_ports(1)[0]
+            port = args.port or free_ports(1)[0]
         node = RabbitMQNode(amqp_port=port)
         try:
             node.start_broker(args.startup_timeout)

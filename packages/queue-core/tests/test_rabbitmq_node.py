@@ -1,4 +1,4 @@
-"""The private RabbitMQ node helper: a clear error when the server is missing, no leak."""
+"""The private RabbitMQ node of the test kit: a clear error when the server is missing, no leak."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from fast_app.farm.testing import RabbitMQNode, RabbitMQNotInstalledError, _rabbitmq_node
+from fast_app.core.queue.testing import rabbitmq
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode, RabbitMQNotInstalledError
 
 
 def test_a_missing_rabbitmq_server_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_rabbitmq_node, "_SCRIPT_DIRS", ("/nonexistent/rabbitmq/bin",))
+    monkeypatch.setattr(rabbitmq, "_SCRIPT_DIRS", ("/nonexistent/rabbitmq/bin",))
     monkeypatch.setenv("PATH", "/nonexistent")
 
     with pytest.raises(
@@ -23,9 +24,16 @@ def test_a_missing_rabbitmq_server_says_how_to_install_it(monkeypatch: pytest.Mo
         RabbitMQNode()
 
 
+def test_the_test_kit_package_exports_the_node() -> None:
+    from fast_app.core.queue import testing
+
+    assert testing.RabbitMQNode is RabbitMQNode
+    assert testing.rabbitmq_node is rabbitmq.rabbitmq_node
+
+
 OWNER = """
 import sys, time
-from fast_app.farm.testing import RabbitMQNode
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode
 node = RabbitMQNode()
 node.start_broker(60)
 print(node.base_dir, node._server.pid, flush=True)
@@ -34,6 +42,7 @@ time.sleep(600)
 
 
 @pytest.mark.slow
+@pytest.mark.rabbitmq
 def test_a_node_whose_owner_is_sigkilled_does_not_outlive_it() -> None:
     # Given a node started by a process that then dies without a chance to clean up.
     with subprocess.Popen(
