@@ -144,21 +144,14 @@ async def test_declaring_over_a_queue_of_the_other_type_is_a_configuration_error
     await broker.declare(Topology(queue_name, existing, 10))
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason=(
-        "RabbitMQ reports the first inequivalent argument it checks (x-overflow or "
-        "x-dead-letter-strategy, which only quorum queues get), so explain_mismatch blames "
-        "'this version of fast-app' instead of QUEUE_TYPE"
-    ),
-)
+@pytest.mark.parametrize(("existing", "declared"), [("classic", "quorum"), ("quorum", "classic")])
 async def test_declaring_over_a_queue_of_the_other_type_names_queue_type(
-    broker: Broker, queue_name: str
+    broker: Broker, queue_name: str, existing: str, declared: str
 ) -> None:
-    await broker.declare(Topology(queue_name, "classic", 10))
+    await broker.declare(Topology(queue_name, existing, 10))
 
     with pytest.raises(QueueConfigurationError) as raised:
-        await broker.declare(Topology(queue_name, "quorum", 10))
+        await broker.declare(Topology(queue_name, declared, 10))
 
     assert "QUEUE_TYPE" in str(raised.value)
 

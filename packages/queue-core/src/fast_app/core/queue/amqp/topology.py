@@ -202,6 +202,10 @@ class Topology:
 _ARGUMENT_SETTINGS = {
     "x-queue-type": "QUEUE_TYPE",
     "x-delivery-limit": "QUEUE_DELIVERY_LIMIT",
+    # Only quorum queues get these, and RabbitMQ may report them before x-queue-type:
+    # over a queue of the other type, they are what differs first.
+    "x-overflow": "QUEUE_TYPE (only quorum queues get it)",
+    "x-dead-letter-strategy": "QUEUE_TYPE (only quorum queues get it)",
 }
 _INEQUIVALENT_ARGUMENT = re.compile(r"inequivalent arg '([^']+)'")
 
