@@ -12,7 +12,7 @@ from fast_app.core.queue.drivers.base import Submission
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.handle import Job, JobOutcome, JobStatus
-from fast_app.core.queue.hooks import JobRun, current_hooks
+from fast_app.core.queue.hooks import HookChain, JobRun, current_hooks
 from fast_app.core.queue.retry import Retry, RetryDecision, decide_after_run
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import SYSTEM_IN_PROCESS
@@ -48,7 +48,12 @@ class SyncDriver:
         if envelope.not_before is not None:
             await asyncio.sleep(max(0.0, envelope.not_before - time.time()))
         while True:
-            outcome, decision = await self._attempt(submission, envelope)
+            hooks = current_hooks()
+            if hooks.hooks:
+                outcome, decision = await self._attempt_with_hooks(hooks, submission, envelope)
+            else:  # no hook to call: the common case pays for none
+                outcome = await run_job(submission.spec, envelope, inline=True)
+                decision = self._decide(outcome, envelope)
             if not isinstance(decision, Retry):
                 break
             logger.warning(
@@ -69,14 +74,10 @@ class SyncDriver:
         self._report(envelope.id, envelope.function, outcome)
         return Job(envelope.id, envelope.function, self.name, outcome)
 
-    async def _attempt(
-        self, submission: Submission, envelope: JobEnvelope
+    async def _attempt_with_hooks(
+        self, hooks: HookChain, submission: Submission, envelope: JobEnvelope
     ) -> tuple[JobOutcome, RetryDecision]:
-        """Run the job once, through the hooks if any; how it ended and what comes next."""
-        hooks = current_hooks()
-        if not hooks.hooks:  # no hook to call: the common case pays for none
-            outcome = await run_job(submission.spec, envelope, inline=True)
-            return outcome, self._decide(outcome, envelope)
+        """Run the job once through ``hooks``; how it ended and what comes next."""
         settings = self._settings
         run = JobRun(
             settings, settings.name, SYSTEM_IN_PROCESS, envelope, envelope.id, submission.headers
