@@ -98,3 +98,27 @@ async def test_without_a_tracing_sdk_a_job_carries_no_trace_headers(
     message = await broker.get(queue_name)
     assert message.message_id == job.id
     assert "traceparent" not in message.headers
+
+
+@pytest.mark.usefixtures("async_farm")
+async def test_a_job_for_a_named_queue_is_stored_in_that_queue_and_its_delays(
+    broker: Broker, queue_name: str
+) -> None:
+    # Given a named queue beside the default one
+    reports = f"{queue_name}.reports"
+
+    # When one job goes to it at once and another after a delay
+    now = await queue(jobs.record, 1, __queue=reports)
+    later = await queue(jobs.record, 2, __queue=reports, __delay_s=1)
+
+    # Then the first waits in the named queue, the second in that queue's delay level,
+    # and the default queue holds neither
+    assert (now.queue, later.queue) == (reports, reports)
+    assert await broker.message_count(reports) == 1
+    assert decode_envelope((await broker.get(reports)).body).id == now.id
+    assert await broker.message_count(f"{reports}.delay.800ms") == 1
+    assert await broker.message_count(queue_name) == 0
+    # And once its delay is over it comes back to the named queue, not the default one
+    delayed = await broker.get(reports, timeout=10)
+    assert decode_envelope(delayed.body).id == later.id
+    assert await broker.message_count(queue_name) == 0

@@ -25,10 +25,14 @@ from .functions import FunctionSpec, describe_function
 from .handle import Job
 from .hooks import Enqueueing, HookChain, current_hooks
 from .options import split_options
+from .queues import QueueRoutes
 from .settings import QueueSettings, get_settings
 from .telemetry import SYSTEM_IN_PROCESS, SYSTEM_RABBITMQ
 
 __all__ = ["JobPortabilityWarning", "close", "prepare", "queue"]
+
+
+_NO_ROUTES = QueueRoutes()
 
 
 class JobPortabilityWarning(UserWarning):
@@ -77,6 +81,7 @@ async def _queue_with_hooks(
     try:
         submission = _prepare_call(settings, driver, function, args, kwargs, stacklevel=5)
         call.envelope = submission.envelope
+        call.queue = submission.queue or settings.name
         # The hooks' headers (trace context) travel with the job to its run.
         if (headers := hooks.job_prepared(call)) is not None:
             submission = dataclasses.replace(submission, headers=headers)
@@ -104,6 +109,7 @@ def _prepare_call(
         kwargs,
         max_payload_bytes=settings.max_payload_bytes,
         allow_unportable=driver.runs_in_process and not settings.strict,
+        routes=settings.routes,
         stacklevel=stacklevel,
     )
 
@@ -123,10 +129,13 @@ def prepare(
     *,
     max_payload_bytes: int,
     allow_unportable: bool,
+    routes: QueueRoutes = _NO_ROUTES,
     stacklevel: int = 3,
 ) -> Submission:
     """Validate a call and encode it as a job, the way ``queue()`` does before any driver.
 
+    The job's queue is the one ``__queue`` names, else the one ``routes`` give its
+    function, else ``None``: the driver's default (``QUEUE_NAME``).
     ``stacklevel`` points the portability warning at the caller's line (as ``warnings``).
 
     Raises:
@@ -147,7 +156,7 @@ def prepare(
             JobPortabilityWarning,
             stacklevel=stacklevel,
         )
-    function_kwargs, options = split_options(kwargs)
+    function_kwargs, options, named_queue = split_options(kwargs)
     spec.check_arguments(args, function_kwargs)
     snapshot = context.snapshot()
     enqueued_at = time.time()
@@ -180,7 +189,8 @@ def prepare(
             f"{max_payload_bytes} (QUEUE_MAX_PAYLOAD_BYTES); pass a reference (an id, a "
             "URL) instead of the data itself"
         )
-    return Submission(spec, envelope, body)
+    queue_name = named_queue if named_queue is not None else routes.queue_of(spec.path)
+    return Submission(spec, envelope, body, queue=queue_name)
 
 
 def _unencodable(

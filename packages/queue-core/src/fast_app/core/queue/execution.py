@@ -26,7 +26,7 @@ from .envelope import JobEnvelope
 from .errors import InvalidJobError, JobSoftTimeoutError
 from .functions import FunctionSpec
 from .handle import JobError, JobOutcome, JobStatus
-from .running import running_envelope
+from .running import running_job
 
 __all__ = ["describe_exception", "run_job"]
 
@@ -51,6 +51,7 @@ async def run_job(
     cancel_grace_s: float = 1.0,
     inline: bool = False,
     trace_context: TraceContext | None = None,
+    queue: str | None = None,
 ) -> JobOutcome:
     """Run ``envelope``'s call of ``spec.function`` and report how it ended; never raises.
 
@@ -70,6 +71,7 @@ async def run_job(
             one job at a time, like the sync driver.
         trace_context: the OpenTelemetry context the job's code runs in (its process
             span), so that spans it makes are that span's children.
+        queue: the queue the job was delivered from (``current_job().queue``).
     """
     started = time.perf_counter()
     try:
@@ -80,7 +82,7 @@ async def run_job(
         )
     job_context = contextvars.Context()
     job_context.run(context.install, envelope.context)
-    job_context.run(running_envelope.set, envelope)
+    job_context.run(running_job.set, (envelope, queue))
     if trace_context is not None:
         # Never detached: the job's whole contextvars.Context is dropped when it ends.
         job_context.run(otel_context.attach, trace_context)

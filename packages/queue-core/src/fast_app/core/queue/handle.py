@@ -66,9 +66,11 @@ class Job:
         function: dotted path of the job function.
         driver: name of the driver that took the job.
         outcome: how it ended, for drivers that run it before returning (``sync``).
+        queue: the queue it went to (``QUEUE_NAME``, or the one named or routed).
     """
 
     id: str
     function: str
     driver: str
     outcome: JobOutcome | None = None
+    queue: str | None = None

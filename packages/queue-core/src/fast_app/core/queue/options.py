@@ -7,6 +7,7 @@ from typing import Any
 
 from .envelope import MAX_RETRIES, MAX_SECONDS, JobOptions
 from .errors import JobValidationError
+from .queues import check_queue_name
 
 __all__ = ["SPECIAL_KWARGS", "split_options"]
 
@@ -15,6 +16,7 @@ SPECIAL_KWARGS: tuple[str, ...] = (
     "__hard_timeout_s",
     "__delay_s",
     "__retries",
+    "__queue",
 )
 
 _NO_OPTIONS = JobOptions()
@@ -50,15 +52,26 @@ def _retry_count(value: object) -> int:
     return value
 
 
-def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], JobOptions]:
+def _queue_name(value: object) -> str:
+    try:
+        return check_queue_name(value)
+    except ValueError as error:
+        raise JobValidationError(f"__queue: {error}") from None
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], JobOptions, str | None]:
     """Separate the special ``__name`` kwargs from the function's own kwargs.
+
+    Returns:
+        The function's kwargs, the job's options, and the queue named by ``__queue``
+        (``None`` when the call names none).
 
     Raises:
         JobValidationError: for an unknown ``__name`` (the prefix is reserved) or an
             invalid value.
     """
     if not any(name.startswith("__") for name in kwargs):
-        return kwargs, _NO_OPTIONS
+        return kwargs, _NO_OPTIONS, None
     function_kwargs: dict[str, Any] = {}
     special: dict[str, Any] = {}
     for name, value in kwargs.items():
@@ -89,4 +102,5 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], JobOptions]:
         delay_s=delay_s,
         retries=0 if retries is None else _retry_count(retries),
     )
-    return function_kwargs, options
+    queue = special.get("__queue")
+    return function_kwargs, options, None if queue is None else _queue_name(queue)

@@ -9,9 +9,10 @@ from .envelope import JobEnvelope
 
 __all__ = ["RunningJob", "current_job"]
 
-# Set inside each job's own contextvars.Context (see execution.run_job), so it is visible
-# to the job's code, its tasks and threads, and to nothing else.
-running_envelope: contextvars.ContextVar[JobEnvelope] = contextvars.ContextVar(
+# The job and the queue it came from, set inside each job's own contextvars.Context (see
+# execution.run_job), so they are visible to the job's code, its tasks and threads, and
+# to nothing else.
+running_job: contextvars.ContextVar[tuple[JobEnvelope, str | None]] = contextvars.ContextVar(
     "fast_app_running_job"
 )
 
@@ -28,6 +29,7 @@ class RunningJob:
         enqueued_at: Unix time of the first enqueue.
         soft_timeout_s: its soft timeout, if any.
         hard_timeout_s: its hard timeout, if any.
+        queue: the queue it was delivered from (``None`` where the runner did not say).
     """
 
     id: str
@@ -37,6 +39,7 @@ class RunningJob:
     enqueued_at: float
     soft_timeout_s: float | None
     hard_timeout_s: float | None
+    queue: str | None = None
 
     @property
     def is_last_attempt(self) -> bool:
@@ -54,9 +57,10 @@ def current_job() -> RunningJob | None:
             job = current_job()
             await payments.charge(order_id, idempotency_key=job.id if job else order_id)
     """
-    envelope = running_envelope.get(None)
-    if envelope is None:
+    running = running_job.get(None)
+    if running is None:
         return None
+    envelope, queue = running
     options = envelope.options
     return RunningJob(
         id=envelope.id,
@@ -66,4 +70,5 @@ def current_job() -> RunningJob | None:
         enqueued_at=envelope.enqueued_at,
         soft_timeout_s=options.soft_timeout_s,
         hard_timeout_s=options.hard_timeout_s,
+        queue=queue,
     )

@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import QueueConfigurationError
+from .queues import QueueRoutes, check_queue_name
 
 __all__ = [
     "MIN_SIGNING_KEY_BYTES",
@@ -151,6 +152,14 @@ class QueueSettings(BaseSettings):
             "continuing it (for long delays; 0: always; unset: never)."
         ),
     )
+    routes: Annotated[QueueRoutes, NoDecode] = Field(
+        default=QueueRoutes(),
+        description=(
+            "QUEUE_ROUTES: the queue of each function path or module prefix, "
+            "`app.reports=reports,app.mail.send_welcome_email=emails`; the longest match "
+            "wins, an explicit `__queue=` wins over it, and unrouted jobs go to QUEUE_NAME."
+        ),
+    )
     baggage_keys: _NameList = Field(
         default=(),
         description=(
@@ -166,6 +175,16 @@ class QueueSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _queue_name(cls, name: str) -> str:
+        return check_queue_name(name)
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _parse_routes(cls, value: Any) -> Any:
+        return QueueRoutes.parse(value) if isinstance(value, str) else value
 
     @field_validator("signing_key")
     @classmethod

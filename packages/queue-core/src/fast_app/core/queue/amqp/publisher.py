@@ -40,8 +40,9 @@ class Publisher:
     Args:
         url: the broker URL, with its password.
         redacted_url: the same without the password, for messages.
-        topology: the farm's queues, declared on each new connection (only checked, when
-            the user may not declare them).
+        topology: the farm's default queues, declared on each new connection (only
+            checked, when the user may not declare them); other queues' topologies are
+            declared the same way on their first publish over a connection.
         timeout_s: bound on connecting plus confirming one message.
         signing_key: add an HMAC-SHA256 signature header with this key.
         connection_name: shown in the broker's management UI.
@@ -67,7 +68,8 @@ class Publisher:
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._underlay: aiormq.abc.AbstractChannel | None = None
-        self._declared_delays: set[int] = set()
+        self._declared: set[str] = set()  # jobs queues declared on this connection
+        self._declared_delays: set[tuple[str, int]] = set()
         self._lock = asyncio.Lock()
         self.loop = asyncio.get_running_loop()
         # Pending calls, each with the loop time it started; their timeouts have no
@@ -84,8 +86,11 @@ class Publisher:
         envelope: JobEnvelope,
         *,
         extra_headers: dict[str, Any] | None = None,
+        queue: Topology | None = None,
     ) -> None:
         """Store a job: in the jobs queue, or in a delay queue when it is not due yet.
+
+        ``queue``: the topology of the job's queue, when it is not the publisher's own.
 
         Raises:
             QueueUnavailableError: the broker was unreachable or did not confirm in time.
@@ -98,17 +103,24 @@ class Publisher:
         level = None
         if envelope.not_before is not None:
             level = delay_level_ms(envelope.not_before - time.time())
-        await self._send(body, properties, envelope.id, level=level)
+        await self._send(body, properties, envelope.id, queue or self.topology, level=level)
 
-    async def publish_dead(self, body: bytes, properties: Basic.Properties, job_id: str) -> None:
-        """Store a message in the dead-letter queue."""
-        await self._send(body, properties, job_id, dead=True)
+    async def publish_dead(
+        self,
+        body: bytes,
+        properties: Basic.Properties,
+        job_id: str,
+        queue: Topology | None = None,
+    ) -> None:
+        """Store a message in the dead-letter queue (of ``queue``, or the publisher's own)."""
+        await self._send(body, properties, job_id, queue or self.topology, dead=True)
 
     async def _send(
         self,
         body: bytes,
         properties: Basic.Properties,
         job_id: str,
+        topology: Topology,
         *,
         level: int | None = None,
         dead: bool = False,
@@ -123,15 +135,17 @@ class Publisher:
                     self._watchdog = self.loop.create_task(self._fail_calls_when_stalled())
                 try:
                     channel = await self._ready_channel()
+                    if topology.jobs not in self._declared:
+                        channel = await self._declare(topology)
                     exchange = ""
-                    routing_key = self.topology.jobs
+                    routing_key = topology.jobs
                     if dead:
-                        exchange = self.topology.dead_exchange
+                        exchange = topology.dead_exchange
                     elif level is not None:
-                        if level not in self._declared_delays:
-                            await self.topology.declare_delay(channel, level)
-                            self._declared_delays.add(level)
-                        routing_key = self.topology.delay_queue(level)
+                        if (topology.jobs, level) not in self._declared_delays:
+                            await topology.declare_delay(channel, level)
+                            self._declared_delays.add((topology.jobs, level))
+                        routing_key = topology.delay_queue(level)
                     # aiormq's channel directly: aio-pika's Message and Exchange layers
                     # cost more per publish than the rest of queue() together.
                     underlay = self._underlay
@@ -202,7 +216,6 @@ class Publisher:
 
     async def _connect(self) -> AbstractChannel:
         import aio_pika
-        from aiormq.exceptions import ChannelAccessRefused
 
         await self._close_connection()
         connection = await aio_pika.connect(
@@ -210,26 +223,43 @@ class Publisher:
         )
         try:
             channel = await connection.channel(publisher_confirms=True)
-            try:
-                await self.topology.declare(channel)  # QueueConfigurationError on a mismatch
-            except ChannelAccessRefused as refused:
-                # A producer user may publish jobs but not configure the farm's queues
-                # (configure would also let it delete them); the farm declared them. The
-                # refusal closed the channel.
-                logger.info(
-                    "may not declare the farm's queues (%s); checking that they exist",
-                    self._describe(refused),
-                )
-                channel = await connection.channel(publisher_confirms=True)
-                await self.topology.check_declared(channel)
+            self._connection = connection
+            self._channel = channel
+            self._underlay = await channel.get_underlay_channel()
+            self._declared.clear()
+            self._declared_delays.clear()
+            channel = await self._declare(self.topology)
         except BaseException:
+            self._connection = self._channel = self._underlay = None
             await connection.close()
             raise
-        self._connection = connection
-        self._channel = channel
-        self._underlay = await channel.get_underlay_channel()
-        self._declared_delays.clear()
         logger.info("connected to the broker at %s", self._redacted_url)
+        return channel
+
+    async def _declare(self, topology: Topology) -> AbstractChannel:
+        """Declare ``topology`` on the current connection, or check it exists when the
+        user may not declare it; the channel to publish on from now on."""
+        from aiormq.exceptions import ChannelAccessRefused
+
+        channel, connection = self._channel, self._connection
+        assert channel is not None
+        assert connection is not None
+        try:
+            await topology.declare(channel)  # QueueConfigurationError on a mismatch
+        except ChannelAccessRefused as refused:
+            # A producer user may publish jobs but not configure the farm's queues
+            # (configure would also let it delete them); the farm declared them. The
+            # refusal closed the channel.
+            logger.info(
+                "may not declare the queues of %r (%s); checking that they exist",
+                topology.jobs,
+                self._describe(refused),
+            )
+            channel = await connection.channel(publisher_confirms=True)
+            self._channel = channel
+            self._underlay = await channel.get_underlay_channel()
+            await topology.check_declared(channel)
+        self._declared.add(topology.jobs)
         return channel
 
     def _forget_channel(self) -> None:

@@ -26,6 +26,7 @@ class AsyncFarmDriver:
     def __init__(self, settings: QueueSettings) -> None:
         self._settings = settings
         self._topology = Topology.from_settings(settings)
+        self._topologies: dict[str, Topology] = {settings.name: self._topology}
         key = settings.signing_key
         self._signing_key = None if key is None else key.get_secret_value().encode()
         self._publisher: Publisher | None = None
@@ -49,11 +50,24 @@ class AsyncFarmDriver:
         Raises:
             QueueUnavailableError: the broker did not take the job in time.
         """
+        topology = self._topology_of(submission.queue)
         await self.publisher().publish(
-            submission.body, submission.envelope, extra_headers=submission.headers
+            submission.body, submission.envelope, extra_headers=submission.headers, queue=topology
         )
         envelope = submission.envelope
-        return Job(envelope.id, envelope.function, self.name)
+        return Job(envelope.id, envelope.function, self.name, queue=topology.jobs)
+
+    def _topology_of(self, queue: str | None) -> Topology:
+        """The topology of a named queue (the default one for ``None``): same type and
+        delivery limit as the default queue's."""
+        if queue is None:
+            return self._topology
+        topology = self._topologies.get(queue)
+        if topology is None:
+            default = self._topology
+            topology = Topology(queue, default.queue_type, default.delivery_limit)
+            self._topologies[queue] = topology
+        return topology
 
     async def close(self) -> None:
         """Close the connection of the running loop's publisher."""

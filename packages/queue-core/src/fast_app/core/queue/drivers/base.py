@@ -21,12 +21,15 @@ class Submission:
         envelope: the job.
         body: ``envelope`` encoded, exactly the bytes a worker would receive.
         headers: headers the enqueue's hooks add to the job's message (trace context).
+        queue: the queue the call named or its route gives; ``None``: the default
+            queue (``QUEUE_NAME``).
     """
 
     spec: FunctionSpec
     envelope: JobEnvelope
     body: bytes
     headers: dict[str, str] | None = None
+    queue: str | None = None
 
 
 class QueueDriver(Protocol):

@@ -45,14 +45,17 @@ class SyncDriver:
     async def submit(self, submission: Submission) -> Job:
         """Run the job now (after its delay, with its retries); return its handle."""
         envelope = decode_envelope(submission.body)
+        queue = submission.queue or self._settings.name
         if envelope.not_before is not None:
             await asyncio.sleep(max(0.0, envelope.not_before - time.time()))
         while True:
             hooks = current_hooks()
             if hooks.hooks:
-                outcome, decision = await self._attempt_with_hooks(hooks, submission, envelope)
+                outcome, decision = await self._attempt_with_hooks(
+                    hooks, submission, envelope, queue
+                )
             else:  # no hook to call: the common case pays for none
-                outcome = await run_job(submission.spec, envelope, inline=True)
+                outcome = await run_job(submission.spec, envelope, inline=True, queue=queue)
                 decision = self._decide(outcome, envelope)
             if not isinstance(decision, Retry):
                 break
@@ -72,21 +75,23 @@ class SyncDriver:
             )
             await asyncio.sleep(decision.delay_s)
         self._report(envelope.id, envelope.function, outcome)
-        return Job(envelope.id, envelope.function, self.name, outcome)
+        return Job(envelope.id, envelope.function, self.name, outcome, queue)
 
     async def _attempt_with_hooks(
-        self, hooks: HookChain, submission: Submission, envelope: JobEnvelope
+        self, hooks: HookChain, submission: Submission, envelope: JobEnvelope, queue: str
     ) -> tuple[JobOutcome, RetryDecision]:
         """Run the job once through ``hooks``; how it ended and what comes next."""
         settings = self._settings
-        run = JobRun(
-            settings, settings.name, SYSTEM_IN_PROCESS, envelope, envelope.id, submission.headers
-        )
+        run = JobRun(settings, queue, SYSTEM_IN_PROCESS, envelope, envelope.id, submission.headers)
         hooks.delivered(run)
         hooks.before_run(run)
         try:
             outcome = await run_job(
-                submission.spec, envelope, inline=True, trace_context=run.trace_context
+                submission.spec,
+                envelope,
+                inline=True,
+                trace_context=run.trace_context,
+                queue=queue,
             )
         except BaseException:
             hooks.cancelled(run)

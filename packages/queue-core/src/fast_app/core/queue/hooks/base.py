@@ -35,7 +35,8 @@ class Enqueueing:
 
     Attributes:
         settings: the queue settings in force for the call.
-        queue: the queue the job goes to.
+        queue: the queue the job goes to (``QUEUE_NAME`` until the call is prepared,
+            then the queue it names or its route gives).
         system: ``rabbitmq`` (published to the broker) or ``fast_app.sync`` (run in-process).
         envelope: the job, once ``queue()`` validated and encoded it (``None`` before).
         hook_state: room for hooks to keep what they need between their calls, keyed by

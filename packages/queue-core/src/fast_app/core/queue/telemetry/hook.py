@@ -32,7 +32,7 @@ class TelemetryHook(Hook):
     def job_prepared(self, call: Enqueueing, headers: dict[str, str]) -> None:
         observation: EnqueueObservation | None = call.hook_state.get(self)
         if observation is not None and call.envelope is not None:
-            headers.update(observation.published(call.envelope) or {})
+            headers.update(observation.published(call.envelope, call.queue) or {})
 
     def after_enqueue(self, call: Enqueueing, job: Job | None, error: BaseException | None) -> None:
         observation: EnqueueObservation | None = call.hook_state.pop(self, None)

@@ -96,13 +96,18 @@ class EnqueueObservation:
         self._started_ns = time.time_ns()
         return self
 
-    def published(self, envelope: JobEnvelope) -> dict[str, str] | None:
+    def published(self, envelope: JobEnvelope, queue: str | None = None) -> dict[str, str] | None:
         """Note the encoded job: start its span; return the headers that carry it to the job.
+
+        ``queue``: the queue it goes to, when routing chose another than the one given
+        at the start (``messaging.destination.name`` and the metrics' queue).
 
         Context keys listed in ``QUEUE_BAGGAGE_KEYS`` travel as baggage too (the
         caller's own baggage always does, as with any instrumented call).
         """
         self._function = envelope.function
+        if queue is not None:
+            self._queue = queue
         if self._tracer is None:
             return None
         span = start_publish_span(
