@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fast_app.core.context import context
+from fast_app.core.queue import current_job
 
 
 def report(results: str, event: str, tag: str, **extra: Any) -> None:
@@ -122,3 +123,28 @@ async def traced_sleep(results: str, tag: str, seconds: float) -> None:
     report(results, "started", tag)
     await asyncio.sleep(seconds)
     report(results, "finished", tag)
+
+
+# -- named queues: jobs that report the queue they run from ---------------------------
+
+
+async def record_queue(results: str, tag: str) -> None:
+    job = current_job()
+    report(
+        results,
+        "ran",
+        tag,
+        at=time.time(),
+        queue=None if job is None else job.queue,
+        attempt=None if job is None else job.attempt,
+    )
+
+
+async def sleep_on_queue(results: str, tag: str, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await record_queue(results, tag)
+
+
+async def fail_on_queue(results: str, tag: str) -> None:
+    await record_queue(results, tag)
+    raise RuntimeError(f"{tag} failed")

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from fast_app.core.queue.queues import check_queue_name
 from fast_app.core.queue.settings import describe_invalid_settings
 from fast_app.farm.errors import FarmConfigurationError
+from fast_app.farm.queue_pools import QueuePool, parse_queue_pools
 
 __all__ = ["FarmSettings", "load_farm_settings"]
 
@@ -91,6 +93,21 @@ class FarmSettings(BaseSettings):
     )
     max_workers: int = Field(
         default=4, ge=1, le=1024, description="FARM_MAX_WORKERS: most workers a supervisor runs."
+    )
+    queues: Annotated[tuple[QueuePool, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "FARM_QUEUES: the queues a supervisor serves, each with its pool's limits: "
+            "`emails=1..4,reports=0..8` (a name alone: FARM_MIN_WORKERS..FARM_MAX_WORKERS); "
+            "FARM_MAX_WORKERS caps the sum. Unset: QUEUE_NAME alone."
+        ),
+    )
+    worker_queue: str | None = Field(
+        default=None,
+        description=(
+            "FARM_WORKER_QUEUE: the queue a worker consumes (the supervisor sets it for "
+            "each worker it spawns); unset: QUEUE_NAME."
+        ),
     )
     scale_check_interval_s: float = Field(
         default=1.0,
@@ -177,6 +194,16 @@ class FarmSettings(BaseSettings):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _parse_queues(cls, value: Any) -> Any:
+        return parse_queue_pools(value) if isinstance(value, str) else value
+
+    @field_validator("worker_queue")
+    @classmethod
+    def _worker_queue_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_queue_name(value)
+
     @field_validator("startup", "shutdown")
     @classmethod
     def _hook_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -193,7 +220,30 @@ class FarmSettings(BaseSettings):
                 f"FARM_MIN_WORKERS ({self.min_workers}) must not be above "
                 f"FARM_MAX_WORKERS ({self.max_workers})"
             )
+        minimums = sum(
+            self.min_workers if pool.min_workers is None else pool.min_workers
+            for pool in self.queues
+        )
+        if minimums > self.max_workers:
+            raise ValueError(
+                f"the minimums of FARM_QUEUES ({', '.join(map(str, self.queues))}) add up to "
+                f"{minimums}, above FARM_MAX_WORKERS ({self.max_workers}); raise it or "
+                "lower them"
+            )
         return self
+
+    def queue_pools(self, default_queue: str) -> tuple[QueuePool, ...]:
+        """Each queue served with its limits resolved: ``FARM_QUEUES``, or ``default_queue``
+        (``QUEUE_NAME``) with ``FARM_MIN_WORKERS..FARM_MAX_WORKERS``."""
+        pools = self.queues or (QueuePool(default_queue),)
+        return tuple(
+            QueuePool(
+                pool.queue,
+                self.min_workers if pool.min_workers is None else pool.min_workers,
+                self.max_workers if pool.max_workers is None else pool.max_workers,
+            )
+            for pool in pools
+        )
 
     @property
     def thread_pool_size(self) -> int:

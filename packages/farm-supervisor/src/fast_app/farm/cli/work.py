@@ -24,6 +24,7 @@ __all__ = ["WORK_FLAGS", "add_work_parser", "run_work"]
 WORK_FLAGS = (
     ("--min-workers", "min_workers", int),
     ("--max-workers", "max_workers", int),
+    ("--queues", "queues", str),
     ("--concurrency", "concurrency", int),
     ("--threads", "threads", int),
     ("--imports", "imports", str),

@@ -50,10 +50,12 @@ class _Base(
 
 
 class SetLimits(_Base, frozen=True, tag="set_limits"):
-    """Keep between ``min_workers`` and ``max_workers`` (either may be left as it is)."""
+    """Keep between ``min_workers`` and ``max_workers`` (either may be left as it is):
+    the limits of ``queue``'s pool, or without a queue the supervisor's overall ones."""
 
     min_workers: WorkerLimit | None = None
     max_workers: WorkerLimit | None = None
+    queue: Name | None = None
 
 
 class DrainWorker(_Base, frozen=True, tag="drain_worker"):

@@ -30,6 +30,7 @@ __all__ = [
     "EndedJobOf",
     "Event",
     "Failure",
+    "QueueEntry",
     "QueueFigures",
     "RecentEnds",
     "Snapshot",
@@ -66,6 +67,7 @@ class WorkerEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     uptime_s: Seconds
     heartbeat_age_s: Seconds
     rate: _Rate | None
+    queue: Name | None = None
 
 
 class QueueFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -76,6 +78,42 @@ class QueueFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     consumers: Count | None
     dead: Count | None
     delayed: Count | None
+
+
+class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One queue this supervisor serves: its pool, its backlog, how long jobs wait.
+
+    Attributes:
+        name: the jobs queue.
+        min_workers: its pool's fewest workers.
+        max_workers: its pool's most workers (the supervisor's overall max caps the sum).
+        desired_workers: what the balancing wants for it now.
+        workers: its pool's live workers.
+        figures: the queue as the broker reports it (``None``: not read yet).
+        completion_rate: jobs/s its workers end.
+        enqueue_rate: jobs/s arriving, as estimated.
+        wait_p50_s: median queue wait of the jobs its workers started in the last
+            minute (from due to started); ``None`` when none started.
+        wait_max_s: the longest of those waits.
+        waits_counted: how many starts those figures come from.
+        clear_s: estimated seconds to clear its backlog at the drain rate of every
+            consumer; ``None`` when unknown (no drain measured yet), 0 when empty.
+        read_at: Unix time the broker figures were read (``None``: never).
+    """
+
+    name: Name
+    min_workers: WorkerLimit
+    max_workers: WorkerLimit
+    desired_workers: WorkerLimit
+    workers: Count
+    figures: QueueFigures
+    completion_rate: _Rate
+    enqueue_rate: _Rate
+    wait_p50_s: Seconds | None = None
+    wait_max_s: Seconds | None = None
+    waits_counted: Count = 0
+    clear_s: Seconds | None = None
+    read_at: Moment | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -148,6 +186,7 @@ class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="sna
     refused: Annotated[dict[_Kind, Count], Meta(max_length=32)] = msgspec.field(
         default_factory=dict
     )
+    queues: Annotated[list[QueueEntry], Meta(max_length=64)] = msgspec.field(default_factory=list)
 
 
 _decoder = msgspec.json.Decoder(Snapshot)

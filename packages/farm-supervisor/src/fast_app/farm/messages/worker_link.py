@@ -30,6 +30,7 @@ __all__ = [
     "ENDED_LISTED",
     "HEARTBEAT_MAX_BYTES",
     "IN_FLIGHT_LISTED",
+    "WAITS_LISTED",
     "Drain",
     "EndedJob",
     "Heartbeat",
@@ -49,6 +50,8 @@ __all__ = [
 IN_FLIGHT_LISTED = 256
 #: Ended jobs one heartbeat carries.
 ENDED_LISTED = 16
+#: Queue waits one heartbeat carries.
+WAITS_LISTED = 256
 #: The longest line the supervisor reads; a heartbeat stays far below it by construction
 #: (256 jobs of at most ~1.5 KB, 16 ended jobs of at most ~7 KB).
 HEARTBEAT_MAX_BYTES = 1 << 20
@@ -115,6 +118,11 @@ class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="he
     ended: Annotated[list[EndedJob], Meta(max_length=ENDED_LISTED)]
     rss_bytes: Count | None
     last_error: Line | None = None
+    #: Queue waits (seconds from due to started) of the jobs started since the last
+    #: heartbeat, at most ``WAITS_LISTED`` (the longest, when more started).
+    waits: Annotated[list[Seconds], Meta(max_length=WAITS_LISTED)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class Drain(

@@ -105,6 +105,8 @@ class SupervisorBroker:
         on_snapshot: called with each snapshot of the queue's supervisors (this one's
             included).
         refusals: where messages that do not decode or are not signed are counted.
+        served: the topologies of the other queues this supervisor serves (declared on
+            each new connection, like the farm's own).
 
     Every message is decoded strictly, here: what does not decode, is unsigned (with
     ``ASYNC_FARM_SIGNING_KEY``), stale or a replay is counted in ``refusals`` and ignored.
@@ -118,8 +120,10 @@ class SupervisorBroker:
         on_tombstone: Callable[[Tombstone], None] | None = None,
         on_snapshot: Callable[[Snapshot], None] | None = None,
         refusals: Refusals | None = None,
+        served: tuple[Topology, ...] = (),
     ) -> None:
         self._settings = settings
+        self._served = served
         self._key = signing_key_of(settings)
         self._refusals = refusals or Refusals(logger)
         self._gate = CommandGate()
@@ -155,6 +159,8 @@ class SupervisorBroker:
             try:
                 channel = await connection.channel(publisher_confirms=True)
                 await self.topology.declare(channel)
+                for served in self._served:
+                    await served.declare(channel)
                 control = await channel.declare_queue(exclusive=True, auto_delete=True)
                 await control.bind(self.topology.control_exchange, routing_key=self._supervisor_id)
                 await control.consume(self._receive_command, no_ack=True)
@@ -213,17 +219,20 @@ class SupervisorBroker:
         except Exception:  # the handler's bug: logged, and the consumer goes on
             logger.exception("handling a farm message failed")
 
-    async def depth(self) -> QueueDepth:
-        """Ready messages and consumers of the jobs queue."""
+    async def depth(self, topology: Topology | None = None) -> QueueDepth:
+        """Ready messages and consumers of the jobs queue (of ``topology``, or the farm's)."""
         channel = await self._ready()
-        declared = await channel.declare_queue(self.topology.jobs, passive=True)
+        topology = topology or self.topology
+        declared = await channel.declare_queue(topology.jobs, passive=True)
         result = declared.declaration_result
         return QueueDepth(result.message_count or 0, result.consumer_count or 0)
 
-    async def dead_and_delayed(self) -> tuple[int, int]:
-        """Messages in the dead-letter queue, and in all delay queues together."""
+    async def dead_and_delayed(self, topology: Topology | None = None) -> tuple[int, int]:
+        """Messages in the dead-letter queue, and in all delay queues together (of
+        ``topology``, or the farm's)."""
         channel = await self._ready()
-        dead = await channel.declare_queue(self.topology.dead, passive=True)
+        topology = topology or self.topology
+        dead = await channel.declare_queue(topology.dead, passive=True)
         dead_count = dead.declaration_result.message_count or 0
         assert self._connection is not None
         delayed = 0
@@ -233,9 +242,7 @@ class SupervisorBroker:
         try:
             for level in DELAY_LEVELS_MS:
                 try:
-                    queue = await probe.declare_queue(
-                        self.topology.delay_queue(level), passive=True
-                    )
+                    queue = await probe.declare_queue(topology.delay_queue(level), passive=True)
                     delayed += queue.declaration_result.message_count or 0
                 except Exception:
                     probe = await self._connection.channel()

@@ -76,7 +76,8 @@ class HardTimeoutEnforcer:
 
     Args:
         supervisor_id: named on the job's trace as the killer.
-        queue_name: the jobs queue (for the kill's telemetry).
+        queue_name: the farm's jobs queue (for the kill's telemetry, when a worker does
+            not say which queue it consumes).
         workers: the supervisor's workers, with the jobs their heartbeats report.
         tombstones: where the killed jobs are remembered and passed on to the workers.
         broker: publishes each tombstone to the rest of the farm.
@@ -138,7 +139,7 @@ class HardTimeoutEnforcer:
                 self._failures.append(failure_entry("hard_timeout", worker.worker_id, job))
                 try:
                     record_hard_timeout_kill(
-                        self._queue_name,
+                        worker.queue or self._queue_name,
                         job,
                         worker.worker_id,
                         f"passed its hard timeout {wall - deadline:.1f}s ago and worker "

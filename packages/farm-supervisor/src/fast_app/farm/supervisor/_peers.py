@@ -19,11 +19,12 @@ __all__ = ["PeerLoads"]
 @dataclass(frozen=True, slots=True)
 class _Heard:
     at: float  # monotonic time the snapshot arrived
-    in_flight: int
+    in_flight: dict[str, int]  # by queue
+    completion_rate: dict[str, float]  # jobs/s its workers end, by queue
 
 
 class PeerLoads:
-    """The latest jobs in flight of each other supervisor of the queue.
+    """The latest jobs in flight (and pace) of each other supervisor, per queue.
 
     Args:
         own_id: this supervisor's id (its own snapshots come back too: ignored).
@@ -36,19 +37,41 @@ class PeerLoads:
     def heard(self, snapshot: Snapshot, now: float) -> None:
         """Note a snapshot from the events exchange, received at monotonic time ``now``.
 
-        A peer's count is capped by what its own snapshot says it can hold (its workers
-        times its concurrency): a snapshot cannot claim more slots than it describes.
+        A peer's count per queue is capped by what its own snapshot says it can hold
+        there (its workers of that queue times its concurrency): a snapshot cannot claim
+        more slots than it describes. A worker that names no queue consumes the peer's
+        ``settings.queue`` (supervisors from before named queues).
         """
         if snapshot.supervisor_id == self._own_id:
             return
         if snapshot.stopped:
             self._heard.pop(snapshot.supervisor_id, None)
             return
-        capacity = len(snapshot.workers) * snapshot.settings.concurrency
-        in_flight = sum(worker.in_flight_count for worker in snapshot.workers)
-        self._heard[snapshot.supervisor_id] = _Heard(now, min(in_flight, capacity))
+        concurrency = snapshot.settings.concurrency
+        in_flight: dict[str, int] = {}
+        workers: dict[str, int] = {}
+        for worker in snapshot.workers:
+            queue = worker.queue or snapshot.settings.queue
+            in_flight[queue] = in_flight.get(queue, 0) + worker.in_flight_count
+            workers[queue] = workers.get(queue, 0) + 1
+        capped = {
+            queue: min(count, workers[queue] * concurrency) for queue, count in in_flight.items()
+        }
+        rates = {entry.name: max(0.0, entry.completion_rate) for entry in snapshot.queues}
+        self._heard[snapshot.supervisor_id] = _Heard(now, capped, rates)
 
-    def in_flight(self, now: float, max_age_s: float) -> int:
-        """Jobs in flight on the peers heard from within ``max_age_s`` of ``now``."""
+    def _fresh(self, now: float, max_age_s: float) -> list[_Heard]:
         self._heard = {k: v for k, v in self._heard.items() if now - v.at <= max_age_s}
-        return sum(heard.in_flight for heard in self._heard.values())
+        return list(self._heard.values())
+
+    def in_flight(self, now: float, max_age_s: float, queue: str | None = None) -> int:
+        """Jobs in flight on the peers heard from within ``max_age_s`` of ``now`` (on
+        ``queue``, or on every queue)."""
+        return sum(
+            sum(heard.in_flight.values()) if queue is None else heard.in_flight.get(queue, 0)
+            for heard in self._fresh(now, max_age_s)
+        )
+
+    def completion_rate(self, now: float, max_age_s: float, queue: str) -> float:
+        """Jobs/s the peers heard from within ``max_age_s`` end on ``queue``."""
+        return sum(heard.completion_rate.get(queue, 0.0) for heard in self._fresh(now, max_age_s))

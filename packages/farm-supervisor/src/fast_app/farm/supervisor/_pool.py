@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from fast_app.farm.messages import Pause, Refusals
 from fast_app.farm.messages.snapshots import Failure
@@ -34,7 +35,7 @@ _DRAIN_OVERRUN_S = 2
 
 
 class WorkerPool:
-    """The worker processes of one supervisor.
+    """The worker processes of one supervisor for one queue.
 
     Attributes:
         workers: the workers not reaped yet, by id.
@@ -53,6 +54,11 @@ class WorkerPool:
         recent: takes what each worker reported ended, before it is reaped.
         stopping: set when the supervisor stops: ends are expected, counts not kept.
         refusals: where the workers' heartbeats that do not decode are counted.
+        queue: the queue its workers consume (``None``: ``QUEUE_NAME``).
+        limits: its ``(min_workers, max_workers)``; default ``FARM_MIN_WORKERS`` and
+            ``FARM_MAX_WORKERS``.
+        numbers: the numbers of new workers (``<supervisor>-w<N>``), shared by the
+            pools of one supervisor so that worker ids stay unique.
     """
 
     def __init__(
@@ -67,8 +73,12 @@ class WorkerPool:
         recent: RecentJobEnds,
         stopping: asyncio.Event,
         refusals: Refusals | None = None,
+        queue: str | None = None,
+        limits: tuple[int, int] | None = None,
+        numbers: Iterator[int] | None = None,
     ) -> None:
         self._refusals = refusals
+        self.queue = queue
         self._supervisor_id = supervisor_id
         self._farm = farm
         self._environment = environment
@@ -78,11 +88,10 @@ class WorkerPool:
         self._recent = recent
         self._stopping = stopping
         self.workers: dict[str, WorkerProcess] = {}
-        self.min_workers = farm.min_workers
-        self.max_workers = farm.max_workers
-        self.desired = farm.min_workers
+        self.min_workers, self.max_workers = limits or (farm.min_workers, farm.max_workers)
+        self.desired = self.min_workers
         self.paused = False
-        self._number = 0
+        self._numbers = numbers if numbers is not None else itertools.count(1)
         self._crash_streak = 0
         self._spawn_not_before = 0.0
         self._watchers: set[asyncio.Task[None]] = set()
@@ -170,18 +179,19 @@ class WorkerPool:
 
     async def spawn(self) -> None:
         """Start one more worker, and watch it until it ends."""
-        self._number += 1
-        worker_id = f"{self._supervisor_id}-w{self._number}"
+        worker_id = f"{self._supervisor_id}-w{next(self._numbers)}"
         worker = await WorkerProcess.spawn(
             worker_id, self._environment(), self._output, self._refusals
         )
+        worker.queue = self.queue
         self.workers[worker_id] = worker
         self._events.record(
             logging.INFO,
             "worker_started",
-            "worker %s started (pid %d)",
+            "worker %s started (pid %d)%s",
             worker_id,
             worker.pid,
+            "" if self.queue is None else f" on {self.queue}",
             worker_id=worker_id,
         )
         if self.paused:

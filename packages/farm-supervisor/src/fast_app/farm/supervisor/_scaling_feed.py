@@ -1,48 +1,49 @@
-"""What the scaling policy is fed: the queue as the broker reports it, the workers' pace.
+"""What the balancing policy is fed, per queue: the queue as the broker reports it, the
+pace of its workers, and how long its jobs wait.
 
-``scaling.decide`` is a pure function of a ``FarmLoad``; this module builds that load
-from the broker (ready messages, consumers, dead and delayed ones) and from the
-heartbeats of the pool's workers, estimates the rate at which jobs arrive, and records
-each decision that changes the number of workers.
+``balancing.balance`` is a pure function of one ``FarmLoad`` per queue; a ``QueueFeed``
+builds its queue's load from the broker (ready messages, consumers, dead and delayed
+ones) and from the heartbeats of the queue's pool, estimates the rate at which jobs
+arrive and the time to clear the backlog, and keeps the queue waits of the last minute.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
-from typing import Any
 
+from fast_app.core.queue.amqp import Topology
+from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._broker import QueueDepth, SupervisorBroker
-from fast_app.farm.supervisor._events import EventLog
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
-from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
+from fast_app.farm.supervisor._queue_waits import QueueWaitWindow
+from fast_app.farm.supervisor.scaling import FarmLoad
 
-__all__ = ["ScalingFeed"]
+__all__ = ["QueueFeed"]
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
 
-class ScalingFeed:
-    """Reads the farm's load, asks the scaling policy, and keeps what the broker said.
+class QueueFeed:
+    """Reads one queue's load for the balancing policy, and keeps what the broker said.
 
     Attributes:
-        depth: the jobs queue's ready messages and consumers, as last read.
-        dead: messages in the dead-letter queue, as last read.
-        delayed: messages in the delay queues, as last read.
+        topology: the queue's topology.
+        depth: its ready messages and consumers, as last read.
+        read_at: Unix time of that read (``None``: never read).
+        dead: messages in its dead-letter queue, as last read.
+        delayed: messages in its delay queues, as last read.
         enqueue_rate: jobs/s arriving, as last estimated.
 
     Args:
         supervisor_id: named in logs.
-        farm: scaling settings.
+        farm: heartbeat interval (how often dead and delayed messages are counted).
         broker: where the queue depths are read.
-        pool: the workers (their count, pace, jobs in flight, and limits).
-        events: where each change of the number of workers is told.
-        decisions: where each change of the number of workers is listed for snapshots.
-        peers: the jobs in flight of the queue's other supervisors (their slots are not
-            free), from their snapshots.
+        topology: the queue.
+        pool: its workers (their count, pace and jobs in flight).
+        peers: the jobs in flight and pace of the queue's other supervisors.
     """
 
     def __init__(
@@ -51,39 +52,41 @@ class ScalingFeed:
         supervisor_id: str,
         farm: FarmSettings,
         broker: SupervisorBroker,
+        topology: Topology,
         pool: WorkerPool,
-        events: EventLog,
-        decisions: collections.deque[dict[str, Any]],
         peers: PeerLoads,
     ) -> None:
         self._supervisor_id = supervisor_id
         self._farm = farm
         self._broker = broker
+        self.topology = topology
         self._pool = pool
-        self._events = events
-        self._decisions = decisions
         self._peers = peers
-        self._memory = ScalingMemory()
         self._next_depth_probe_at = 0.0
         self._broker_warned = False
         self._previous_depth: tuple[float, int] | None = None
+        self.waits = QueueWaitWindow()
         self.depth: QueueDepth | None = None
-        self.dead = self.delayed = 0
+        self.read_at: float | None = None
+        self.dead: int | None = None
+        self.delayed: int | None = None
         self.enqueue_rate = 0.0
 
-    async def desired_workers(self, now: float) -> int | None:
-        """How many workers the policy wants now; ``None`` if the queue cannot be read."""
+    async def load(self, now: float) -> FarmLoad | None:
+        """The queue's load now; ``None`` if the broker cannot be read."""
         try:
-            self.depth = await self._broker.depth()
+            self.depth = await self._broker.depth(self.topology)
+            self.read_at = time.time()
             if now >= self._next_depth_probe_at:
                 self._next_depth_probe_at = now + 5 * self._farm.heartbeat_interval_s
-                self.dead, self.delayed = await self._broker.dead_and_delayed()
+                self.dead, self.delayed = await self._broker.dead_and_delayed(self.topology)
             self._broker_warned = False
         except Exception as error:
             if not self._broker_warned:
                 logger.warning(
-                    "supervisor %s cannot read the queue depth (%s); not scaling until it can",
+                    "supervisor %s cannot read the depth of %s (%s); not scaling it until it can",
                     self._supervisor_id,
+                    self.topology.jobs,
                     type(error).__name__,
                 )
                 self._broker_warned = True
@@ -92,18 +95,11 @@ class ScalingFeed:
         rates = [rate for worker in live if (rate := worker.rate()) is not None and rate > 0]
         self._estimate_enqueue_rate(now, self.depth.ready, sum(rates))
         in_flight = sum(len(worker.in_flight) for worker in live)
-        policy = ScalingPolicy(
-            min_workers=self._pool.min_workers,
-            max_workers=self._pool.max_workers,
-            concurrency=self._farm.concurrency,
-            scale_up_step=self._farm.scale_up_step,
-            scale_down_step=self._farm.scale_down_step,
-            cooldown_s=self._farm.scale_cooldown_s,
-            target_drain_s=self._farm.target_drain_s,
-        )
         # A peer silent for 3 heartbeat intervals is gone (or cut off): its count expires.
-        peers_in_flight = self._peers.in_flight(now, 3 * self._farm.heartbeat_interval_s)
-        load = FarmLoad(
+        peers_in_flight = self._peers.in_flight(
+            now, 3 * self._farm.heartbeat_interval_s, self.topology.jobs
+        )
+        return FarmLoad(
             now=now,
             ready=self.depth.ready,
             unacked=in_flight + peers_in_flight,
@@ -113,25 +109,48 @@ class ScalingFeed:
             total_consumers=self.depth.consumers,
             jobs_per_second_per_worker=sum(rates) / len(rates) if rates else None,
         )
-        decision = decide(policy, load, self._memory)
-        self._memory = decision.memory
-        if decision.desired_workers != len(live):
-            self._events.record(
-                logging.INFO,
-                "scaled",
-                "scaling: %s",
-                decision.reason,
-                supervisor_id=self._supervisor_id,
-            )
-            self._decisions.append(
-                {
-                    "at": time.time(),
-                    "from": len(live),
-                    "to": decision.desired_workers,
-                    "reason": decision.reason,
-                }
-            )
-        return decision.desired_workers
+
+    def collect_waits(self, now: float) -> None:
+        """Take the queue waits the pool's workers reported since the last call."""
+        for worker in self._pool.workers.values():
+            waits = worker.take_waits()
+            if waits:
+                self.waits.add(now, waits)
+
+    def entry(self, now: float, unacked: int, completion_rate: float) -> QueueEntry:
+        """The queue as snapshots show it.
+
+        Args:
+            now: monotonic time.
+            unacked: jobs in flight on this supervisor's workers of the queue.
+            completion_rate: jobs/s they end.
+        """
+        pool, depth = self._pool, self.depth
+        waits = self.waits.figures(now)
+        peers_rate = self._peers.completion_rate(
+            now, 3 * self._farm.heartbeat_interval_s, self.topology.jobs
+        )
+        return QueueEntry(
+            name=self.topology.jobs,
+            min_workers=pool.min_workers,
+            max_workers=pool.max_workers,
+            desired_workers=pool.desired,
+            workers=len(pool.live()),
+            figures=QueueFigures(
+                ready=None if depth is None else depth.ready,
+                unacked=unacked,
+                consumers=None if depth is None else depth.consumers,
+                dead=self.dead,
+                delayed=self.delayed,
+            ),
+            completion_rate=completion_rate,
+            enqueue_rate=self.enqueue_rate,
+            wait_p50_s=waits.p50_s,
+            wait_max_s=waits.max_s,
+            waits_counted=waits.counted,
+            clear_s=_time_to_clear(depth, unacked, completion_rate + peers_rate),
+            read_at=self.read_at,
+        )
 
     def _estimate_enqueue_rate(self, now: float, ready: int, completion_rate: float) -> None:
         """Jobs/s arriving: what the backlog grew by plus what was taken from it.
@@ -144,3 +163,16 @@ class ScalingFeed:
         if previous is not None and now > previous[0]:
             growth = (ready - previous[1]) / (now - previous[0])
             self.enqueue_rate = max(0.0, growth + completion_rate)
+
+
+def _time_to_clear(depth: QueueDepth | None, unacked: int, drain_rate: float) -> float | None:
+    """Seconds to work off the ready and unacknowledged jobs at ``drain_rate``; 0 for an
+    empty queue, ``None`` when unknown (not read, or no drain measured)."""
+    if depth is None:
+        return None
+    backlog = depth.ready + unacked
+    if backlog == 0:
+        return 0.0
+    if drain_rate <= 0:
+        return None
+    return min(1e9, backlog / drain_rate)

@@ -58,6 +58,7 @@ def worker_entries(workers: Iterable[WorkerProcess], now: float) -> list[WorkerE
                 uptime_s=now - worker.spawned_at,
                 heartbeat_age_s=now - worker.last_seen,
                 rate=worker.rate(),
+                queue=worker.queue,
             )
         )
     return entries

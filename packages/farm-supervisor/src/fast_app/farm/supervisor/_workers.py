@@ -36,6 +36,7 @@ __all__ = ["OutputSink", "WorkerProcess", "describe_exit", "worker_environment"]
 OutputSink = Callable[[str, str], None]
 
 _ENDED_KEPT = 32  # jobs ended, between two snapshots (the supervisor takes them)
+_WAITS_KEPT = 4096  # queue waits between two ticks (the supervisor takes them)
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
@@ -58,8 +59,16 @@ def describe_exit(code: int) -> str:
     return f"exit code {code} ({_EXIT_REASONS.get(code, 'crashed')})"
 
 
+_NOT_PASSED_ON = frozenset(
+    {"worker_id", "supervisor_fd", "supervisor_id", "tombstones", "queues", "worker_queue"}
+)
+
+
 def worker_environment(
-    farm: FarmSettings, queue: QueueSettings, tombstones: Iterable[str]
+    farm: FarmSettings,
+    queue: QueueSettings,
+    tombstones: Iterable[str],
+    worker_queue: str | None = None,
 ) -> dict[str, str]:
     """The environment a new worker starts with: this one, plus the supervisor's settings.
 
@@ -67,10 +76,13 @@ def worker_environment(
         farm: the supervisor's farm settings, passed on as ``FARM_*`` variables.
         queue: its queue settings (queue name, broker).
         tombstones: jobs killed at their hard timeout, as ``job_id@worker_id``.
+        worker_queue: the queue the worker consumes (``None``: ``QUEUE_NAME``).
     """
     environment = dict(os.environ)
+    environment.pop("FARM_QUEUES", None)
+    environment.pop("FARM_WORKER_QUEUE", None)
     for name, value in farm.model_dump().items():
-        if name in ("worker_id", "supervisor_fd", "supervisor_id", "tombstones") or value is None:
+        if name in _NOT_PASSED_ON or value is None:
             continue
         text = (
             ",".join(value)
@@ -85,6 +97,8 @@ def worker_environment(
     # (a supervisor started in code, as the dashboard's tests do).
     environment["RABBITMQ_URL"] = queue.rabbitmq_url.get_secret_value()
     environment["FARM_TOMBSTONES"] = ",".join(tombstones)
+    if worker_queue is not None:
+        environment["FARM_WORKER_QUEUE"] = worker_queue
     return environment
 
 
@@ -102,6 +116,8 @@ class WorkerProcess:
         draining: the supervisor asked it to drain (its exit is expected).
         kill_reason: why the supervisor killed it, if it did.
         ended: jobs it reported ended (described), not yet taken by the supervisor.
+        waits: queue waits of the jobs it reported started, not yet taken.
+        queue: the queue it consumes.
     """
 
     worker_id: str
@@ -118,6 +134,8 @@ class WorkerProcess:
         default_factory=lambda: collections.deque(maxlen=_ENDED_KEPT)
     )
     refusals: Refusals = field(default_factory=lambda: Refusals(logger))
+    waits: list[float] = field(default_factory=list)
+    queue: str | None = None
     _writer: asyncio.StreamWriter | None = None
     _reader_task: asyncio.Task[None] | None = None
     _output_task: asyncio.Task[None] | None = None
@@ -245,6 +263,8 @@ class WorkerProcess:
                 self.refusals.refuse("heartbeat", "malformed", f"worker {self.worker_id}: {error}")
                 continue
             self.ended.extend(beat.ended)
+            if len(self.waits) < _WAITS_KEPT:
+                self.waits.extend(beat.waits)
             self.heartbeat = beat
             self._completed_marks.append((self.last_seen, self.completed()))
             cutoff = self.last_seen - 10.0
@@ -298,6 +318,11 @@ class WorkerProcess:
         if self._writer is not None:
             self._writer.close()
         return code
+
+    def take_waits(self) -> list[float]:
+        """The queue waits it reported since the last call."""
+        waits, self.waits = self.waits, []
+        return waits
 
     def take_ended(self) -> list[EndedJob]:
         """The jobs it reported ended since the last call, oldest first."""

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import msgspec
 
-from fast_app.core.queue.amqp import install_tolerant_decoding
+from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Command, Refusals, Snapshot, describe_command
 from fast_app.farm.messages.snapshots import (
@@ -38,9 +39,16 @@ from fast_app.farm.supervisor._events import EventLog
 from fast_app.farm.supervisor._hard_timeout_kills import FarmTombstones, HardTimeoutEnforcer
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
-from fast_app.farm.supervisor._scaling_feed import ScalingFeed
+from fast_app.farm.supervisor._pools import QueuePools
+from fast_app.farm.supervisor._scaling_feed import QueueFeed
 from fast_app.farm.supervisor._snapshot import RecentJobEnds, worker_entries
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, worker_environment
+from fast_app.farm.supervisor.balancing import (
+    BalanceMemory,
+    BalancePolicy,
+    QueueLimits,
+    balance,
+)
 from fast_app.farm.telemetry import FarmGauges
 
 __all__ = ["EXIT_DRAIN_INCOMPLETE", "EXIT_OK", "SnapshotListener", "Supervisor"]
@@ -57,11 +65,12 @@ _HOST = socket.gethostname()
 
 
 class Supervisor:
-    """Runs and scales the worker processes of one host.
+    """Runs and scales the worker processes of one host, a pool per queue it serves.
 
     Args:
-        farm: farm settings (worker counts, intervals, scaling, grace period...).
-        queue: queue settings (broker, queue name), passed on to the workers.
+        farm: farm settings (worker counts, queues and their limits, intervals, scaling,
+            grace period...).
+        queue: queue settings (broker, the farm's queue name), passed on to the workers.
         worker_output: receives each line the workers write to stdout or stderr; by
             default they write to the supervisor's own.
     """
@@ -88,19 +97,34 @@ class Supervisor:
         self._stopped = False
         # The latest snapshot, read by the metric gauges (on their reader's thread).
         self.latest_snapshot: dict[str, Any] | None = None
-        self._pool = WorkerPool(
-            supervisor_id=self.supervisor_id,
-            farm=farm,
-            environment=self._worker_environment,
-            output=worker_output,
-            events=self.events,
-            failures=self.failures,
-            recent=self._recent,
-            stopping=self._stopping,
-            refusals=self.refusals,
+        numbers = itertools.count(1)  # worker ids stay unique across the pools
+        self._pools = QueuePools(
+            {
+                pool.queue: WorkerPool(
+                    supervisor_id=self.supervisor_id,
+                    farm=farm,
+                    environment=self._environment_for(pool.queue),
+                    output=worker_output,
+                    events=self.events,
+                    failures=self.failures,
+                    recent=self._recent,
+                    stopping=self._stopping,
+                    refusals=self.refusals,
+                    queue=pool.queue,
+                    limits=(pool.min_workers or 0, pool.max_workers or 1),
+                    numbers=numbers,
+                )
+                for pool in farm.queue_pools(queue.name)
+            },
+            max_workers=farm.max_workers,
         )
-        self._tombstones = FarmTombstones(self._pool.workers)
+        self._tombstones = FarmTombstones(self._pools.workers)
         self._peers = PeerLoads(self.supervisor_id)
+        farm_topology = Topology.from_settings(queue)
+        topologies = {
+            name: Topology(name, queue.queue_type, queue.delivery_limit)
+            for name in self._pools.pools
+        }
         self._broker = SupervisorBroker(
             queue,
             self.supervisor_id,
@@ -108,45 +132,55 @@ class Supervisor:
             self._tombstones.heard,
             lambda snapshot: self._peers.heard(snapshot, time.monotonic()),
             refusals=self.refusals,
+            served=tuple(t for t in topologies.values() if t != farm_topology),
         )
         self._hard_timeouts = HardTimeoutEnforcer(
             supervisor_id=self.supervisor_id,
             queue_name=queue.name,
-            workers=self._pool.workers,
+            workers=self._pools.workers,
             tombstones=self._tombstones,
             broker=self._broker,
             events=self.events,
             failures=self.failures,
         )
-        self._scaling = ScalingFeed(
-            supervisor_id=self.supervisor_id,
-            farm=farm,
-            broker=self._broker,
-            pool=self._pool,
-            events=self.events,
-            decisions=self.decisions,
-            peers=self._peers,
-        )
+        self._feeds = {
+            name: QueueFeed(
+                supervisor_id=self.supervisor_id,
+                farm=farm,
+                broker=self._broker,
+                topology=topologies[name],
+                pool=pool,
+                peers=self._peers,
+            )
+            for name, pool in self._pools.pools.items()
+        }
+        self._balance_memory = BalanceMemory()
 
     @property
-    def workers(self) -> dict[str, WorkerProcess]:
-        """Its worker processes not reaped yet, by id."""
-        return self._pool.workers
+    def workers(self) -> MutableMapping[str, WorkerProcess]:
+        """Its worker processes not reaped yet, by id (of every queue's pool)."""
+        return self._pools.workers
+
+    @property
+    def queues(self) -> dict[str, WorkerPool]:
+        """Each queue it serves, with its pool."""
+        return dict(self._pools.pools)
 
     @property
     def min_workers(self) -> int:
-        """The fewest workers it keeps (``set_limits`` changes it)."""
-        return self._pool.min_workers
+        """The fewest workers it keeps: the sum of its pools' minimums (``set_limits``
+        changes them)."""
+        return self._pools.min_workers
 
     @property
     def max_workers(self) -> int:
-        """The most workers it keeps (``set_limits`` changes it)."""
-        return self._pool.max_workers
+        """The most workers it keeps, all pools together (``set_limits`` changes it)."""
+        return self._pools.max_workers
 
     @property
     def enqueue_rate(self) -> float:
-        """Jobs/s arriving, as estimated at the latest scaling check."""
-        return self._scaling.enqueue_rate
+        """Jobs/s arriving on its queues, as estimated at the latest scaling check."""
+        return sum(feed.enqueue_rate for feed in self._feeds.values())
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -167,7 +201,8 @@ class Supervisor:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
         # Fails fast on a broker that is not there.
-        self._scaling.depth = await self._broker.depth()
+        for feed in self._feeds.values():
+            feed.depth = await self._broker.depth(feed.topology)
         self._gauges = FarmGauges(self.queue.name, lambda: self.latest_snapshot)
         self.events.record(
             logging.INFO,
@@ -176,7 +211,12 @@ class Supervisor:
             self.supervisor_id,
             self.min_workers,
             self.max_workers,
-            self.queue.name,
+            ", ".join(
+                f"{name} ({pool.min_workers}-{pool.max_workers})"
+                for name, pool in self._pools.pools.items()
+            )
+            if len(self._pools.pools) > 1
+            else self.queue.name,
         )
         try:
             while not self._stopping.is_set():
@@ -235,7 +275,7 @@ class Supervisor:
                 worker.kill("did not stop after SIGTERM")
             await self._wait_for_exits(time.monotonic() + 3)
             clean = False
-        pending = self._pool.watchers | self._command_tasks
+        pending = self._pools.watchers | self._command_tasks
         if pending:
             await asyncio.wait(pending, timeout=3)
         logger.info("supervisor %s stopped%s", self.supervisor_id, "" if clean else " (forced)")
@@ -245,7 +285,7 @@ class Supervisor:
         # In slices of a heartbeat interval, with a snapshot after each: a dashboard
         # shows the drain going on.
         while self.workers and (left := deadline - time.monotonic()) > 0:
-            await self._pool.wait_until_empty(min(left, self.farm.heartbeat_interval_s))
+            await self._pools.wait_until_empty(min(left, self.farm.heartbeat_interval_s))
             await self._publish_snapshot(wait_s=self.farm.heartbeat_interval_s)
         return not self.workers
 
@@ -262,20 +302,64 @@ class Supervisor:
     async def _tick_once(self) -> None:
         now = time.monotonic()
         await self._hard_timeouts.enforce()
-        self._pool.kill_the_hung(now)
-        self._pool.kill_the_slow_to_drain(now)
+        for pool in self._pools.pools.values():
+            pool.kill_the_hung(now)
+            pool.kill_the_slow_to_drain(now)
+        for feed in self._feeds.values():
+            feed.collect_waits(now)
         if now >= self._next_scale_at:
             self._next_scale_at = now + self.farm.scale_check_interval_s
-            desired = await self._scaling.desired_workers(now)
-            if desired is not None:
-                self._pool.desired = desired
-        await self._pool.keep_count(now)
+            await self._rebalance(now)
+        for pool in self._pools.pools.values():
+            await pool.keep_count(now)
         if now >= self._next_snapshot_at:
             self._next_snapshot_at = now + self.farm.heartbeat_interval_s
             await self._publish_snapshot()
 
-    def _worker_environment(self) -> dict[str, str]:
-        return worker_environment(self.farm, self.queue, self._tombstones.latest())
+    async def _rebalance(self, now: float) -> None:
+        """Ask the balancing policy how many workers each queue's pool should run."""
+        loads = {}
+        for name, feed in self._feeds.items():
+            load = await feed.load(now)
+            if load is not None:
+                loads[name] = load
+        if not loads:
+            return
+        farm = self.farm
+        pools = self._pools.pools
+        policy = BalancePolicy(
+            max_workers=self._pools.max_workers,
+            queues={
+                name: QueueLimits(pool.min_workers, pool.max_workers)
+                for name, pool in pools.items()
+            },
+            concurrency=farm.concurrency,
+            scale_up_step=farm.scale_up_step,
+            scale_down_step=farm.scale_down_step,
+            cooldown_s=farm.scale_cooldown_s,
+            target_clear_s=farm.target_drain_s,
+        )
+        decision = balance(policy, loads, self._balance_memory)
+        self._balance_memory = decision.memory
+        several = len(pools) > 1
+        for name, desired in decision.desired.items():
+            pool, own = pools[name], decision.own[name]
+            pool.desired = desired
+            if desired == own:
+                continue
+            reason = f"{name}: {decision.reasons[name]}" if several else decision.reasons[name]
+            self.events.record(
+                logging.INFO, "scaled", "scaling: %s", reason, supervisor_id=self.supervisor_id
+            )
+            self.decisions.append({"at": time.time(), "from": own, "to": desired, "reason": reason})
+
+    def _environment_for(self, worker_queue: str) -> Callable[[], dict[str, str]]:
+        def environment() -> dict[str, str]:
+            return worker_environment(
+                self.farm, self.queue, self._tombstones.latest(), worker_queue
+            )
+
+        return environment
 
     # -- commands and snapshots -----------------------------------------------------
 
@@ -302,7 +386,7 @@ class Supervisor:
         try:
             limits_changed = await carry_out(
                 command,
-                self._pool,
+                self._pools,
                 grace_period_s=self.farm.grace_period_s,
                 stopping=self._stopping,
                 request_stop=self.request_stop,
@@ -324,7 +408,17 @@ class Supervisor:
         for worker in self.workers.values():
             self._recent.collect(worker)
         workers = worker_entries(self.workers.values(), now)
-        depth = self._scaling.depth
+        queues = []
+        first = next(iter(self._feeds))
+        for name, feed in self._feeds.items():
+            mine = [w for w in workers if (w.queue or first) == name]
+            queues.append(
+                feed.entry(
+                    now,
+                    unacked=sum(w.in_flight_count for w in mine),
+                    completion_rate=sum(w.rate or 0.0 for w in mine),
+                )
+            )
         return Snapshot(
             supervisor_id=self.supervisor_id,
             host=_HOST,
@@ -338,18 +432,12 @@ class Supervisor:
                 concurrency=self.farm.concurrency,
                 heartbeat_interval_s=self.farm.heartbeat_interval_s,
             ),
-            desired_workers=self._pool.desired,
-            paused=self._pool.paused,
+            desired_workers=self._pools.desired,
+            paused=self._pools.paused,
             stopping=self._stopping.is_set(),
             stopped=self._stopped,
             workers=workers,
-            queue=QueueFigures(
-                ready=None if depth is None else depth.ready,
-                unacked=sum(w.in_flight_count for w in workers),
-                consumers=None if depth is None else depth.consumers,
-                dead=self._scaling.dead,
-                delayed=self._scaling.delayed,
-            ),
+            queue=_totals([entry.figures for entry in queues]),
             completion_rate=sum(w.rate or 0.0 for w in workers),
             enqueue_rate=self.enqueue_rate,
             decisions=[msgspec.convert(decision, Decision) for decision in self.decisions],
@@ -357,6 +445,7 @@ class Supervisor:
             recent_jobs=self._recent.as_message(),
             events=self.events.recent(),
             refused=self.refusals.as_dict(),
+            queues=queues,
         )
 
     async def _publish_snapshot(self, *, wait_s: float | None = None) -> None:
@@ -377,3 +466,18 @@ class Supervisor:
             await asyncio.wait_for(self._broker.publish_snapshot(snapshot), wait_s)
         except Exception:
             logger.debug("could not publish a snapshot", exc_info=True)
+
+
+def _totals(figures: list[QueueFigures]) -> QueueFigures:
+    """Every queue's figures added up; a figure any queue does not know is unknown."""
+
+    def total(values: list[int | None]) -> int | None:
+        return None if any(value is None for value in values) else sum(v or 0 for v in values)
+
+    return QueueFigures(
+        ready=total([f.ready for f in figures]),
+        unacked=sum(f.unacked for f in figures),
+        consumers=total([f.consumers for f in figures]),
+        dead=total([f.dead for f in figures]),
+        delayed=total([f.delayed for f in figures]),
+    )

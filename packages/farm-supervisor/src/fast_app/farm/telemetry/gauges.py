@@ -15,10 +15,11 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from fast_app.core.queue.telemetry import meter_provider
 from fast_app.core.queue.telemetry.metrics import QUEUE
 
-__all__ = ["QUEUE_KIND", "WORKER_STATE", "WORKER_STATES", "FarmGauges"]
+__all__ = ["QUEUE_KIND", "WAIT_STATISTIC", "WORKER_STATE", "WORKER_STATES", "FarmGauges"]
 
 WORKER_STATE = "fast_app.worker.state"
 QUEUE_KIND = "fast_app.queue.kind"
+WAIT_STATISTIC = "fast_app.wait.statistic"
 WORKER_STATES = ("starting", "idle", "busy", "paused", "draining")
 _QUEUE_KINDS = (("jobs", "ready"), ("delayed", "delayed"), ("dead", "dead"))
 
@@ -26,11 +27,13 @@ Snapshot = Mapping[str, Any]
 
 
 class FarmGauges:
-    """Registers ``fast_app.farm.workers``, ``fast_app.queue.depth`` and
-    ``fast_app.farm.jobs_in_flight`` on the meter in use.
+    """Registers ``fast_app.farm.workers``, ``fast_app.queue.depth``,
+    ``fast_app.farm.jobs_in_flight``, ``fast_app.queue.wait`` and
+    ``fast_app.queue.time_to_clear`` on the meter in use, each by queue
+    (``messaging.destination.name``).
 
     Args:
-        queue: the jobs queue (the ``messaging.destination.name`` attribute).
+        queue: the farm's jobs queue (for workers and figures that name no queue).
         snapshot: returns the supervisor's latest snapshot, or ``None`` before the first.
         meter: where to register them; by default the ``fast_app.farm`` meter of the
             configured provider (or of the global proxy, until one is configured).
@@ -68,28 +71,59 @@ class FarmGauges:
             unit="{job}",
             description="Jobs running on this supervisor's workers.",
         )
+        meter.create_observable_gauge(
+            "fast_app.queue.wait",
+            callbacks=[self._waits],
+            unit="s",
+            description=(
+                "How long the jobs this supervisor's workers started in the last minute "
+                "waited in the queue (from due to started): p50 and max."
+            ),
+        )
+        meter.create_observable_gauge(
+            "fast_app.queue.time_to_clear",
+            callbacks=[self._time_to_clear],
+            unit="s",
+            description=(
+                "Estimated time to clear the queue's backlog at the drain rate of all its "
+                "consumers (not reported while unknown)."
+            ),
+        )
+
+    def _queue_of(self, item: Mapping[str, Any]) -> str:
+        queue = item.get("queue") or item.get("name")
+        return queue if isinstance(queue, str) else self._queue
 
     def _workers(self, options: CallbackOptions) -> Iterable[Observation]:
         snapshot = self._snapshot()
         if snapshot is None:
             return []
-        counts = dict.fromkeys(WORKER_STATES, 0)
+        queues = [self._queue_of(entry) for entry in snapshot.get("queues", [])] or [self._queue]
+        counts = {(queue, state): 0 for queue in queues for state in WORKER_STATES}
         for worker in snapshot.get("workers", []):
-            state = str(worker.get("state"))
-            if state in counts:  # the supervisor's own states only: low cardinality
-                counts[state] += 1
+            key = (self._queue_of(worker), str(worker.get("state")))
+            if key in counts:  # the supervisor's own queues and states: low cardinality
+                counts[key] += 1
         return [
-            Observation(count, {QUEUE: self._queue, WORKER_STATE: state})
-            for state, count in counts.items()
+            Observation(count, {QUEUE: queue, WORKER_STATE: state})
+            for (queue, state), count in counts.items()
         ]
+
+    def _entries(self, snapshot: Snapshot) -> list[tuple[str, Mapping[str, Any]]]:
+        """Each queue's entry; a snapshot without them: its totals, as the farm's queue."""
+        entries = snapshot.get("queues") or []
+        if not entries:
+            return [(self._queue, {"figures": snapshot.get("queue", {})})]
+        return [(self._queue_of(entry), entry) for entry in entries]
 
     def _depths(self, options: CallbackOptions) -> Iterable[Observation]:
         snapshot = self._snapshot()
         if snapshot is None:
             return []
-        depths = snapshot.get("queue", {})
         return [
-            Observation(depths[key], {QUEUE: self._queue, QUEUE_KIND: kind})
+            Observation(depths[key], {QUEUE: queue, QUEUE_KIND: kind})
+            for queue, entry in self._entries(snapshot)
+            for depths in [entry.get("figures", {})]
             for kind, key in _QUEUE_KINDS
             if isinstance(depths.get(key), int)
         ]
@@ -98,5 +132,32 @@ class FarmGauges:
         snapshot = self._snapshot()
         if snapshot is None:
             return []
-        running = sum(len(worker.get("in_flight", [])) for worker in snapshot.get("workers", []))
-        return [Observation(running, {QUEUE: self._queue})]
+        running: dict[str, int] = {queue: 0 for queue, _ in self._entries(snapshot)}
+        for worker in snapshot.get("workers", []):
+            queue = self._queue_of(worker)
+            if queue in running:
+                running[queue] += int(
+                    worker.get("in_flight_count", len(worker.get("in_flight", [])))
+                )
+        return [Observation(count, {QUEUE: queue}) for queue, count in running.items()]
+
+    def _waits(self, options: CallbackOptions) -> Iterable[Observation]:
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return []
+        return [
+            Observation(entry[key], {QUEUE: queue, WAIT_STATISTIC: statistic})
+            for queue, entry in self._entries(snapshot)
+            for statistic, key in (("p50", "wait_p50_s"), ("max", "wait_max_s"))
+            if isinstance(entry.get(key), int | float)
+        ]
+
+    def _time_to_clear(self, options: CallbackOptions) -> Iterable[Observation]:
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return []
+        return [
+            Observation(entry["clear_s"], {QUEUE: queue})
+            for queue, entry in self._entries(snapshot)
+            if isinstance(entry.get("clear_s"), int | float)
+        ]

@@ -44,7 +44,9 @@ class JobConsumer:
         worker_id: named in logs and in the connection's name.
         farm: concurrency (the prefetch) and grace period.
         queue: the broker's URL and connect timeout.
-        topology: the farm's queues.
+        topology: the queues of the jobs this worker consumes.
+        farm_topology: the farm's own queues (``QUEUE_NAME``'s), whose exchange carries
+            the tombstones of every queue the farm serves.
         tombstones: where the farm's tombstones are recorded as they arrive.
         in_flight: the worker's jobs in flight (counted in logs).
         threads: the worker's job threads (those still busy after the drain end the
@@ -59,6 +61,7 @@ class JobConsumer:
         farm: FarmSettings,
         queue: QueueSettings,
         topology: Topology,
+        farm_topology: Topology,
         tombstones: Tombstones,
         in_flight: Sized,
         threads: JobThreads,
@@ -70,6 +73,7 @@ class JobConsumer:
         self._farm = farm
         self._queue = queue
         self._topology = topology
+        self._farm_topology = farm_topology
         self._tombstones = tombstones
         self._in_flight = in_flight
         self._threads = threads
@@ -189,9 +193,11 @@ class JobConsumer:
             connection.close_callbacks.add(lambda _sender, _error: lost.set())
             await channel.set_qos(prefetch_count=self._farm.concurrency)
             await self._topology.declare(channel)
+            if self._farm_topology != self._topology:
+                await self._farm_topology.declare(channel)
             jobs_queue = await channel.get_queue(self._topology.jobs, ensure=False)
             tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await tombstones.bind(self._topology.tombstones_exchange)
+            await tombstones.bind(self._farm_topology.tombstones_exchange)
             await tombstones.consume(self._on_tombstone, no_ack=True)
             self._channel = channel
             if not self._paused:

@@ -253,6 +253,7 @@ class Deliveries:
                 executor=self._threads,
                 inline=True,
                 trace_context=delivery.run.trace_context,
+                queue=self._worker.topology.jobs,
             )
             if outcome.still_running and job.hard_timer is not None:
                 # It could not be stopped at its soft timeout: its hard deadline will end

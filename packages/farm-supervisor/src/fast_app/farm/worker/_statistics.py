@@ -1,11 +1,15 @@
 """The worker's statistics, kept as a hook on the job path: its counters (every
-heartbeat carries a copy) and the jobs it ended since the last heartbeat."""
+heartbeat carries a copy), the jobs it ended and the queue waits of the jobs it started
+since the last heartbeat."""
 
 from __future__ import annotations
 
+import random
+import time
+
 from fast_app.core.queue.handle import JobOutcome, JobStatus
 from fast_app.core.queue.hooks import Hook, JobRun
-from fast_app.farm.messages import WorkerCounters
+from fast_app.farm.messages import WAITS_LISTED, WorkerCounters
 from fast_app.farm.worker._state import RecentJobs
 
 __all__ = ["DEAD_LETTERED", "RETRIED", "SUCCEEDED", "WorkerStatistics"]
@@ -17,17 +21,60 @@ DEAD_LETTERED = "dead_lettered"
 _ABANDONED = "abandoned"
 
 
+class QueueWaits:
+    """The queue waits of the jobs started since the last ``take``: a uniform sample of
+    them (so that their median is the median of all) plus the longest one.
+
+    Args:
+        listed: most waits ``take`` returns.
+        seed: for the sample (tests).
+    """
+
+    def __init__(self, listed: int = WAITS_LISTED, seed: int | None = None) -> None:
+        self._size = listed - 1
+        self._sample: list[float] = []
+        self._seen = 0
+        self._longest = 0.0
+        self._random = random.Random(seed)
+
+    def add(self, wait_s: float) -> None:
+        """One more job started after waiting ``wait_s``."""
+        self._seen += 1
+        self._longest = max(self._longest, wait_s)
+        if len(self._sample) < self._size:
+            self._sample.append(wait_s)
+            return
+        slot = self._random.randrange(self._seen)  # reservoir sampling
+        if slot < self._size:
+            self._sample[slot] = wait_s
+
+    def take(self) -> list[float]:
+        """The waits since the last call (with the longest, when sampled); forgets them."""
+        waits = self._sample
+        if self._seen > len(waits):
+            waits.append(self._longest)
+        self._sample, self._seen, self._longest = [], 0, 0.0
+        return waits
+
+
 class WorkerStatistics(Hook):
     """Counts what the worker's deliveries came to, and keeps the jobs it ended.
 
     Attributes:
         counters: totals since the worker started.
         recent: the jobs ended since the last heartbeat took them.
+        waits: the queue waits of the jobs started since the last heartbeat took them.
     """
 
     def __init__(self) -> None:
         self.counters = WorkerCounters()
         self.recent = RecentJobs()
+        self.waits = QueueWaits()
+
+    def before_run(self, run: JobRun) -> None:
+        due_at = run.due_at
+        if due_at is not None:
+            self.waits.add(min(1e8, max(0.0, time.time() - due_at)))
 
     def after_run(self, run: JobRun, outcome: JobOutcome) -> None:
         counters, status = self.counters, outcome.status

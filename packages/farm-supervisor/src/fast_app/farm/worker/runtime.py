@@ -68,7 +68,12 @@ class Worker:
         self.farm = farm
         self.queue = queue
         self.worker_id = farm.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.topology = Topology.from_settings(queue)
+        # The queue it consumes (its retries, delays and dead letters stay on it); the
+        # farm's own queue carries the tombstones of all.
+        self.farm_topology = Topology.from_settings(queue)
+        self.topology = Topology(
+            farm.worker_queue or queue.name, queue.queue_type, queue.delivery_limit
+        )
         key = queue.signing_key
         self._signing_key = None if key is None else key.get_secret_value().encode()
         self._allow_list = AllowList(
@@ -89,6 +94,7 @@ class Worker:
             farm=farm,
             queue=queue,
             topology=self.topology,
+            farm_topology=self.farm_topology,
             tombstones=self._tombstones,
             in_flight=self.in_flight,
             threads=self._threads,
@@ -130,6 +136,7 @@ class Worker:
             # A copy: the worker keeps counting into its own.
             counters=msgspec.structs.replace(statistics.counters),
             ended=statistics.recent.take(),
+            waits=statistics.waits.take(),
             rss_bytes=resident_memory_bytes(),
             last_error=None
             if last_error is None
