@@ -140,3 +140,35 @@ async def test_a_flood_on_one_queue_leaves_the_other_s_jobs_waiting_under_a_seco
     finally:
         await listener.close()
         supervisor.send(2)  # SIGINT: drain
+
+
+async def test_an_idle_queue_with_minimum_zero_gets_a_worker_within_a_check_interval(
+    farm: Farm,
+) -> None:
+    # Given a supervisor whose second queue may have no worker at all (checks every 0.5 s)
+    rare = f"{farm.queue_name}.rare"
+    await start_supervisor(farm, "--queues", f"{farm.queue_name}=1..2,{rare}=0..2")
+    wanted: list[tuple[float, int]] = []
+
+    def keep(snapshot: dict[str, object]) -> None:
+        for entry in snapshot.get("queues", []):  # type: ignore[attr-defined]
+            if entry["name"] == rare:
+                wanted.append((time.monotonic(), entry["desired_workers"]))
+
+    listener = FarmListener(get_settings(), keep, connection_name="min 0 test")
+    await listener.start()
+    try:
+        await wait_until(lambda: wanted[-1:] and wanted[-1][1] == 0, message="no worker on rare")
+        # When a job arrives on it
+        sent = time.monotonic()
+        await queue(farm_jobs.record_queue, str(farm.results), "first", __queue=rare)
+
+        # Then the pool wants a worker within one check interval (plus a snapshot's)
+        await wait_until(lambda: wanted[-1][1] == 1, timeout=10, message="a worker wanted")
+        first = next(at for at, desired in wanted if at >= sent and desired == 1)
+        assert first - sent < 0.5 + 0.2 + 0.5  # interval, snapshot interval, slack
+        # And the job runs there
+        await wait_until(lambda: farm.tags("ran") == ["first"], timeout=20, message="the job")
+        assert farm.events("ran")[0]["queue"] == rare
+    finally:
+        await listener.close()

@@ -371,3 +371,23 @@ async def test_without_an_sdk_nothing_is_recorded_and_no_headers_are_added() -> 
 
     assert recorder.jobs[0].submission.headers is None
     assert job.outcome is not None and job.outcome.succeeded
+
+
+async def test_spans_and_metrics_of_a_named_queue_s_job_name_that_queue(
+    telemetry: Telemetry,
+) -> None:
+    await queue(jobs.record, 1, __queue="reports")
+
+    spans = {span.name: span for span in telemetry.spans.get_finished_spans()}
+    assert set(spans) == {"publish reports", "process reports"}
+    for span in spans.values():
+        assert (span.attributes or {})["messaging.destination.name"] == "reports"
+    enqueued = telemetry.points("fast_app.jobs.enqueued")
+    assert enqueued == {
+        frozenset(
+            {
+                "messaging.destination.name": "reports",
+                "fast_app.job.function": "queue_core_jobs.record",
+            }.items()
+        ): 1
+    }
