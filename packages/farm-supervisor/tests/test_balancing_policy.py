@@ -694,3 +694,31 @@ def test_minimums_that_fill_the_overall_max_exactly_are_accepted() -> None:
 
     # Then it keeps them
     assert sum(limits.min_workers for limits in policy.queues.values()) == policy.max_workers
+
+
+def test_a_queue_whose_jobs_were_measured_waiting_longer_gets_the_next_worker() -> None:
+    # Given two flooded queues that would clear in the same time, over the cap
+    policy = BalancePolicy(
+        max_workers=3,
+        queues={"a": QueueLimits(1, 3), "b": QueueLimits(1, 3)},
+        concurrency=1,
+    )
+    load = FarmLoad(
+        now=100.0,
+        ready=100,
+        unacked=1,
+        own_workers=1,
+        busy_workers=1,
+        in_flight=1,
+        total_consumers=1,
+        jobs_per_second_per_worker=1.0,
+    )
+    loads = {"a": load, "b": load}
+
+    # When b's started jobs were measured waiting longer than a's
+    decision = balance(policy, loads, BalanceMemory(), waits={"a": 1.0, "b": 500.0})
+
+    # Then b gets the spare worker (and without the waits, the tie goes to a)
+    assert dict(decision.desired) == {"a": 1, "b": 2}
+    assert "waited 500.0s" in decision.reasons["b"]
+    assert dict(balance(policy, loads, BalanceMemory()).desired) == {"a": 2, "b": 1}

@@ -175,10 +175,14 @@ class _Pool:
     reason: str
     scaling: ScalingMemory
     desired: int = 0
+    wait_s: float = 0.0  # measured queue wait of its started jobs
 
 
 def balance(
-    policy: BalancePolicy, loads: Mapping[str, FarmLoad], memory: BalanceMemory
+    policy: BalancePolicy,
+    loads: Mapping[str, FarmLoad],
+    memory: BalanceMemory,
+    waits: Mapping[str, float] | None = None,
 ) -> BalanceDecision:
     """Decide how many workers each queue's pool should run, under the overall cap.
 
@@ -204,8 +208,10 @@ def balance(
        below their want: the longest time to clear its backlog,
        ``(ready + unacked) / (rate * workers)``; infinite with jobs pending and no worker,
        or jobs ready and an unknown rate; none with nothing pending, or nothing ready and
-       an unknown rate (the jobs in flight have their workers). Ties go to the queue with
-       fewest workers, then to the first by name.
+       an unknown rate (the jobs in flight have their workers). A queue whose started
+       jobs were measured waiting longer than that (``waits``) counts that wait instead:
+       the backlog estimate can lag a queue whose jobs already wait. Ties go to the queue
+       with fewest workers, then to the first by name.
 
     So every queue keeps its minimum; the total stays within ``max_workers``; a queue gains
     at most ``scale_up_step`` (or up to its minimum) per decision and never more than it
@@ -218,6 +224,8 @@ def balance(
         loads: what the supervisor observed now, by queue; queues not in the policy are
             ignored.
         memory: the previous decision's memory (``BalanceMemory()`` on the first call).
+        waits: the measured queue wait (median, last minute) of each queue's started
+            jobs, where known.
 
     Returns:
         The decision, with the memory to pass back next time.
@@ -226,6 +234,8 @@ def balance(
         _ask(policy, name, limits, loads.get(name), memory)
         for name, limits in policy.queues.items()
     ]
+    for pool in pools:
+        pool.wait_s = max(0.0, (waits or {}).get(pool.name, 0.0))
     shared = sum(pool.wanted for pool in pools) > policy.max_workers
     if shared:
         _share(policy, pools, memory)
@@ -296,7 +306,8 @@ def _share(policy: BalancePolicy, pools: list[_Pool], memory: BalanceMemory) -> 
         pool.desired = 1
 
     def neediest(pool: _Pool) -> tuple[float, int, str]:
-        return (-_clear_time(pool.load, pool.desired), pool.desired, pool.name)
+        need = max(_clear_time(pool.load, pool.desired), pool.wait_s)
+        return (-need, pool.desired, pool.name)
 
     for _ in range(policy.max_workers - sum(pool.desired for pool in pools)):
         hungry = [pool for pool in pools if pool.desired < pool.wanted]
@@ -387,8 +398,9 @@ def _describe_clearing(pool: _Pool) -> str:
     if pool.desired == 0:
         return f"{pool.name} has {pending} pending and no worker"
     rate = load.jobs_per_second_per_worker
+    waited = f", waited {pool.wait_s:.1f}s" if pool.wait_s >= 0.1 else ""
     if rate is not None and rate > 0:
-        return f"{pool.name} clears in {seconds:.{1 if seconds < 10 else 0}f}s"
+        return f"{pool.name} clears in {seconds:.{1 if seconds < 10 else 0}f}s{waited}"
     if ready:
         return f"{pool.name} has {ready} ready at an unknown rate"
     return f"{pool.name} has {pending} unacked, none ready"

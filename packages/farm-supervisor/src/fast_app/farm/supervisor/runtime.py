@@ -339,7 +339,12 @@ class Supervisor:
             cooldown_s=farm.scale_cooldown_s,
             target_clear_s=farm.target_drain_s,
         )
-        decision = balance(policy, loads, self._balance_memory)
+        waits = {
+            name: figures.p50_s
+            for name, feed in self._feeds.items()
+            if (figures := feed.waits.figures(now)).p50_s is not None
+        }
+        decision = balance(policy, loads, self._balance_memory, waits)
         self._balance_memory = decision.memory
         several = len(pools) > 1
         for name, desired in decision.desired.items():
