@@ -63,10 +63,14 @@ async def embedded_farm(
 ) -> AsyncIterator[EmbeddedFarm]:
     """A supervisor for the test's queue, not started (the dashboard starts it).
 
-    A test marks ``@pytest.mark.farm(min_workers=..)`` for other settings.
+    A test marks ``@pytest.mark.farm(min_workers=..)`` for other settings; ``{queue}``
+    in a string stands for the test's queue (``queues="{queue}.emails=1..2"``).
     """
     marker = request.node.get_closest_marker("farm")
-    overrides = {} if marker is None else dict(marker.kwargs)
+    overrides = {
+        key: value.format(queue=queue_settings.name) if isinstance(value, str) else value
+        for key, value in ({} if marker is None else marker.kwargs).items()
+    }
     farm = EmbeddedFarm(farm_settings(**overrides), queue_settings, output=OutputCapture())
     pids: set[int] = set()
     farm.supervisor.add_snapshot_listener(

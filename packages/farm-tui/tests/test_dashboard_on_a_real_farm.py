@@ -56,6 +56,40 @@ async def test_changing_min_and_max_scales_the_pool(embedded_farm: EmbeddedFarm)
         assert embedded_farm.supervisor.min_workers == 1
 
 
+@pytest.mark.farm(queues="{queue}.emails=1..1,{queue}.reports=0..2", max_workers=3)
+async def test_a_queue_s_limits_change_its_pool_on_a_supervisor_of_two_queues(
+    embedded_farm: EmbeddedFarm, queue_settings: QueueSettings
+) -> None:
+    emails, reports = f"{queue_settings.name}.emails", f"{queue_settings.name}.reports"
+    app = FarmApp(embedded_farm, refresh_s=0.1)
+
+    def pools() -> dict[str, tuple[int, int, int]]:
+        return {
+            queue.name: (queue.workers, queue.min_workers, queue.max_workers)
+            for queue in app.model.view(time.time()).queues
+        }
+
+    def worker_queues() -> list[str]:
+        return sorted(worker.queue for worker, _ in app.model.view(time.time()).workers)
+
+    async with app.run_test(size=SIZE) as pilot:
+        # Given emails' one worker and an idle reports pool of none.
+        await wait_until(
+            lambda: pools() == {emails: (1, 1, 1), reports: (0, 0, 2)},
+            message="a row per queue",
+        )
+        assert worker_queues() == [emails]
+
+        # When reports' minimum is raised from its row of the queues table.
+        await pilot.press("shift+tab", "down", "plus")
+
+        # Then its pool gets a worker of its own; the overall minimum is the new sum.
+        await wait_until(lambda: pools()[reports] == (1, 1, 2), message="reports 1..2")
+        await wait_until(lambda: worker_queues() == [emails, reports], message="2 pools")
+        supervisor = app.model.view(time.time()).supervisors[0]
+        assert (supervisor.min_workers, supervisor.max_workers) == (2, 3)
+
+
 @pytest.mark.farm(min_workers=1, max_workers=1)
 async def test_requeue_from_the_dead_letter_screen_runs_the_job_again(
     embedded_farm: EmbeddedFarm, results: Path

@@ -8,13 +8,16 @@ from fast_app.farm_tui import Limits, adjust_limits
 from fast_app.farm_tui._format import (
     age,
     coarse_age,
+    count,
     deadline_bar,
+    figure,
     per_second,
     seconds,
     shorten,
+    sparkline,
 )
 from fast_app.farm_tui.limits import LIMIT_CEILING, PendingLimits
-from fast_app.farm_tui.rates import RateHistory, farm_rates
+from fast_app.farm_tui.rates import RateHistory, SecondSeries, merged_rates
 from fast_app.farm_tui.view import is_stale
 
 
@@ -52,14 +55,21 @@ def test_a_pending_request_counts_until_a_snapshot_shows_it_or_it_expires() -> N
     assert pending.effective("sup", reported, now=211.0) == reported  # refused, expired
 
 
-def test_farm_rates_add_completions_and_count_the_shared_backlog_growth_once() -> None:
-    # Two supervisors each see the backlog grow by 100/s and complete 50/s themselves.
-    first = {"enqueue_rate": 150.0, "completion_rate": 50.0}
-    second = {"enqueue_rate": 150.0, "completion_rate": 50.0}
+def test_pending_requests_of_a_queue_and_of_the_supervisor_are_kept_apart() -> None:
+    pending = PendingLimits()
+    pending.request("sup", Limits(0, 9), now=100.0, queue="reports")
 
-    assert farm_rates([first, second]) == (200.0, 100.0)
-    assert farm_rates([]) == (0.0, 0.0)
-    assert farm_rates([{"enqueue_rate": "odd", "completion_rate": None}]) == (0.0, 0.0)
+    assert pending.is_pending("sup", queue="reports")
+    assert not pending.is_pending("sup")
+    assert pending.effective("sup", Limits(1, 4), now=101.0) == Limits(1, 4)
+    assert pending.effective("sup", Limits(0, 8), now=101.0, queue="reports") == Limits(0, 9)
+
+
+def test_merged_rates_add_completions_and_count_the_shared_backlog_growth_once() -> None:
+    # Two supervisors each see the backlog grow by 100/s and complete 50/s themselves.
+    assert merged_rates([(150.0, 50.0), (150.0, 50.0)]) == (200.0, 100.0)
+    assert merged_rates([]) == (0.0, 0.0)
+    assert merged_rates([(0.0, 10.0), (30.0, 10.0)]) == (25.0, 20.0)  # growths -10, +20
 
 
 def test_rate_history_fills_gaps_with_the_previous_point_and_forgets_old_ones() -> None:
@@ -76,6 +86,52 @@ def test_rate_history_fills_gaps_with_the_previous_point_and_forgets_old_ones() 
     assert history.current() == (16.0, 7.0)
     history.record(120.0, 1.0, 1.0)  # the earlier points are out of the window now
     assert history.series(now=120.0, points=3) == ([0.0, 0.0, 1.0], [0.0, 0.0, 1.0])
+
+
+def test_a_second_series_is_unknown_before_its_first_point_and_repeats_through_gaps() -> None:
+    series = SecondSeries(window_s=10)
+    series.record(100.5, 3.0)
+    series.record(102.0, None)  # not read then: unknown, not 0
+    series.record(103.0, 7.0)
+    series.record(101.0, 99.0)  # late: ignored
+
+    assert series.series(now=104.9, points=6) == [None, 3.0, 3.0, None, 7.0, 7.0]
+    series.record(120.0, 1.0)
+    assert series.series(now=120.0, points=2) == [None, 1.0]
+
+
+def test_a_sparkline_scales_from_zero_to_its_peak_and_says_the_peak() -> None:
+    # Given a 300-job burst in a queue that otherwise holds 0 to 2 jobs.
+    burst = [0.0, 1.0, 2.0, 300.0, 150.0, 0.0]
+
+    line, peak = sparkline(burst, 6)
+
+    # Then the burst is the full bar, the few jobs still show above zero, and the peak
+    # says what the full bar is.
+    assert (line, peak) == ("▁▂▂█▅▁", 300.0)
+    assert sparkline([300.0] * 4, 4) == ("████", 300.0)  # flat at its height, not ▁
+    assert sparkline([0.0] * 3, 3) == ("▁▁▁", 0.0)
+
+
+def test_a_sparkline_squeezes_by_the_largest_value_leaves_unknowns_blank_pads_left() -> None:
+    values: list[float | None] = [0.0] * 50 + [300.0] + [0.0] * 49
+
+    line, peak = sparkline(values, 10)
+
+    assert line == "▁▁▁▁▁█▁▁▁▁"  # one second of 300 survives squeezing 100 points into 10
+    assert peak == 300.0
+    assert sparkline([None, None, 4.0, 2.0], 4) == ("  █▅", 4.0)
+    assert sparkline([5.0], 3) == ("  █", 5.0)  # newest on the right
+    assert sparkline([None, None], 2) == ("  ", None)
+    assert sparkline([1.0], 0) == ("", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "-"), (0, "0"), (300, "300"), (1840, "1.8k"), (12_345, "12k"), (2.5e6, "2.5M")],
+)
+def test_short_counts(value: float | None, text: str) -> None:
+    assert count(value) == text
 
 
 @pytest.mark.parametrize(
@@ -96,6 +152,9 @@ def test_other_formats() -> None:
     assert per_second(12_345) == "12.3k/s"
     assert shorten("a\nb   c", 10) == "a b c"
     assert shorten("abcdefghij", 5) == "abcd…"
+    assert figure(1840) == "1,840"
+    assert figure(0) == "0"
+    assert figure(None) == "-"
 
 
 def test_deadline_bars_turn_yellow_then_red() -> None:

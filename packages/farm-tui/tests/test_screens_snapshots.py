@@ -54,6 +54,21 @@ def test_overview_of_top_with_two_supervisors(snap_compare: SnapCompare) -> None
     )
 
 
+def test_overview_of_two_queues(snap_compare: SnapCompare) -> None:
+    """A row per queue: reports' 300-job burst under its peak, its delayed count unknown
+    (``-``); emails' broker figures 30 s old (red, with their age); a queue per worker."""
+    assert snap_compare(
+        dashboard(queues=("emails", "reports"), stale_queue="emails", workers=4),
+        terminal_size=SIZE,
+    )
+
+
+def test_overview_of_two_queues_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """At 80 by 24 the queue rows stay whole (shorter labels, a narrower sparkline); the
+    decisions and events step aside for the workers."""
+    assert snap_compare(dashboard(queues=("emails", "reports"), workers=4), terminal_size=(80, 24))
+
+
 def test_jobs_with_a_failure_selected(snap_compare: SnapCompare) -> None:
     """Deadline bars of running jobs; the selected dead-lettered run's error and traceback."""
     assert snap_compare(dashboard(), press=["2", "tab", "down", "down"], terminal_size=SIZE)

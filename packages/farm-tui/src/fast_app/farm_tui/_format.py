@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "age",
     "coarse_age",
+    "count",
     "deadline_bar",
+    "figure",
     "megabytes",
     "per_second",
     "seconds",
     "shorten",
     "short_id",
+    "sparkline",
 ]
 
 _BAR_FULL = "█"
 _BAR_EMPTY = "░"
+_SPARK_BARS = "▁▂▃▄▅▆▇█"
 
 
 def age(value: float | None) -> str:
@@ -51,6 +57,65 @@ def seconds(value: float | None) -> str:
     if value < 60:
         return f"{value:.2f}s"
     return age(value)
+
+
+def figure(value: int | None) -> str:
+    """A count in full, ``1,840``; ``-`` when unknown."""
+    return "-" if value is None else f"{value:,}"
+
+
+def count(value: float | None) -> str:
+    """A count, short: ``300``, ``1.8k``, ``12k``, ``2.5M``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    value = max(0.0, value)
+    for limit, divisor, suffix in ((1e6, 1e6, "M"), (1e3, 1e3, "k")):
+        if value >= limit:
+            scaled = value / divisor
+            return f"{scaled:.1f}{suffix}" if scaled < 10 else f"{scaled:.0f}{suffix}"
+    return f"{value:.0f}"
+
+
+def sparkline(values: Sequence[float | None], width: int) -> tuple[str, float | None]:
+    """Values over time as a line of bars, on a scale from 0 to their peak.
+
+    Zero is ``▁`` and the peak ``█``; anything above zero is at least ``▂``, so that a
+    few jobs next to a 300-job burst still show. A flat series is flat at its height
+    (300 all along is all ``█``, not all ``▁``): the peak, returned, says what ``█`` is.
+
+    Args:
+        values: oldest first; ``None``: unknown then (a blank).
+        width: cells; more values than cells are squeezed, each cell the largest of its
+            share (a burst survives); fewer are right-aligned (newest on the right).
+
+    Returns:
+        The line (``width`` cells), and the peak (``None``: every value unknown).
+    """
+    if width <= 0:
+        return "", None
+    total = len(values)
+    cells: list[float | None] = []
+    if total > width:
+        for cell in range(width):
+            share = values[cell * total // width : (cell + 1) * total // width]
+            heard = [value for value in share if value is not None]
+            cells.append(max(heard) if heard else None)
+    else:
+        cells.extend([None] * (width - total))
+        cells.extend(values)
+    known = [max(0.0, v) for v in cells if v is not None]
+    if not known:
+        return " " * width, None
+    peak = max(known)
+    line = []
+    for value in cells:
+        if value is None:
+            line.append(" ")
+        elif value <= 0 or peak <= 0:
+            line.append(_SPARK_BARS[0])
+        else:
+            line.append(_SPARK_BARS[1 + round(value / peak * (len(_SPARK_BARS) - 2))])
+    return "".join(line), peak
 
 
 def megabytes(value: int | None) -> str:

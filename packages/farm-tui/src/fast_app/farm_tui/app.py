@@ -171,7 +171,11 @@ class FarmApp(App[int]):
     def status_text(self, view: FarmView) -> Text:
         """The status bar: queue, supervisors, workers, jobs; paused, stopping; the link."""
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"queue {view.queue_name or self.link.queue_name}", "bold")
+        farm = view.queue_name or self.link.queue_name
+        if len(view.queues) > 1:  # named after QUEUE_NAME, where its snapshots travel
+            text.append(f"farm {farm} · {len(view.queues)} queues", "bold")
+        else:
+            text.append(f"queue {farm}", "bold")
         supervisors = len(view.supervisors)
         text.append(f" · {supervisors} supervisor{'' if supervisors == 1 else 's'}")
         text.append(f" · {len(view.workers)} workers · {view.running_total} running")
@@ -219,33 +223,89 @@ class FarmApp(App[int]):
             return None
         return self.selected_supervisor_id if self.selected_supervisor_id in ids else ids[0]
 
+    def limits_queue(self) -> str | None:
+        """The queue the limit keys change the pool of: the one under the queues table's
+        cursor while that table has the focus (``None``: a supervisor's limits)."""
+        screen = self.screen if self.screen_stack else None
+        return screen.selected_queue() if isinstance(screen, DashboardScreen) else None
+
     def action_change_limits(self, min_change: int, max_change: int) -> None:
-        """Raise or lower min or max workers of the target supervisor."""
+        """Raise or lower min or max workers of the target supervisor.
+
+        A supervisor with a pool per queue has limits per queue, and an overall maximum:
+        the keys change the pool of the queue under the queues table's cursor while that
+        table has the focus, else that overall maximum (its minimum is the sum of the
+        pools'). A supervisor of one queue has one set of limits, changed as before.
+        """
         supervisor_id = self.target_supervisor()
-        now = self.clock()
-        current = None if supervisor_id is None else self.model.limits(supervisor_id, now)
-        if supervisor_id is None or current is None:
+        if supervisor_id is None:
             self.notify("no supervisor heard yet", severity="warning")
             return
+        model = self.model
+        several = model.serves_several_queues(supervisor_id)
+        queue = self.limits_queue() if several else None
+        refusal = self._limits_refusal(supervisor_id, queue, several, min_change)
+        if refusal:
+            self.notify(refusal, severity="warning")
+            return
+        now = self.clock()
+        current = model.limits(supervisor_id, now, queue=queue)
+        if current is None:
+            self.notify(f"{supervisor_id}: no limits heard yet", severity="warning")
+            return
         wanted = adjust_limits(current, min_change=min_change, max_change=max_change)
+        target = supervisor_id if queue is None else f"{supervisor_id} {queue}"
+        overall_only = several and queue is None
+        if overall_only and wanted.min_workers != current.min_workers:
+            self.notify(
+                f"{supervisor_id}: max stays at least the sum of its queues' minimums "
+                f"({current.min_workers})",
+                severity="warning",
+            )
+            return
         if wanted == current:
             self.notify(
-                f"{supervisor_id}: min {current.min_workers}, max {current.max_workers} "
+                f"{target}: min {current.min_workers}, max {current.max_workers} "
                 "already at their bounds",
                 severity="warning",
             )
             return
-        self.model.pending_limits.request(supervisor_id, wanted, now)
-        self.send(
-            supervisor_id,
-            {
-                "command": "set_limits",
-                "min_workers": wanted.min_workers,
-                "max_workers": wanted.max_workers,
-            },
-            f"{supervisor_id}: min {wanted.min_workers}, max {wanted.max_workers}",
+        if queue is not None:
+            room = model.room_for_minimum(supervisor_id, queue, now)
+            if wanted.min_workers > room:
+                self.notify(
+                    f"{target}: min {wanted.min_workers} would take the queues' minimums "
+                    f"past {supervisor_id}'s overall max: raise that first (> outside the "
+                    "queues table)",
+                    severity="warning",
+                )
+                return
+        model.pending_limits.request(supervisor_id, wanted, now, queue=queue)
+        command: dict[str, Any] = {"command": "set_limits", "max_workers": wanted.max_workers}
+        if not overall_only:
+            command["min_workers"] = wanted.min_workers
+        if queue is not None:
+            command["queue"] = queue
+        done = (
+            f"{target}: max {wanted.max_workers} (all queues)"
+            if overall_only
+            else f"{target}: min {wanted.min_workers}, max {wanted.max_workers}"
         )
+        self.send(supervisor_id, command, done)
         self.refresh_screen()
+
+    def _limits_refusal(
+        self, supervisor_id: str, queue: str | None, several: bool, min_change: int
+    ) -> str | None:
+        """Why a limits key cannot apply here, if it cannot."""
+        if queue is not None and not self.model.queue_served_by(supervisor_id, queue):
+            return f"{supervisor_id} does not serve {queue}: select a supervisor that does"
+        if several and queue is None and min_change:
+            return (
+                f"{supervisor_id} has a pool per queue: min workers are per queue "
+                "(tab to the queues table and pick one)"
+            )
+        return None
 
     def action_toggle_pause(self) -> None:
         """Pause consumption on every supervisor, or resume it if all are paused."""

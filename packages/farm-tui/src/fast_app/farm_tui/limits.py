@@ -46,32 +46,37 @@ def adjust_limits(limits: Limits, *, min_change: int = 0, max_change: int = 0) -
 
 
 class PendingLimits:
-    """Limits asked for and not yet seen in a snapshot, per supervisor.
+    """Limits asked for and not yet seen in a snapshot, per supervisor and queue.
 
     Keys pressed in quick succession must build on each other, not on the snapshot that
     predates them: ``+`` twice from min 1 asks for 3. A request is forgotten once a
     snapshot shows it, or after 10 s (the supervisor refused it, or never got it).
+    ``queue`` names one of a supervisor's pools; ``None``: its overall limits.
     """
 
     def __init__(self, pending_for_s: float = _PENDING_FOR_S) -> None:
-        self._pending: dict[str, tuple[Limits, float]] = {}
+        self._pending: dict[tuple[str, str | None], tuple[Limits, float]] = {}
         self._pending_for_s = pending_for_s
 
-    def request(self, supervisor_id: str, limits: Limits, now: float) -> None:
+    def request(
+        self, supervisor_id: str, limits: Limits, now: float, *, queue: str | None = None
+    ) -> None:
         """Remember that ``limits`` were asked of ``supervisor_id`` at ``now``."""
-        self._pending[supervisor_id] = (limits, now)
+        self._pending[supervisor_id, queue] = (limits, now)
 
-    def effective(self, supervisor_id: str, reported: Limits, now: float) -> Limits:
+    def effective(
+        self, supervisor_id: str, reported: Limits, now: float, *, queue: str | None = None
+    ) -> Limits:
         """The limits to build on: the pending request if any, else what was reported."""
-        pending = self._pending.get(supervisor_id)
+        pending = self._pending.get((supervisor_id, queue))
         if pending is None:
             return reported
         limits, asked_at = pending
         if limits == reported or now - asked_at > self._pending_for_s:
-            del self._pending[supervisor_id]
+            del self._pending[supervisor_id, queue]
             return reported
         return limits
 
-    def is_pending(self, supervisor_id: str) -> bool:
+    def is_pending(self, supervisor_id: str, *, queue: str | None = None) -> bool:
         """Whether a request to ``supervisor_id`` waits to show in a snapshot."""
-        return supervisor_id in self._pending
+        return (supervisor_id, queue) in self._pending

@@ -2,7 +2,8 @@
 
 No I/O and no widgets: snapshots go in (``ingest``), a ``FarmView`` for a given moment
 comes out (``view``). Snapshots carry only the last few ended jobs and events; the model
-keeps longer lists, so that a failure stays on screen after it left the snapshots.
+keeps longer lists, so that a failure stays on screen after it left the snapshots, and the
+history of the farm's rates and of each queue's backlog.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from fast_app.farm_tui.limits import Limits, PendingLimits
-from fast_app.farm_tui.rates import RateHistory, farm_rates
+from fast_app.farm_tui.parsing import parse_snapshot
+from fast_app.farm_tui.queues import backlog, merge_queue, queue_names
+from fast_app.farm_tui.rates import RateHistory, SecondSeries
 from fast_app.farm_tui.view import (
     EndedJob,
     FarmEvent,
     FarmView,
+    NamedQueueView,
+    QueueReport,
     QueueView,
     SupervisorState,
     SupervisorView,
     is_stale,
-    parse_snapshot,
 )
 
 __all__ = ["FarmModel"]
@@ -46,6 +50,10 @@ class FarmModel:
     def __init__(self, *, history_points: int = 120, forget_after_s: float = _FORGET_AFTER_S):
         self._supervisors: dict[str, SupervisorState] = {}
         self._history = RateHistory()
+        self._backlogs: dict[str, SecondSeries] = {}
+        # Per supervisor and queue: its latest broker read, and the time since the one
+        # before (reads come at each scaling check, maybe less often than snapshots).
+        self._reads: dict[tuple[str, str], tuple[float, float | None]] = {}
         self._history_points = history_points
         self._forget_after_s = forget_after_s
         self._succeeded: collections.deque[EndedJob] = collections.deque(maxlen=_SUCCEEDED_KEPT)
@@ -70,13 +78,40 @@ class FarmModel:
             return
         if state.stopped:
             self._supervisors.pop(state.supervisor_id, None)
+            self._forget_reads()
         else:
             self._supervisors[state.supervisor_id] = state
         self.queue_name = state.queue_name
         self._take_events(state)
         self._take_ended(state)
-        enqueue, completion = farm_rates(s.raw for s in self._supervisors.values())
-        self._history.record(state.at, enqueue, completion)
+        self._take_reads(state)
+        queues = self._queues(self._states(), state.at)
+        for queue in queues:
+            series = self._backlogs.setdefault(queue.name, SecondSeries())
+            series.record(state.at, backlog(queue.figures))
+        for name in set(self._backlogs) - {queue.name for queue in queues}:
+            del self._backlogs[name]  # no supervisor serves it any more
+        self._history.record(
+            state.at,
+            sum(queue.enqueue_rate for queue in queues),
+            sum(queue.completion_rate for queue in queues),
+        )
+
+    def _take_reads(self, state: SupervisorState) -> None:
+        for report in state.queues:
+            if report.read_at is None:
+                continue
+            key = (state.supervisor_id, report.name)
+            last_read, interval = self._reads.get(key, (None, None))
+            if last_read is not None and report.read_at > last_read:
+                interval = report.read_at - last_read
+            self._reads[key] = (report.read_at, interval)
+
+    def _forget_reads(self) -> None:
+        """Drop the reads of supervisors no longer held."""
+        self._reads = {
+            key: read for key, read in self._reads.items() if key[0] in self._supervisors
+        }
 
     def _take_events(self, state: SupervisorState) -> None:
         started_at, last = self._event_cursors.get(state.supervisor_id, (state.started_at, 0))
@@ -103,6 +138,7 @@ class FarmModel:
         for supervisor_id, state in list(self._supervisors.items()):
             if now - state.at > self._forget_after_s:
                 del self._supervisors[supervisor_id]
+        self._forget_reads()
 
     # -- out -------------------------------------------------------------------------
 
@@ -115,13 +151,54 @@ class FarmModel:
         """The latest state of one supervisor."""
         return self._supervisors.get(supervisor_id)
 
-    def limits(self, supervisor_id: str, now: float) -> Limits | None:
-        """The limits to build a change on: asked for and not yet shown, else reported."""
+    def limits(self, supervisor_id: str, now: float, *, queue: str | None = None) -> Limits | None:
+        """The limits to build a change on: asked for and not yet shown, else reported.
+
+        Args:
+            supervisor_id: the supervisor.
+            now: Unix time.
+            queue: one of its pools (``None``: its overall limits). A supervisor serving
+                one queue has one set of limits: its overall ones.
+
+        Returns:
+            ``None`` for a supervisor not heard, or a queue it does not serve.
+        """
         state = self._supervisors.get(supervisor_id)
         if state is None:
             return None
-        reported = Limits(state.min_workers, state.max_workers)
-        return self.pending_limits.effective(supervisor_id, reported, now)
+        key = _pool_key(state, queue)
+        if key is None:
+            reported = Limits(state.min_workers, state.max_workers)
+        else:
+            report = next((r for r in state.queues if r.name == key), None)
+            if report is None:
+                return None
+            reported = Limits(report.min_workers, report.max_workers)
+        return self.pending_limits.effective(supervisor_id, reported, now, queue=key)
+
+    def room_for_minimum(self, supervisor_id: str, queue: str, now: float) -> int:
+        """The highest minimum ``queue``'s pool may take on ``supervisor_id``: its overall
+        maximum less the other pools' minimums (asked for ones included)."""
+        state = self._supervisors.get(supervisor_id)
+        overall = self.limits(supervisor_id, now)
+        if state is None or overall is None:
+            return 0
+        others = 0
+        for report in state.queues:
+            if report.name != queue:
+                limits = self.limits(supervisor_id, now, queue=report.name)
+                others += report.min_workers if limits is None else limits.min_workers
+        return overall.max_workers - others
+
+    def serves_several_queues(self, supervisor_id: str) -> bool:
+        """Whether a supervisor has a pool per queue (limits per queue, and overall)."""
+        state = self._supervisors.get(supervisor_id)
+        return state is not None and len(state.queues) > 1
+
+    def queue_served_by(self, supervisor_id: str, queue: str) -> bool:
+        """Whether ``supervisor_id`` serves ``queue``."""
+        state = self._supervisors.get(supervisor_id)
+        return state is not None and any(report.name == queue for report in state.queues)
 
     def events_since(self, cursor: int) -> tuple[list[FarmEvent], int]:
         """Events after ``cursor`` (0: all kept), and the cursor to pass next time."""
@@ -130,7 +207,7 @@ class FarmModel:
 
     def view(self, now: float) -> FarmView:
         """The farm as the screens show it at Unix time ``now``."""
-        states = [self._supervisors[key] for key in sorted(self._supervisors)]
+        states = self._states()
         supervisors = []
         workers = []
         for state in states:
@@ -172,11 +249,13 @@ class FarmModel:
             (job for state in states for job in state.running), key=lambda job: job.started_at
         )
         recent = sorted((*self._succeeded, *self._failed), key=lambda job: -job.ended_at)
+        queues = self._queues(states, now, history=True)
         return FarmView(
             queue_name=self.queue_name,
             supervisors=tuple(supervisors),
             workers=tuple(workers),
-            queue=_queue(states),
+            queue=_totals(queues),
+            queues=tuple(queues),
             enqueue_rate=enqueue,
             completion_rate=completion,
             enqueue_history=tuple(enqueue_history),
@@ -189,20 +268,66 @@ class FarmModel:
             stopping=any(state.stopping for state in states),
         )
 
+    def _states(self) -> list[SupervisorState]:
+        return [self._supervisors[key] for key in sorted(self._supervisors)]
 
-def _queue(states: list[SupervisorState]) -> QueueView:
-    """The queue's depths: the freshest supervisor's reading; unacked summed over all.
+    def _queues(
+        self, states: list[SupervisorState], now: float, *, history: bool = False
+    ) -> list[NamedQueueView]:
+        """Each queue served, merged over its supervisors (limits asked for included)."""
+        rows = []
+        for name in queue_names(states):
+            reports: list[QueueReport] = []
+            pending = False
+            for state in states:
+                for report in state.queues:
+                    if report.name != name:
+                        continue
+                    key = _pool_key(state, name)
+                    limits = self.limits(state.supervisor_id, now, queue=key)
+                    asked = self.pending_limits.is_pending(state.supervisor_id, queue=key)
+                    # A supervisor of one queue reports its pool's limits, which its overall
+                    # ones (the ones changed) may exceed until a change sets both.
+                    if limits is not None and (key is not None or asked):
+                        report = dataclasses.replace(
+                            report, min_workers=limits.min_workers, max_workers=limits.max_workers
+                        )
+                    pending |= asked
+                    _, interval = self._reads.get((state.supervisor_id, name), (None, None))
+                    reports.append(dataclasses.replace(report, read_interval_s=interval))
+            series = self._backlogs.get(name)
+            rows.append(
+                merge_queue(
+                    reports,
+                    now=now,
+                    limits_pending=pending,
+                    backlog_history=(
+                        series.series(now, self._history_points)
+                        if history and series is not None
+                        else ()
+                    ),
+                )
+            )
+        return rows
 
-    Ready, delayed, dead and consumers are properties of the shared queues, read by each
-    supervisor; the jobs in flight are each supervisor's own.
-    """
-    if not states:
-        return QueueView(None, 0, None, None, None)
-    freshest = max(states, key=lambda state: state.at).queue
+
+def _pool_key(state: SupervisorState, queue: str | None) -> str | None:
+    """Which of a supervisor's limits a queue's are: its overall ones when it serves one
+    queue (a change is sent without a queue then, as before named queues)."""
+    return queue if len(state.queues) > 1 else None
+
+
+def _totals(queues: list[NamedQueueView]) -> QueueView:
+    """The depths of every queue added up; unknown if any queue's is unknown."""
+
+    def total(values: list[int | None]) -> int | None:
+        return None if not values or None in values else sum(v for v in values if v is not None)
+
+    figures = [queue.figures for queue in queues]
     return QueueView(
-        ready=freshest.ready,
-        unacked=sum(state.queue.unacked for state in states),
-        delayed=freshest.delayed,
-        dead=freshest.dead,
-        consumers=freshest.consumers,
+        ready=total([f.ready for f in figures]),
+        unacked=sum(f.unacked for f in figures),
+        delayed=total([f.delayed for f in figures]),
+        dead=total([f.dead for f in figures]),
+        consumers=total([f.consumers for f in figures]),
     )

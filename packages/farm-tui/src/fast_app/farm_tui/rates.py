@@ -1,37 +1,31 @@
-"""Enqueue and completion rates of the whole farm, and their recent history."""
+"""Enqueue and completion rates of the whole farm, and their recent history; a queue's
+backlog history."""
 
 from __future__ import annotations
 
 import collections
-import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
-__all__ = ["RateHistory", "farm_rates"]
+__all__ = ["RateHistory", "SecondSeries", "merged_rates"]
 
 
-def farm_rates(snapshots: Iterable[Mapping[str, Any]]) -> tuple[float, float]:
-    """Jobs/s enqueued and completed by the whole farm, from each supervisor's snapshot.
+def merged_rates(estimates: Iterable[tuple[float, float]]) -> tuple[float, float]:
+    """Jobs/s enqueued on a queue and completed, from each supervisor's ``(enqueue,
+    completion)`` for it.
 
     Completions add up. Enqueues do not: each supervisor estimates them as the growth of
-    the (shared) backlog plus its own completions, so the farm's is the backlog growth
-    (the mean of the supervisors' views of it) plus every supervisor's completions.
+    the (shared) backlog plus its own completions, so the queue's is the backlog growth
+    (the mean of the supervisors' views of it) plus every supervisor's completions. The
+    farm's rates are the sums of its queues'.
     """
     completion = 0.0
     growths = []
-    for snapshot in snapshots:
-        own = _number(snapshot.get("completion_rate"))
+    for enqueue, own in estimates:
         completion += own
-        growths.append(_number(snapshot.get("enqueue_rate")) - own)
+        growths.append(enqueue - own)
     if not growths:
         return 0.0, 0.0
     return max(0.0, sum(growths) / len(growths) + completion), completion
-
-
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return 0.0
-    return float(value)
 
 
 class RateHistory:
@@ -87,3 +81,42 @@ class RateHistory:
             sum(point[0] for point in latest) / len(latest),
             sum(point[1] for point in latest) / len(latest),
         )
+
+
+class SecondSeries:
+    """One figure over the last minutes, one point per second; ``None``: unknown then.
+
+    Args:
+        window_s: how far back it keeps points.
+    """
+
+    def __init__(self, window_s: int = 300) -> None:
+        self._window_s = window_s
+        self._points: collections.OrderedDict[int, float | None] = collections.OrderedDict()
+
+    def record(self, at: float, value: float | None) -> None:
+        """Add the figure at Unix time ``at`` (a later one of the same second replaces it)."""
+        second = int(at)
+        if self._points and second < next(reversed(self._points)):
+            return  # out of order (a late snapshot): the history only moves forward
+        self._points[second] = value
+        while self._points and next(iter(self._points)) <= second - self._window_s:
+            self._points.popitem(last=False)
+
+    def series(self, now: float, points: int) -> list[float | None]:
+        """The last ``points`` seconds up to ``now``, oldest first.
+
+        A second without a sample repeats the previous one (no snapshot is not no
+        backlog); before the first sample, ``None``.
+        """
+        last = int(now)
+        first = last - points + 1
+        previous: float | None = None
+        for second, value in self._points.items():
+            if second < first:
+                previous = value
+        values = []
+        for second in range(first, last + 1):
+            previous = self._points.get(second, previous)
+            values.append(previous)
+        return values

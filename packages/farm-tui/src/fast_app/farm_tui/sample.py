@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from fast_app.farm.dead_letters import DeadLetter
@@ -35,6 +36,8 @@ def sample_snapshot(
     stale_worker: int | None = None,
     events: int = 6,
     started_at: float | None = None,
+    queues: Sequence[str] = ("jobs",),
+    stale_queue: str | None = None,
 ) -> dict[str, Any]:
     """One supervisor's snapshot at Unix time ``at``.
 
@@ -48,6 +51,11 @@ def sample_snapshot(
         stale_worker: index of a worker whose heartbeat is late.
         events: lifecycle events it carries: the latest of one every 5 s since start.
         started_at: when its supervisor started (default an hour before ``at``).
+        queues: the queues it serves, its workers shared among them in turn. The first
+            has ``ready`` jobs waiting and a pool of 1 to 8 workers (1 to 4 when there
+            are several); each other one a pool of 0 to 8, a burst of up to 300 jobs
+            around tick 40, and no delayed count read yet.
+        stale_queue: a queue whose broker figures were last read 30 s before ``at``.
     """
     if started_at is None:
         started_at = at - 3600
@@ -61,6 +69,7 @@ def sample_snapshot(
         worker_entries.append(
             {
                 "worker_id": worker_id,
+                "queue": queues[index % len(queues)],
                 "pid": 5000 + index,
                 "state": "busy" if in_flight else "idle",
                 "in_flight": in_flight,
@@ -81,6 +90,19 @@ def sample_snapshot(
             }
         )
     completion = sum(40.0 + index for index in range(workers))
+    queue_entries = [
+        _queue_entry(
+            at,
+            name,
+            position,
+            several=len(queues) > 1,
+            workers=[e for e in worker_entries if e["queue"] == name],
+            ready=ready,
+            tick=tick,
+            stale=name == stale_queue,
+        )
+        for position, name in enumerate(queues)
+    ]
     return {
         "type": "snapshot",
         "supervisor_id": supervisor_id,
@@ -89,8 +111,8 @@ def sample_snapshot(
         "at": at,
         "started_at": started_at,
         "settings": {
-            "queue": "jobs",
-            "min_workers": 1,
+            "queue": queues[0] if len(queues) == 1 else "jobs",
+            "min_workers": sum(entry["min_workers"] for entry in queue_entries),
             "max_workers": 8,
             "concurrency": 16,
             "heartbeat_interval_s": 1.0,
@@ -101,14 +123,11 @@ def sample_snapshot(
         "stopped": False,
         "workers": worker_entries,
         "queue": {
-            "ready": ready,
-            "unacked": workers * jobs_per_worker,
-            "consumers": workers,
-            "dead": 3,
-            "delayed": 4,
+            key: _total([entry["figures"][key] for entry in queue_entries])
+            for key in ("ready", "unacked", "consumers", "dead", "delayed")
         },
         "completion_rate": completion,
-        "enqueue_rate": completion + 15 + 10 * (tick % 7),
+        "enqueue_rate": sum(entry["enqueue_rate"] for entry in queue_entries),
         "decisions": [
             {
                 "at": at - 600 + 120 * number,
@@ -130,7 +149,53 @@ def sample_snapshot(
             _event(supervisor_id, number, started_at + 5 * number, workers)
             for number in range(max(1, last_event - events + 1), last_event + 1)
         ],
+        "queues": queue_entries,
     }
+
+
+def _queue_entry(
+    at: float,
+    name: str,
+    position: int,
+    *,
+    several: bool,
+    workers: list[dict[str, Any]],
+    ready: int,
+    tick: int,
+    stale: bool,
+) -> dict[str, Any]:
+    """A ``QueueEntry``: the first queue steady, the others with a burst around tick 40."""
+    first = position == 0
+    if not first:
+        ready = max(12, 300 - 15 * abs(tick - 40))
+    unacked = sum(worker["in_flight_count"] for worker in workers)
+    completion = sum(worker["rate"] for worker in workers)
+    started = bool(workers)
+    return {
+        "name": name,
+        "min_workers": 1 if first else 0,
+        "max_workers": 4 if first and several else 8,
+        "desired_workers": len(workers),
+        "workers": len(workers),
+        "figures": {
+            "ready": ready,
+            "unacked": unacked,
+            "consumers": len(workers),
+            "dead": 3 if first else 1,
+            "delayed": 4 if first else None,
+        },
+        "completion_rate": completion,
+        "enqueue_rate": completion + 15 + 10 * (tick % 7) if first else completion,
+        "wait_p50_s": (0.2 if first else 41.0) if started else None,
+        "wait_max_s": (1.1 if first else 150.0) if started else None,
+        "waits_counted": (120 if first else 30) if started else 0,
+        "clear_s": (ready + unacked) / completion if completion else None,
+        "read_at": at - (30.0 if stale else 0.4),
+    }
+
+
+def _total(values: list[int | None]) -> int | None:
+    return None if None in values else sum(value for value in values if value is not None)
 
 
 def _event(supervisor_id: str, number: int, at: float, workers: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-__all__ = ["Cell", "Column", "LiveTable", "Row"]
+__all__ = ["Cell", "Column", "LiveTable", "Row", "column_widths"]
 
 #: A cell: its text and its Rich style (``""``: the table's).
 Cell = tuple[str, str]
@@ -42,6 +42,20 @@ class Column:
     label: str
     key: str
     width: int | None = None
+
+
+def column_widths(columns: Sequence[Column], rows: Sequence[Row]) -> list[int]:
+    """The width of each column showing ``rows``: its own, else its widest cell or label
+    (at most 48). The cells of a row may be fewer than the columns: the first ones."""
+    return [
+        column.width
+        if column.width is not None
+        else min(
+            _AUTO_WIDTH_CAP,
+            max([cell_len(column.label), *(cell_len(cells[n][0]) for _, cells in rows)]),
+        )
+        for n, column in enumerate(columns)
+    ]
 
 
 @functools.lru_cache(maxsize=256)
@@ -145,15 +159,7 @@ class LiveTable(ScrollView, can_focus=True):
             return
         self._rows = rows
         self._index = {key: index for index, (key, _) in enumerate(rows)}
-        widths = [
-            column.width
-            if column.width is not None
-            else min(
-                _AUTO_WIDTH_CAP,
-                max([cell_len(column.label), *(cell_len(cells[n][0]) for _, cells in rows)]),
-            )
-            for n, column in enumerate(self._columns)
-        ]
+        widths = column_widths(self._columns, rows)
         if widths != self._widths:
             self._widths = widths
             self._strips.clear()
@@ -166,6 +172,21 @@ class LiveTable(ScrollView, can_focus=True):
         self.cursor_row = max(0, min(self.cursor_row, len(rows) - 1))
         self.virtual_size = Size(sum(widths) + 2 * len(widths), len(rows) + 1)
         self._announce()
+        self.refresh()
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Label the columns anew (as many as before: the rows stay valid), e.g. shorter
+        labels on a narrow terminal."""
+        columns = tuple(columns)
+        if columns == self._columns:
+            return
+        if len(columns) != len(self._columns):
+            raise ValueError(f"{len(self._columns)} columns expected, not {len(columns)}")
+        self._columns = columns
+        self._widths = column_widths(columns, self._rows)
+        self._strips.clear()
+        self._header = None
+        self.virtual_size = Size(sum(self._widths) + 2 * len(self._widths), len(self._rows) + 1)
         self.refresh()
 
     @property

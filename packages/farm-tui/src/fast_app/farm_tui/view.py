@@ -1,14 +1,12 @@
-"""What the dashboard shows, read from supervisor snapshots: typed, and never trusting them.
+"""What the dashboard shows: a supervisor's snapshot as read (``SupervisorState``, made by
+``parsing.parse_snapshot``), and the farm at one moment (``FarmView``, made by the model).
 
-Snapshots are JSON from other processes (other versions, maybe): every field is read with
-a default, so a missing or odd one shows as ``-`` rather than crashing the dashboard.
-``parse_snapshot`` runs once per snapshot; ``SupervisorState.at`` lets the screens add the
-time passed since (ages, elapsed times) on each refresh without parsing again.
+``SupervisorState.at`` lets the screens add the time passed since a snapshot (ages,
+elapsed times) on each refresh without reading it again.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +16,14 @@ __all__ = [
     "EndedJob",
     "FarmEvent",
     "FarmView",
+    "NamedQueueView",
+    "QueueReport",
     "QueueView",
     "RunningJob",
     "SupervisorState",
     "SupervisorView",
     "WorkerView",
     "is_stale",
-    "parse_snapshot",
 ]
 
 _STALE_INTERVALS = 3.0
@@ -49,6 +48,7 @@ class WorkerView:
 
     supervisor_id: str
     worker_id: str
+    queue: str
     pid: int | None
     state: str
     in_flight: int
@@ -134,6 +134,100 @@ class QueueView:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueReport:
+    """One queue as one supervisor reported it (a ``QueueEntry`` of its snapshot).
+
+    Attributes:
+        supervisor_id: who reported it.
+        name: the jobs queue.
+        min_workers: the fewest workers of that supervisor's pool for it.
+        max_workers: the most.
+        desired_workers: what that supervisor's balancing wants for it.
+        workers: that pool's live workers.
+        figures: the queue as that supervisor read it; ``unacked`` is its own jobs in
+            flight.
+        completion_rate: jobs/s that pool ends.
+        enqueue_rate: jobs/s arriving, as that supervisor estimates it.
+        wait_p50_s: median queue wait of the jobs that pool started in the last minute
+            (``None``: none started).
+        wait_max_s: the longest of them.
+        waits_counted: how many starts those come from.
+        clear_s: estimated seconds to clear the backlog (``None``: unknown).
+        read_at: Unix time of the broker read (``None``: never read).
+        snapshot_at: Unix time of the snapshot that carried it.
+        heartbeat_interval_s: that supervisor's heartbeat interval.
+        read_interval_s: how long its latest read came after the one before (``None``:
+            not seen yet); the supervisor reads at each scaling check, which may be less
+            often than it sends snapshots.
+    """
+
+    supervisor_id: str
+    name: str
+    min_workers: int
+    max_workers: int
+    desired_workers: int
+    workers: int
+    figures: QueueView
+    completion_rate: float
+    enqueue_rate: float
+    wait_p50_s: float | None
+    wait_max_s: float | None
+    waits_counted: int
+    clear_s: float | None
+    read_at: float | None
+    snapshot_at: float
+    heartbeat_interval_s: float
+    read_interval_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NamedQueueView:
+    """One queue as shown: the reports of every supervisor serving it, merged.
+
+    Attributes:
+        name: the jobs queue.
+        supervisors: how many supervisors serve it.
+        workers: live workers, all its pools together.
+        desired_workers: what the supervisors want for it, together.
+        min_workers: its pools' minimums added up (changes asked from here included).
+        max_workers: its pools' maximums added up (likewise).
+        limits_pending: a change asked from here is not in a snapshot yet.
+        figures: ready, delayed, dead and consumers from the freshest broker read
+            (``None``: unknown); unacked added up over the supervisors.
+        enqueue_rate: jobs/s arriving.
+        completion_rate: jobs/s ended.
+        wait_p50_s: median queue wait over the last minute (with several supervisors,
+            the mean of theirs weighted by the starts each counted); ``None``: no start.
+        wait_max_s: the longest queue wait over the last minute.
+        waits_counted: the starts those figures come from.
+        clear_s: estimated seconds to clear the backlog (``None``: unknown).
+        read_age_s: seconds since the freshest broker read (``None``: never read).
+        stale: that read is older than 3 heartbeat intervals, or 3 of the intervals
+            between its supervisor's reads if longer (the figures are old).
+        backlog_history: ready plus unacked, one point a second, oldest first
+            (``None``: unknown then).
+    """
+
+    name: str
+    supervisors: int
+    workers: int
+    desired_workers: int
+    min_workers: int
+    max_workers: int
+    limits_pending: bool
+    figures: QueueView
+    enqueue_rate: float
+    completion_rate: float
+    wait_p50_s: float | None
+    wait_max_s: float | None
+    waits_counted: int
+    clear_s: float | None
+    read_age_s: float | None
+    stale: bool
+    backlog_history: tuple[float | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisorState:
     """One snapshot, parsed."""
 
@@ -153,6 +247,7 @@ class SupervisorState:
     stopped: bool
     workers: tuple[WorkerView, ...]
     queue: QueueView
+    queues: tuple[QueueReport, ...]
     completion_rate: float
     enqueue_rate: float
     decisions: tuple[DecisionView, ...]
@@ -190,6 +285,8 @@ class FarmView:
         supervisors: by id.
         workers: with ages as of now, and whether their heartbeat is stale.
         queue: depths, summed over supervisors where that makes sense.
+        queues: each queue the supervisors serve (one for a farm of one queue), in the
+            order they list them.
         enqueue_rate: jobs/s, smoothed.
         completion_rate: jobs/s, smoothed.
         enqueue_history: one point per second, oldest first.
@@ -206,6 +303,7 @@ class FarmView:
     supervisors: tuple[SupervisorView, ...]
     workers: tuple[tuple[WorkerView, bool], ...]
     queue: QueueView
+    queues: tuple[NamedQueueView, ...]
     enqueue_rate: float
     completion_rate: float
     enqueue_history: tuple[float, ...]
@@ -216,160 +314,3 @@ class FarmView:
     recent: tuple[EndedJob, ...]
     paused: bool
     stopping: bool
-
-
-def parse_snapshot(snapshot: Mapping[str, Any]) -> SupervisorState:
-    """Read one supervisor snapshot; odd or missing fields get neutral defaults."""
-    supervisor_id = _text(snapshot.get("supervisor_id"), "?")
-    settings = _mapping(snapshot.get("settings"))
-    workers = []
-    running = []
-    running_total = 0
-    for entry in _list(snapshot.get("workers")):
-        worker = _mapping(entry)
-        worker_id = _text(worker.get("worker_id"), "?")
-        counters = _mapping(worker.get("counters"))
-        listed = [_mapping(job) for job in _list(worker.get("in_flight"))]
-        in_flight = _integer(worker.get("in_flight_count"), len(listed))
-        running_total += in_flight
-        workers.append(
-            WorkerView(
-                supervisor_id=supervisor_id,
-                worker_id=worker_id,
-                pid=_optional_integer(worker.get("pid")),
-                state=_text(worker.get("state"), "?"),
-                in_flight=in_flight,
-                succeeded=_integer(counters.get("succeeded")),
-                failed=_integer(counters.get("failed")),
-                retried=_integer(counters.get("retried")),
-                dead_lettered=_integer(counters.get("dead_lettered")),
-                rss_bytes=_optional_integer(worker.get("rss_bytes")),
-                uptime_s=_number(worker.get("uptime_s")),
-                heartbeat_age_s=_number(worker.get("heartbeat_age_s")),
-            )
-        )
-        running += [_running_job(job, worker_id) for job in listed]
-    recent = _mapping(snapshot.get("recent_jobs"))
-    ended = [
-        _ended_job(_mapping(job))
-        for kind in ("succeeded", "failed")
-        for job in _list(recent.get(kind))
-    ]
-    queue = _mapping(snapshot.get("queue"))
-    return SupervisorState(
-        supervisor_id=supervisor_id,
-        host=_text(snapshot.get("host"), "?"),
-        pid=_optional_integer(snapshot.get("pid")),
-        at=_number(snapshot.get("at")),
-        started_at=_number(snapshot.get("started_at"), _number(snapshot.get("at"))),
-        queue_name=_text(settings.get("queue"), "?"),
-        min_workers=_integer(settings.get("min_workers")),
-        max_workers=_integer(settings.get("max_workers")),
-        concurrency=_integer(settings.get("concurrency"), 1),
-        heartbeat_interval_s=_number(settings.get("heartbeat_interval_s"), 1.0),
-        desired_workers=_integer(snapshot.get("desired_workers")),
-        paused=snapshot.get("paused") is True,
-        stopping=snapshot.get("stopping") is True,
-        stopped=snapshot.get("stopped") is True,
-        workers=tuple(workers),
-        queue=QueueView(
-            ready=_optional_integer(queue.get("ready")),
-            unacked=_integer(queue.get("unacked"), running_total),
-            delayed=_optional_integer(queue.get("delayed")),
-            dead=_optional_integer(queue.get("dead")),
-            consumers=_optional_integer(queue.get("consumers")),
-        ),
-        completion_rate=_number(snapshot.get("completion_rate")),
-        enqueue_rate=_number(snapshot.get("enqueue_rate")),
-        decisions=tuple(
-            DecisionView(
-                at=_number(decision.get("at")),
-                supervisor_id=supervisor_id,
-                from_workers=_integer(decision.get("from")),
-                to_workers=_integer(decision.get("to")),
-                reason=_text(decision.get("reason"), ""),
-            )
-            for decision in map(_mapping, _list(snapshot.get("decisions")))
-        ),
-        running=tuple(running),
-        running_total=running_total,
-        ended=tuple(ended),
-        events=tuple(
-            FarmEvent(
-                supervisor_id=supervisor_id,
-                seq=_integer(event.get("seq")),
-                at=_number(event.get("at")),
-                kind=_text(event.get("kind"), "?"),
-                level=_text(event.get("level"), "info"),
-                message=_text(event.get("message"), ""),
-            )
-            for event in map(_mapping, _list(snapshot.get("events")))
-        ),
-        raw=snapshot,
-    )
-
-
-def _running_job(job: Mapping[str, Any], worker_id: str) -> RunningJob:
-    return RunningJob(
-        job_id=_text(job.get("id"), "?"),
-        function=_text(job.get("function"), "?"),
-        worker_id=worker_id,
-        attempt=_integer(job.get("attempt"), 1),
-        started_at=_number(job.get("started_at")),
-        soft_deadline=_optional_number(job.get("soft_deadline")),
-        hard_deadline=_optional_number(job.get("hard_deadline")),
-        still_running=job.get("still_running") is True,
-        args=_text(job.get("args"), ""),
-        context_keys=tuple(_text(key, "?") for key in _list(job.get("context_keys"))),
-    )
-
-
-def _ended_job(job: Mapping[str, Any]) -> EndedJob:
-    error = job.get("error")
-    traceback = job.get("traceback")
-    return EndedJob(
-        job_id=_text(job.get("id"), "?"),
-        function=_text(job.get("function"), "?"),
-        worker_id=_text(job.get("worker_id"), "?"),
-        attempt=_integer(job.get("attempt"), 1),
-        outcome=_text(job.get("outcome"), "?"),
-        ended_at=_number(job.get("ended_at")),
-        duration_s=_optional_number(job.get("duration_s")),
-        args=_text(job.get("args"), ""),
-        context_keys=tuple(_text(key, "?") for key in _list(job.get("context_keys"))),
-        error=error if isinstance(error, str) else None,
-        traceback=traceback if isinstance(traceback, str) else None,
-    )
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: object, default: str) -> str:
-    return value if isinstance(value, str) else default
-
-
-def _optional_number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _number(value: object, default: float = 0.0) -> float:
-    number = _optional_number(value)
-    return default if number is None else number
-
-
-def _optional_integer(value: object) -> int | None:
-    number = _optional_number(value)
-    return None if number is None else int(number)
-
-
-def _integer(value: object, default: int = 0) -> int:
-    number = _optional_integer(value)
-    return default if number is None else number

@@ -71,3 +71,7 @@ class DashboardScreen(Screen[None]):
     def refresh_view(self, view: FarmView, now: float) -> None:
         """Show ``view`` at Unix time ``now``."""
         self.query_one(StatusBar).update(self.dashboard.status_text(view))
+
+    def selected_queue(self) -> str | None:
+        """The queue whose limits the limit keys change here (``None``: a supervisor's)."""
+        return None

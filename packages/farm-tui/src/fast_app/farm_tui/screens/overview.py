@@ -1,4 +1,5 @@
-"""The overview: supervisors, workers, the queue and its rates, scaling, lifecycle events."""
+"""The overview: supervisors, the farm's rates, a row per queue, workers, scaling, lifecycle
+events."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from textual.widgets import Footer, RichLog, Sparkline, Static
 
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
-from fast_app.farm_tui.table import Cell, Column, LiveTable, Row
-from fast_app.farm_tui.view import FarmEvent, FarmView, SupervisorView, WorkerView
+from fast_app.farm_tui.table import Cell, Column, LiveTable, Row, column_widths
+from fast_app.farm_tui.view import (
+    FarmEvent,
+    FarmView,
+    NamedQueueView,
+    SupervisorView,
+    WorkerView,
+)
 
 __all__ = ["OverviewScreen"]
 
@@ -28,8 +35,38 @@ _SUPERVISOR_COLUMNS = (
     Column("State", "state", 9),
     Column("Seen", "seen", 9),
 )
+_QUEUE_COLUMNS = (
+    Column("Queue", "queue"),
+    Column("Workers", "pool"),
+    Column("Ready", "ready"),
+    Column("Unacked", "unacked"),
+    Column("Delayed", "delayed"),
+    Column("Dead", "dead"),
+    Column("Wait p50/max", "wait"),
+    Column("Clear", "clear"),
+    Column("Backlog, 2 min (peak)", "backlog"),
+)
+#: On a terminal under 100 columns (a table under 98): shorter labels, so that the
+#: sparkline and its peak fit in 80.
+_NARROW_QUEUE_COLUMNS = (
+    Column("Queue", "queue"),
+    Column("Workers", "pool"),
+    Column("Ready", "ready"),
+    Column("Unack", "unacked"),
+    Column("Delay", "delayed"),
+    Column("Dead", "dead"),
+    Column("Wait", "wait"),
+    Column("Clear", "clear"),
+    Column("Backlog", "backlog"),
+)
+_NARROW_BELOW = 98
+#: Under 32 lines the overview is ``-short``: the decisions and events panes step aside.
+_HEIGHT_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+_BACKLOG_WIDTHS = (8, 40)  # the sparkline's fewest and most cells (the cell: 48 at most)
+_QUEUE_ROWS_SHOWN = 7  # the queues pane's max-height, less its borders and header
 _WORKER_COLUMNS = (
     Column("Worker", "worker"),
+    Column("Queue", "queue"),
     Column("PID", "pid", 7),
     Column("State", "state", 8),
     Column("Jobs", "jobs", 4),
@@ -88,6 +125,7 @@ def _worker_row(worker: WorkerView, stale: bool) -> Row:
     failed_style = alarm or ("red" if worker.failed else "")
     cells: tuple[Cell, ...] = (
         (worker.worker_id, alarm),
+        (worker.queue, alarm),
         ("-" if worker.pid is None else str(worker.pid), alarm),
         (worker.state, alarm or _STATE_STYLES.get(worker.state, "")),
         (str(worker.in_flight), alarm),
@@ -101,12 +139,9 @@ def _worker_row(worker: WorkerView, stale: bool) -> Row:
 
 
 def queue_text(view: FarmView) -> Text:
-    """Depths of the jobs queue, on two lines."""
+    """Depths of the jobs queue (of every queue together), on two lines."""
     queue = view.queue
-
-    def figure(value: int | None) -> str:
-        return "-" if value is None else f"{value:,}"
-
+    figure = fmt.figure
     text = Text()
     text.append("ready ", "dim").append(figure(queue.ready), "bold")
     text.append("  unacked ", "dim").append(figure(queue.unacked), "bold")
@@ -115,6 +150,58 @@ def queue_text(view: FarmView) -> Text:
     text.append("  dead ", "dim").append(figure(queue.dead), dead_style)
     text.append("  consumers ", "dim").append(figure(queue.consumers), "bold")
     return text
+
+
+def queue_columns(width: int) -> tuple[Column, ...]:
+    """The queues table's columns for a table ``width`` cells wide."""
+    return _NARROW_QUEUE_COLUMNS if width < _NARROW_BELOW else _QUEUE_COLUMNS
+
+
+def queue_rows(view: FarmView, width: int) -> list[Row]:
+    """The queues table, ``width`` cells wide: its backlog sparklines take what the
+    other columns leave (within 8 to 40 cells).
+
+    Unknown figures read ``-``; a queue whose broker figures are older than 3 heartbeat
+    intervals is red from end to end, with their age.
+    """
+    rows = [(queue.name, _queue_cells(queue)) for queue in view.queues]
+    columns = queue_columns(width)
+    used = sum(column + 2 for column in column_widths(columns[:-1], rows))
+    # Every peak fits the widest label a count takes (``1.8k``, ``300``).
+    room = width - used - 2 - len(" 999k")
+    bars = max(_BACKLOG_WIDTHS[0], min(_BACKLOG_WIDTHS[1], room))
+    return [
+        (key, (*cells, _backlog_cell(queue, bars)))
+        for (key, cells), queue in zip(rows, view.queues, strict=True)
+    ]
+
+
+def _queue_cells(queue: NamedQueueView) -> tuple[Cell, ...]:
+    alarm = "bold red" if queue.stale else ""
+    name = queue.name
+    if queue.stale and queue.read_age_s is not None:
+        name += f" ({fmt.coarse_age(queue.read_age_s)} old)"
+    figures = queue.figures
+    pool = f"{queue.workers}/{queue.desired_workers} {queue.min_workers}..{queue.max_workers}"
+    if queue.wait_p50_s is None and queue.wait_max_s is None:
+        wait = "-"
+    else:
+        wait = f"{fmt.age(queue.wait_p50_s)}/{fmt.age(queue.wait_max_s)}"
+    return (
+        (name, alarm or "bold"),
+        (pool, alarm or ("italic" if queue.limits_pending else "")),
+        (fmt.figure(figures.ready), alarm),
+        (fmt.figure(figures.unacked), alarm),
+        (fmt.figure(figures.delayed), alarm),
+        (fmt.figure(figures.dead), alarm or ("red" if figures.dead else "")),
+        (wait, alarm),
+        (fmt.age(queue.clear_s), alarm),
+    )
+
+
+def _backlog_cell(queue: NamedQueueView, width: int) -> Cell:
+    line, peak = fmt.sparkline(queue.backlog_history, width)
+    return f"{line} {fmt.count(peak)}", "bold red" if queue.stale else "cyan"
 
 
 def decisions_text(view: FarmView, now: float) -> Text:
@@ -149,8 +236,13 @@ def _clock(at: float) -> str:
 
 
 class OverviewScreen(DashboardScreen):
-    """Supervisors, workers (stale heartbeats highlighted), the queue, rates, decisions,
-    and the log of lifecycle events."""
+    """Supervisors, the farm's rates, the queues, workers (stale heartbeats highlighted),
+    decisions, and the log of lifecycle events.
+
+    On a terminal under 32 lines the decisions and events give their room to the tables.
+    """
+
+    VERTICAL_BREAKPOINTS = _HEIGHT_BREAKPOINTS
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "worker_command('drain_worker')", "Drain"),
@@ -159,6 +251,7 @@ class OverviewScreen(DashboardScreen):
 
     DEFAULT_CSS = """
     OverviewScreen #top { height: 9; }
+    OverviewScreen #queues { height: auto; max-height: 10; border: round $primary; }
     OverviewScreen #supervisors { width: 1fr; border: round $primary; }
     OverviewScreen #queue { width: 46; border: round $primary; padding: 0 1; }
     OverviewScreen #queue-figures { height: 2; }
@@ -170,6 +263,7 @@ class OverviewScreen(DashboardScreen):
         text-wrap: nowrap; text-overflow: ellipsis;
     }
     OverviewScreen #events { width: 1fr; border: round $primary; }
+    OverviewScreen.-short #bottom { display: none; }
     """
 
     def compose(self) -> ComposeResult:
@@ -183,6 +277,7 @@ class OverviewScreen(DashboardScreen):
                 yield Sparkline([], id="enqueue")
                 yield Static(id="completion-label")
                 yield Sparkline([], id="completion")
+        yield LiveTable(_QUEUE_COLUMNS, id="queues")
         yield LiveTable(_WORKER_COLUMNS, id="workers")
         with Horizontal(id="bottom"):
             yield Static(id="decisions")
@@ -192,9 +287,11 @@ class OverviewScreen(DashboardScreen):
     def on_mount(self) -> None:
         """Columns, titles, and the events heard so far."""
         self._supervisor_table = self.query_one("#supervisors", LiveTable)
+        self._queue_table = self.query_one("#queues", LiveTable)
         self._worker_table = self.query_one("#workers", LiveTable)
         self.query_one("#supervisors").border_title = "Supervisors"
         self.query_one("#queue").border_title = "Queue"
+        self.query_one("#queues").border_title = "Queues"
         self.query_one("#workers").border_title = "Workers"
         self.query_one("#decisions").border_title = "Scaling decisions"
         self.query_one("#events").border_title = "Events"
@@ -205,7 +302,14 @@ class OverviewScreen(DashboardScreen):
         """Update every pane."""
         super().refresh_view(view, now)
         self._supervisor_table.update(supervisor_rows(view))
+        # The pane's borders take 2 cells, and a scroll bar 2 more once rows overflow it.
+        width = self.app.size.width - 2 - (2 if len(view.queues) > _QUEUE_ROWS_SHOWN else 0)
+        self._queue_table.set_columns(queue_columns(width))
+        self._queue_table.update(queue_rows(view, width))
         self._worker_table.update(worker_rows(view))
+        several = len(view.queues) > 1
+        self.query_one("#queue").border_title = "All queues" if several else "Queue"
+        self.query_one("#queues").border_title = f"Queues ({len(view.queues)})"
         self.query_one("#workers").border_title = f"Workers ({len(view.workers)})"
         self.query_one("#queue-figures", Static).update(queue_text(view))
         self.query_one("#enqueue-label", Static).update(
@@ -226,6 +330,11 @@ class OverviewScreen(DashboardScreen):
         """The supervisor under the cursor is the one limits and shutdown go to."""
         if event.table.id == "supervisors" and event.key is not None:
             self.dashboard.selected_supervisor_id = event.key
+
+    def selected_queue(self) -> str | None:
+        """The queue under the cursor of the queues table, while that table has the focus
+        (limits go to that queue's pool then)."""
+        return self._queue_table.selected_key if self._queue_table.has_focus else None
 
     def selected_worker(self) -> str | None:
         """The worker under the cursor of the workers table."""
