@@ -1,5 +1,6 @@
 """The demo for real: a private broker, the API served by uvicorn in a subprocess, a
-supervisor with two workers, HTTP calls to each endpoint.
+supervisor with a pool per queue (the default queue, emails, reports), HTTP calls to each
+endpoint.
 
 Jobs record their runs in the data directory (``GET /jobs/{id}`` reads them back); both
 processes export spans to one JSON-lines file through the demo's own telemetry setup,
@@ -70,6 +71,8 @@ class Demo:
     supervisor: SupervisorProcess
     spans_file: Path
     queue: QueueSettings
+    emails: str
+    reports: str
 
     def logs(self) -> str:
         return self.server_log.read_text(errors="replace")[-4000:] + self.supervisor.log()[-6000:]
@@ -91,9 +94,15 @@ class Demo:
         except AssertionError as error:
             raise AssertionError(f"{error}\n{self.logs()}") from None
 
-    async def dead_letters(self, job_ids: set[str]) -> dict[str, DeadLetter]:
-        async def probe() -> dict[str, DeadLetter] | None:
-            letters = {letter.job_id: letter for letter in await list_dead_letters(self.queue)}
+    async def dead_letters(self, job_ids: set[str]) -> dict[str, tuple[str, DeadLetter]]:
+        """Each job's dead letter, with the jobs queue whose dead-letter queue holds it."""
+
+        async def probe() -> dict[str, tuple[str, DeadLetter]] | None:
+            queues = (self.queue.name, self.emails, self.reports)
+            letters = {
+                letter.job_id: (letter.queue or "", letter)
+                for letter in await list_dead_letters(self.queue, queues=queues)
+            }
             return letters if job_ids <= letters.keys() else None
 
         try:
@@ -113,10 +122,15 @@ def _ended(runs: list[dict[str, Any]]) -> bool:
 @pytest.fixture
 async def demo(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> AsyncIterator[Demo]:
     spans_file = tmp_path / "spans.jsonl"
+    # Queue names of this test's own: emails routed as the demo routes them by default,
+    # reports named by the report endpoints.
+    emails, reports = f"{farm_queue_name}.emails", f"{farm_queue_name}.reports"
     environment = {
         "QUEUE_DRIVER": "async_farm",
         "RABBITMQ_URL": rabbitmq_url,
         "QUEUE_NAME": farm_queue_name,
+        "QUEUE_ROUTES": f"fast_app_demo.jobs.send_welcome_email={emails}",
+        "DEMO_REPORTS_QUEUE": reports,
         "DEMO_DATA_DIR": str(tmp_path / "data"),
         "OTEL_TRACES_EXPORTER": "jsonl",
         "FARM_TEST_SPANS_FILE": str(spans_file),
@@ -139,10 +153,10 @@ async def demo(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> Async
     farm = Farm(rabbitmq_url, farm_queue_name, tmp_path / "unused.jsonl", tmp_path)
     supervisor = await start_supervisor(
         farm,
-        "--min-workers",
-        "2",
+        "--queues",
+        f"{farm_queue_name}=2..2,{emails}=1..1,{reports}=1..1",
         "--max-workers",
-        "2",
+        "4",
         "--imports",
         "fast_app_demo.jobs",
         # A job blocking its worker's event loop silences the heartbeats (every 0.2s
@@ -164,9 +178,9 @@ async def demo(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> Async
 
             await eventually(served, what="the demo to serve")
             await wait_until(
-                lambda: supervisor.log().count("consuming") >= 2, message="2 consuming workers"
+                lambda: supervisor.log().count("consuming") >= 4, message="4 consuming workers"
             )
-            yield Demo(client, server, server_log, supervisor, spans_file, queue)
+            yield Demo(client, server, server_log, supervisor, spans_file, queue, emails, reports)
     finally:
         for process in (server, supervisor.process):
             if process.poll() is None:
@@ -178,7 +192,7 @@ async def demo(rabbitmq_url: str, farm_queue_name: str, tmp_path: Path) -> Async
 
 
 async def test_the_demo_on_the_farm_from_http_request_to_worker(demo: Demo) -> None:
-    # Given the API on the async_farm driver and a supervisor with two workers
+    # Given the API on the async_farm driver and a supervisor with a pool per queue
     # When each endpoint is called
     signup = await demo.post("/signup", "e2e-signup", {"email": "ada@example.com"})
     report = await demo.post("/reports", "e2e-report", {"sections": 3})
@@ -201,32 +215,38 @@ async def test_the_demo_on_the_farm_from_http_request_to_worker(demo: Demo) -> N
     assert signup.json()["job"]["driver"] == "async_farm"
     assert signup.json()["job"]["outcome"] is None
 
+    # and each job went to its queue: the email by route, reports by name, the rest default
+    assert signup.json()["job"]["queue"] == demo.emails
+    assert report.json()["job"]["queue"] == soft.json()["job"]["queue"] == demo.reports
+    assert order.json()["job"]["queue"] == invoice.json()["job"]["queue"] == demo.queue.name
+
     # and the welcome email ran on a worker with the request's id and the new user's id
     [email] = await demo.runs(job_id["signup"], _ended)
     user_id = signup.json()["user_id"]
-    assert (email["status"], email["request_id"], email["user_id"]) == (
+    assert (email["status"], email["request_id"], email["user_id"], email["queue"]) == (
         "succeeded",
         "e2e-signup",
         user_id,
+        demo.emails,
     )
     assert not email["worker"].endswith(f"-{demo.server.pid}")
     assert b"X-Request-ID: e2e-signup" in _read(email["result"]["email"])
 
     # and the small report succeeded, the big one was cancelled at its soft timeout
     [small] = await demo.runs(job_id["report"], _ended)
-    assert small["status"] == "succeeded"
+    assert (small["status"], small["queue"]) == ("succeeded", demo.reports)
     [big] = await demo.runs(job_id["soft"], _ended)
     assert big["status"] == "cancelled"
     assert big["error"] == "cancelled at its soft timeout (1s)"
 
-    # and the flaky order failed twice, then succeeded on attempt 3
+    # and the flaky order failed twice, then succeeded on attempt 3, every run on its queue
     order_runs = await demo.runs(
         job_id["order"], lambda runs: any(r["status"] == "succeeded" for r in runs)
     )
-    assert [(r["attempt"], r["status"]) for r in order_runs] == [
-        (1, "failed"),
-        (2, "failed"),
-        (3, "succeeded"),
+    assert [(r["attempt"], r["status"], r["queue"]) for r in order_runs] == [
+        (1, "failed", demo.queue.name),
+        (2, "failed", demo.queue.name),
+        (3, "succeeded", demo.queue.name),
     ]
 
     # and the invoice failed on each of its 3 attempts
@@ -251,16 +271,24 @@ async def test_the_demo_on_the_farm_from_http_request_to_worker(demo: Demo) -> N
     hard = await demo.post("/reports", "e2e-hard", {"sections": 25, "renderer": "blocking"})
     job_id["hard"] = hard.json()["job"]["job_id"]
 
-    # Then the dead-letter queue holds the invoice, the soft and the hard overruns
+    # Then the dead-letter queues hold the invoice (the default queue's), the soft and the
+    # hard overruns (the reports queue's)
     letters = await demo.dead_letters({job_id["invoice"], job_id["soft"], job_id["hard"]})
-    invoice_letter = letters[job_id["invoice"]]
+    assert letters[job_id["invoice"]][0] == demo.queue.name
+    assert letters[job_id["soft"]][0] == letters[job_id["hard"]][0] == demo.reports
+    invoice_letter = letters[job_id["invoice"]][1]
     assert invoice_letter.reason == "failed"
     assert invoice_letter.error_type == "fast_app_demo.errors.InvoiceRejectedError"
     assert invoice_letter.attempts == 3
     assert invoice_letter.context == {"request_id": "e2e-invoice", "user_id": USER}
-    assert letters[job_id["soft"]].reason == "soft_timeout"
-    assert letters[job_id["hard"]].reason == "hard_timeout"
+    assert letters[job_id["soft"]][1].reason == "soft_timeout"
+    assert letters[job_id["hard"]][1].reason == "hard_timeout"
     assert "hard timeout" in demo.supervisor.log()  # it killed the worker at the deadline
+    # and the demo's own view of them says which queue's
+    shown = await demo.client.get("/dead-letters", params={"job_id": job_id["soft"]})
+    assert [(x["queue"], x["reason"]) for x in shown.json()["dead_letters"]] == [
+        (demo.reports, "soft_timeout")
+    ]
 
     # and one trace runs from the HTTP request to the span inside the job on a worker
     trace_id = signup.headers["traceresponse"].split("-")[1]
@@ -274,8 +302,8 @@ async def test_the_demo_on_the_farm_from_http_request_to_worker(demo: Demo) -> N
     )
     spans = {span["name"]: span for span in trace_spans()}
     server = spans["POST /signup"]
-    publish = spans[f"publish {demo.queue.name}"]
-    process = spans[f"process {demo.queue.name}"]
+    publish = spans[f"publish {demo.emails}"]
+    process = spans[f"process {demo.emails}"]
     inside = spans["render welcome email"]
     assert server["kind"] == "SERVER" and server["parent_id"] is None
     assert (publish["kind"], publish["parent_id"]) == ("PRODUCER", server["span_id"])

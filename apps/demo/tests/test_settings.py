@@ -51,3 +51,12 @@ def test_the_traces_specific_endpoint_counts_as_an_endpoint() -> None:
 def test_an_invalid_flag_names_the_variable_and_what_is_allowed() -> None:
     with pytest.raises(DemoConfigurationError, match=r"DEMO_TELEMETRY='maybe': expected 1/0"):
         DemoSettings.from_environment({"DEMO_TELEMETRY": "maybe"})
+
+
+def test_the_reports_queue_is_read_and_checked_like_any_queue_name() -> None:
+    assert DemoSettings.from_environment({}).reports_queue == "reports"
+    assert DemoSettings.from_environment({"DEMO_REPORTS_QUEUE": " slow "}).reports_queue == "slow"
+    with pytest.raises(DemoConfigurationError, match=r"DEMO_REPORTS_QUEUE='x.dead': .*companion"):
+        DemoSettings.from_environment({"DEMO_REPORTS_QUEUE": "x.dead"})
+    with pytest.raises(DemoConfigurationError, match=r"DEMO_REPORTS_QUEUE='a b': a queue name is"):
+        DemoSettings.from_environment({"DEMO_REPORTS_QUEUE": "a b"})

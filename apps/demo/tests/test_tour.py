@@ -55,11 +55,16 @@ def test_the_tour_calls_every_endpoint_and_exits_0(tmp_path: Path) -> None:
     assert "queue() returned outcome failed" in output
     # the bulk endpoint's jobs all ran
     assert "thumbnails written: 20/20" in output
-    # one trace from the request to the span inside the job
-    assert (
-        "POST /signup > publish async_farm.jobs > process async_farm.jobs > render welcome email"
-        in output
-    )
+    # one trace from the request to the span inside the job, on the emails queue
+    assert "POST /signup > publish emails > process emails > render welcome email" in output
+    # each job on its queue: emails routed, reports named, the rest on QUEUE_NAME
+    assert ", queue emails); context: request_id=tour-signup" in output
+    assert ", queue reports); context: request_id=tour-report" in output
+    assert ", queue async_farm.jobs); context: request_id=tour-order" in output
+    # and the burst of reports ran on reports, the email after it on emails
+    assert "queued 10 reports on reports" in output
+    assert "the welcome email went to emails" in output
+    assert "reports written: 10/10" in output
     # and the queue's own log lines are part of the story, without tracebacks
     assert "log: WARNING job" in output
     assert "Traceback" not in output + done.stderr

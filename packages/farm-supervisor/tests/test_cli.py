@@ -65,7 +65,8 @@ def test_the_reference_lists_each_command_s_flags_from_its_parser() -> None:
 
     assert "| `FARM_MAX_WORKERS` | `--max-workers` |  |" in reference
     assert "| `FARM_WORKER_ID` |  | `--worker-id` |" in reference
-    assert "| `QUEUE_NAME` | `--queue` | `--queue` |" in reference
+    assert "| `QUEUE_NAME` | `--queue` |  |" in reference
+    assert "| `FARM_WORKER_QUEUE` |  | `--queue` |" in reference
 
 
 _COMMANDS = [["work"], ["worker"], ["status", "--wait", "0.1"], ["dlq", "list"], ["top"]]

@@ -164,6 +164,7 @@ async def test_list_prints_one_line_per_dead_letter_oldest_first(
         "builtins.ValueError: older went wrong",
         "attempts=3",
         "2026-01-02T03:04:05.678+00:00",
+        f"queue={farm.queue_name}",
     ]
     fields = second.split("  ")
     assert fields[:5] == [
@@ -201,6 +202,7 @@ async def test_list_json_has_every_field_and_the_body(
     job, raw = json.loads(capsys.readouterr().out)
     assert job == {
         "job_id": "job-1",
+        "queue": farm.queue_name,
         "function": "farm_jobs.record",
         "reason": "failed",
         "error_type": "builtins.ValueError",

@@ -14,6 +14,7 @@ from farm_testkit import Farm, start_supervisor, wait_until
 
 from fast_app.core.queue import configure, queue
 from fast_app.core.queue.settings import get_settings
+from fast_app.farm.dead_letters import list_dead_letters, requeue_dead_letters
 from fast_app.farm.listener import FarmListener
 
 
@@ -47,6 +48,16 @@ async def test_a_routed_job_stays_on_its_queue_through_delays_retries_and_its_de
     await wait_for_depth(farm, f"{reports}.dead", 1)
     assert await farm.queue_depth(f"{farm.queue_name}.dead") == 0
     assert await farm.queue_depth(reports) == 0
+    [letter] = await list_dead_letters(get_settings(), queues=[farm.queue_name, reports])
+    assert (letter.job_id, letter.queue) == (job.id, reports)
+
+    # When it is requeued from there
+    report = await requeue_dead_letters(get_settings(), [job.id], queues=[farm.queue_name, reports])
+
+    # Then it runs again from its own queue (and fails into its own dead letters again)
+    assert dict(report.requeued_to) == {job.id: reports}
+    await wait_until(lambda: len(farm.events("ran")) >= 4, timeout=30, message="a 4th run")
+    assert farm.events("ran")[3]["queue"] == reports
 
 
 async def wait_for_depth(farm: Farm, name: str, expected: int, timeout: float = 20) -> None:

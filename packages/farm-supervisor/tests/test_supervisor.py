@@ -292,7 +292,7 @@ async def test_json_logs_and_fast_app_status(farm: Farm) -> None:
     )
 
     assert status.returncode == 0, status.stderr
-    [snapshot] = json.loads(status.stdout)
+    [snapshot] = json.loads(status.stdout)["supervisors"]
     assert snapshot["supervisor_id"] == "sup-json"
     assert [w["pid"] for w in snapshot["workers"]] == list(supervisor.live_worker_pids().values())
     supervisor_lines = [

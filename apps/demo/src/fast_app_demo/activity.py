@@ -60,6 +60,8 @@ class JobRun:
         steps: what it did so far, in words.
         result: what it produced (paths, counts), once it succeeded.
         error: why it failed or was cancelled.
+        queue: the queue it was delivered from (``None`` outside a job).
+        enqueued_at: Unix time of the job's first enqueue (``None`` outside a job).
     """
 
     job_id: str
@@ -76,6 +78,8 @@ class JobRun:
     steps: tuple[str, ...] = ()
     result: dict[str, Any] = field(default_factory=dict[str, Any])
     error: str | None = None
+    queue: str | None = None
+    enqueued_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
@@ -187,6 +191,8 @@ def journal(function: str, data_dir: Path) -> Iterator[RunJournal]:
         worker=f"{socket.gethostname()}-{os.getpid()}",
         trace_id=_trace_id(),
         started_at=time.time(),
+        queue=job.queue if job else None,
+        enqueued_at=job.enqueued_at if job else None,
     )
     entry = RunJournal(ActivityLog(data_dir), run)
     entry.begin()

@@ -17,7 +17,9 @@ __all__ = ["create_app"]
 
 # Polled by the tour and by people watching jobs: spans of these would bury the
 # requests that queue jobs.
-_UNTRACED_URLS = "/activity,/jobs/,/thumbnails/,/dead-letters,/docs,/openapi.json,/favicon.ico"
+_UNTRACED_URLS = (
+    "/activity,/jobs/,/thumbnails/,/reports/batch/,/dead-letters,/docs,/openapi.json,/favicon.ico"
+)
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from fast_app.core.queue import QueueConfigurationError
 from fast_app.core.queue import get_settings as get_queue_settings
 from fast_app_demo import telemetry
 from fast_app_demo.errors import DemoConfigurationError
+from fast_app_demo.queues import FARM_MAX_WORKERS, current_queues, use_default_routes
 from fast_app_demo.settings import get_settings
 
 __all__ = ["banner", "main"]
@@ -24,11 +25,12 @@ def banner(host: str, port: int) -> str:
     """What ``demo serve`` prints: where to go, what to try, where jobs run."""
     base = f"http://{host}:{port}"
     queue_settings = get_queue_settings()
+    queues = current_queues()
     if queue_settings.driver == "async_farm":
         jobs_run = (
-            f"on workers, through RabbitMQ at {queue_settings.redacted_rabbitmq_url}, queue "
-            f"{queue_settings.name}.\n"
-            "  Start them: uv run fast-app work --imports fast_app_demo.jobs"
+            f"on workers, through RabbitMQ at {queue_settings.redacted_rabbitmq_url}.\n"
+            f"  Start them: uv run fast-app work --imports fast_app_demo.jobs \\\n"
+            f"                --queues {queues.farm_pools()} --max-workers {FARM_MAX_WORKERS}"
         )
     else:
         jobs_run = (
@@ -43,6 +45,8 @@ def banner(host: str, port: int) -> str:
         f"  Try:       curl -X POST {base}/signup -H 'content-type: application/json' "
         f'-d \'{{"email": "ada@example.com"}}\'\n'
         f"  Tour:      uv run demo tour --url {base}   (this server; no --url: in-process)\n"
+        f"  Queues:    welcome emails on {queues.emails} (QUEUE_ROUTES), reports on "
+        f"{queues.reports} (__queue=), the rest on {queues.default} (QUEUE_NAME)\n"
         f"Jobs run {jobs_run}\n"
     )
 
@@ -83,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.insert(0, "serve")  # `demo` and `demo --port 9000` serve
     options = _parser().parse_args(arguments)
     try:
+        use_default_routes()  # before any queue(): the demo's QUEUE_ROUTES, unless set
         if options.command == "tour":
             from fast_app_demo.tour import run_tour
 

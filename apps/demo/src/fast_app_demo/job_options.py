@@ -7,6 +7,8 @@ the tour can know them without importing the jobs.
 from __future__ import annotations
 
 __all__ = [
+    "BATCH_REPORT_HARD_TIMEOUT_S",
+    "BATCH_REPORT_SOFT_TIMEOUT_S",
     "INVOICE_RETRIES",
     "REPORT_HARD_TIMEOUT_S",
     "REPORT_SECTION_S",
@@ -21,6 +23,9 @@ REPORT_SOFT_TIMEOUT_S = 1.0
 REPORT_HARD_TIMEOUT_S = 2.0
 #: Time to build one section of a report: more than 10 sections overrun the soft timeout.
 REPORT_SECTION_S = 0.1
+#: Reports of a batch (``POST /reports/batch``) take seconds each, within these timeouts.
+BATCH_REPORT_SOFT_TIMEOUT_S = 30.0
+BATCH_REPORT_HARD_TIMEOUT_S = 60.0
 #: The warehouse API fails on the first attempts, then answers...
 WAREHOUSE_SUCCEEDS_ON_ATTEMPT = 3
 #: ...and three retries are enough.

@@ -18,6 +18,9 @@ __all__ = [
     "OrderIn",
     "OrderOut",
     "RecentActivityOut",
+    "ReportBatchIn",
+    "ReportBatchOut",
+    "ReportBatchProgressOut",
     "ReportIn",
     "ReportOut",
     "SignupIn",
@@ -34,6 +37,9 @@ class JobTicket(BaseModel):
     job_id: str
     function: str
     driver: str
+    queue: str = Field(
+        description="The queue it went to: the one named in the call, else routed, else QUEUE_NAME."
+    )
     outcome: str | None = Field(
         description="How the job ended, with the sync driver (it ran before the response); "
         "null with async_farm (a worker runs it later)."
@@ -80,6 +86,34 @@ class ReportOut(BaseModel):
     soft_timeout_s: float
     hard_timeout_s: float
     job: JobTicket
+
+
+class ReportBatchIn(BaseModel):
+    """A batch of reports, each taking seconds: a burst on the reports queue."""
+
+    count: int = Field(default=50, ge=1, le=2_000)
+    sections: int = Field(
+        default=20, ge=1, le=100, description="Sections of each report (0.1 s each)."
+    )
+
+
+class ReportBatchOut(BaseModel):
+    """The batch, its queue, and how long queueing took."""
+
+    batch_id: str
+    enqueued: int
+    queue: str
+    seconds_each: float
+    enqueue_seconds: float
+    driver: str
+    follow: str
+
+
+class ReportBatchProgressOut(BaseModel):
+    """Reports of a batch written so far."""
+
+    batch_id: str
+    done: int
 
 
 class OrderIn(BaseModel):
@@ -143,6 +177,10 @@ class JobRunOut(BaseModel):
     attempt: int
     max_attempts: int
     status: Literal["running", "succeeded", "failed", "cancelled"]
+    queue: str | None = Field(default=None, description="The queue it was delivered from.")
+    enqueued_at: float | None = Field(
+        default=None, description="Unix time of the job's first enqueue."
+    )
     request_id: str | None
     user_id: str | None
     worker: str
@@ -170,8 +208,9 @@ class RecentActivityOut(BaseModel):
 
 
 class DeadLetterOut(BaseModel):
-    """A job in the dead-letter queue."""
+    """A job in the dead-letter queue of one of the demo's queues."""
 
+    queue: str = Field(description="The jobs queue whose dead-letter queue holds it.")
     job_id: str | None
     function: str | None
     reason: str | None
@@ -194,6 +233,9 @@ class IndexOut(BaseModel):
 
     name: str
     driver: str
+    queues: dict[str, str] = Field(
+        description="Where jobs go: default (QUEUE_NAME), emails (routed), reports (named)."
+    )
     data_dir: str
     docs: str
     endpoints: dict[str, str]

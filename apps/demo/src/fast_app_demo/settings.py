@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fast_app.core.queue.queues import check_queue_name
 from fast_app_demo.errors import DemoConfigurationError
 
 __all__ = ["DemoSettings", "default_data_dir", "get_settings"]
@@ -40,6 +41,16 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise DemoConfigurationError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
 
 
+def _queue_name(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return check_queue_name(raw)
+    except ValueError as error:
+        raise DemoConfigurationError(f"{name}={raw!r}: {error}") from None
+
+
 def _names(raw: str | None) -> tuple[str, ...] | None:
     if raw is None or not raw.strip():
         return None
@@ -60,6 +71,8 @@ class DemoSettings:
         otlp_endpoint: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its ``_TRACES_`` variant):
             when set and no exporter is named, spans go there over OTLP/HTTP.
         service_name: ``OTEL_SERVICE_NAME``: overrides the name each process gives itself.
+        reports_queue: ``DEMO_REPORTS_QUEUE``: the queue the report endpoints name in
+            their ``queue()`` calls (``__queue=``); default ``reports``.
     """
 
     data_dir: Path
@@ -67,6 +80,7 @@ class DemoSettings:
     traces_exporters: tuple[str, ...] | None = None
     otlp_endpoint: str | None = None
     service_name: str | None = None
+    reports_queue: str = "reports"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> DemoSettings:
@@ -87,6 +101,7 @@ class DemoSettings:
             traces_exporters=_names(env.get("OTEL_TRACES_EXPORTER")),
             otlp_endpoint=endpoint or None,
             service_name=env.get("OTEL_SERVICE_NAME", "").strip() or None,
+            reports_queue=_queue_name(env, "DEMO_REPORTS_QUEUE", default="reports"),
         )
 
 

@@ -20,7 +20,7 @@ import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fast_app_demo import telemetry
-from fast_app_demo.job_options import WAREHOUSE_SUCCEEDS_ON_ATTEMPT
+from fast_app_demo.job_options import REPORT_SECTION_S, WAREHOUSE_SUCCEEDS_ON_ATTEMPT
 from fast_app_demo.tour_view import describe_run, describe_trace, trace_id_of
 
 __all__ = ["Tour", "run_tour"]
@@ -28,6 +28,13 @@ __all__ = ["Tour", "run_tour"]
 _TOUR_USER = "usr_tour"
 _BIG_REPORT_SECTIONS = 25
 _THUMBNAILS = 20
+# A burst of reports of 2 s each: on the farm, enough to keep the reports pool busy for a
+# while; in-process (sync), they all run inside one request, at once.
+_BURST_REPORTS_FARM = 200
+_BURST_REPORTS_SYNC = 10
+_BURST_SECTIONS = 20
+# On the farm, the welcome email queued right after the burst starts within this.
+_EMAIL_WAIT_LIMIT_S = 2.0
 
 Runs = list[dict[str, Any]]
 
@@ -77,6 +84,7 @@ class Tour:
         self.problems: list[str] = []
         self.trace_id: str | None = None
         self.driver = "sync"
+        self.queues: dict[str, str] = {}
         self.wait_s = 10.0
         # In-process, polling costs nothing; a server logs each poll: go easy on it.
         self.poll_s = 0.05 if spans is not None else 0.2
@@ -161,6 +169,7 @@ class Tour:
         """Take the tour; 0 if everything went as expected, else 1."""
         index = (await self.client.get("/")).json()
         self.driver = index["driver"]
+        self.queues = index["queues"]
         farm = self.driver == "async_farm"
         self.wait_s = 30.0 if farm else 10.0
         where = (
@@ -179,6 +188,7 @@ class Tour:
             self.flaky_order,
             self.failing_invoice,
             self.bulk_thumbnails,
+            self.queues_apart,
         ):
             self.say()
             try:
@@ -325,6 +335,61 @@ class Tour:
             await asyncio.sleep(self.poll_s)
         self.say(f"   thumbnails written: {done}/{_THUMBNAILS}")
         self.expect(done == _THUMBNAILS, f"{_THUMBNAILS} thumbnails written")
+
+    async def queues_apart(self, farm: bool) -> None:
+        """Emails and reports on queues of their own: a burst of reports delays no email."""
+        emails, reports = self.queues["emails"], self.queues["reports"]
+        count = _BURST_REPORTS_FARM if farm else _BURST_REPORTS_SYNC
+        seconds_each = _BURST_SECTIONS * REPORT_SECTION_S
+        self.say(
+            f"8. Queues: welcome emails go to {emails} (QUEUE_ROUTES routes them), reports to"
+            f"\n   {reports} (the report endpoints name it: __queue=), the rest to "
+            f"{self.queues['default']}.\n   A burst of {count} reports of {seconds_each:g}s "
+            "each, then a sign-up: its welcome email does not\n   wait behind the reports."
+        )
+        started = time.monotonic()
+        body = {"count": count, "sections": _BURST_SECTIONS}
+        batch = await self.post("/reports/batch", body, "tour-burst")
+        took = time.monotonic() - started
+        self.say(f"   queued {batch['enqueued']} reports on {batch['queue']}")
+        self.expect(batch["queue"] == reports, f"the reports went to {reports}")
+        reply = await self.post("/signup", {"email": "grace@example.com"}, "tour-queues")
+        job = reply["job"]
+        self.say(f"   the welcome email went to {job['queue']}")
+        self.expect(job["queue"] == emails, f"the welcome email went to {emails}")
+        runs = await self.runs_until(job["job_id"], _ended, "the welcome email to end")
+        self.show(runs, "tour-queues", reply["user_id"])
+        done = (await self.client.get(batch["follow"])).json()["done"]
+        if not farm:
+            self.say(
+                f"   With the sync driver the burst ran inside its request ({took:.1f}s; "
+                f"reports written: {done}/{count}),\n   but each job knows its queue: on the "
+                f"farm, {emails} and {reports} each have a pool of workers."
+            )
+            self.expect(done == count, f"{count} reports written")
+            return
+        first = runs[0] if runs else None
+        waited = (
+            first["started_at"] - first["enqueued_at"]
+            if first is not None and first["enqueued_at"] is not None
+            else None
+        )
+        self.say(
+            f"   The email waited {_seconds(waited)} on {emails}; {count - done} of the {count} "
+            f"reports were still waiting or\n   running on {reports}. Each queue has a pool of "
+            "workers of its own (fast-app work --queues);\n   `uv run fast-app status` shows "
+            "each queue's workers, backlog, wait and time to clear."
+        )
+        self.expect(
+            waited is not None and waited < _EMAIL_WAIT_LIMIT_S,
+            f"the welcome email started within {_EMAIL_WAIT_LIMIT_S:g}s of its sign-up",
+        )
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "an unknown time"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f}s"
 
 
 async def run_tour(url: str | None = None, out: TextIO = sys.stdout) -> int:

@@ -12,14 +12,16 @@ __all__ = ["describe_run", "describe_trace", "trace_id_of"]
 
 
 def describe_run(run: Mapping[str, Any]) -> str:
-    """One line per run: attempt, status, process, duration, the context it ran with."""
+    """One line per run: attempt, status, process, duration, queue, the context it ran with."""
     ended_at = run.get("ended_at")
     took = (
         "no end recorded" if ended_at is None else f"{(ended_at - run['started_at']) * 1000:.0f} ms"
     )
+    queue = run.get("queue")
+    on_queue = f", queue {queue}" if queue else ""
     line = (
         f"attempt {run['attempt']}/{run['max_attempts']} {run['status']} in {run['worker']} "
-        f"({took}); context: request_id={run['request_id']} user_id={run['user_id']}"
+        f"({took}{on_queue}); context: request_id={run['request_id']} user_id={run['user_id']}"
     )
     if run.get("error"):
         line += f"; error: {run['error']}"

@@ -76,7 +76,7 @@ def command_flags(command: str) -> dict[str, str]:
 def _default(value: object) -> str:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
-    if value is None or value == ():
+    if value is None or value == () or str(value) == "":
         return "(none)"
     if isinstance(value, bool):
         return "true" if value else "false"

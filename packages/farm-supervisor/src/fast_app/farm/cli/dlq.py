@@ -11,12 +11,10 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 
-from pydantic import ValidationError
-
-from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
+from fast_app.core.queue.queues import check_queue_name
 from fast_app.core.queue.settings import QueueSettings, get_settings
-from fast_app.farm.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from fast_app.farm.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, known_queues
 from fast_app.farm.dead_letters import (
     MIN_PREFIX_LENGTH,
     AmbiguousJobIdError,
@@ -29,7 +27,9 @@ from fast_app.farm.dead_letters import (
     requeue_dead_letters,
 )
 from fast_app.farm.dead_letters import _format as fmt
+from fast_app.farm.errors import FarmConfigurationError
 from fast_app.farm.printable import printable
+from fast_app.farm.settings import load_farm_settings
 
 __all__ = ["add_dlq_parser", "run_dlq"]
 
@@ -38,14 +38,24 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     """Add ``dlq`` and its commands to the ``fast-app`` parser (run them with ``run_dlq``)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--queue", dest="queue_name", metavar="NAME", help="jobs queue (default: QUEUE_NAME)"
+        "--queue",
+        dest="queue_names",
+        metavar="NAME",
+        action="append",
+        help=(
+            "only the dead letters of this jobs queue (NAME.dead); repeat it or separate "
+            "names with commas (default: every queue the farm knows: QUEUE_NAME, the "
+            "queues of FARM_QUEUES and the targets of QUEUE_ROUTES)"
+        ),
     )
     dlq = commands.add_parser(
         "dlq",
-        help="inspect and replay dead-lettered jobs",
+        help="inspect, requeue and purge dead-lettered jobs",
         description=(
-            "Dead letters of the jobs queue (<queue>.dead). The broker comes from "
-            "RABBITMQ_URL, the queue from QUEUE_NAME or --queue."
+            "Dead letters of the jobs queues (each queue's <queue>.dead): by default of "
+            "every queue the farm knows (QUEUE_NAME, FARM_QUEUES, QUEUE_ROUTES' targets), "
+            "or of those given with --queue. The broker comes from RABBITMQ_URL. A "
+            "requeued job goes back to the queue whose dead letters held it."
         ),
     )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
@@ -64,10 +74,11 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     requeue = actions.add_parser(
         "requeue",
         parents=[common],
-        help="put dead letters back into the jobs queue, from attempt 1",
+        help="put dead letters back into their jobs queues, from attempt 1",
         description=(
             "Requeue the given jobs (ids, or unique prefixes of "
-            f"{MIN_PREFIX_LENGTH}+ characters), or every dead letter with --all. With "
+            f"{MIN_PREFIX_LENGTH}+ characters, in any queue read), or every dead letter "
+            "with --all; each job goes back to the queue whose dead letters held it. With "
             "ASYNC_FARM_SIGNING_KEY set, only jobs known to have been signed with it."
         ),
     )
@@ -81,7 +92,9 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
             "for a wrong signature (they will run: trust them first)"
         ),
     )
-    purge = actions.add_parser("purge", parents=[common], help="delete every dead letter")
+    purge = actions.add_parser(
+        "purge", parents=[common], help="delete every dead letter (of the queues read)"
+    )
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
 
@@ -94,37 +107,48 @@ def run_dlq(options: argparse.Namespace) -> int:
     """
     try:
         settings = get_settings()
-        if options.queue_name is not None:
-            settings = _with_queue_name(settings, options.queue_name)
+        queues = _queues(settings, options.queue_names)
         with _quiet_client_logs():
-            return _COMMANDS[options.dlq_command](settings, options)
+            return _COMMANDS[options.dlq_command](settings, queues, options)
     except AmbiguousJobIdError as error:
         _fail(str(error))
         return EXIT_FAILED
-    except (QueueConfigurationError, QueueUnavailableError) as error:
+    except (QueueConfigurationError, QueueUnavailableError, FarmConfigurationError) as error:
         _fail(str(error))
         return EXIT_USAGE
 
 
-def _list_command(settings: QueueSettings, options: argparse.Namespace) -> int:
+def _list_command(
+    settings: QueueSettings, queues: tuple[str, ...], options: argparse.Namespace
+) -> int:
     letters = asyncio.run(
-        list_dead_letters(settings, limit=options.limit, on_unreadable=_note_unreadable)
+        list_dead_letters(
+            settings, queues=queues, limit=options.limit, on_unreadable=_note_unreadable
+        )
     )
     if options.json:
         print(_json_array(letters))
     elif not letters:
-        print(f"no dead letters in {_dead(settings)}")
+        print(f"no dead letters in {_dead(queues)}")
     for letter in [] if options.json else letters:
         print(fmt.summary_line(letter))
     return EXIT_OK
 
 
-def _show_command(settings: QueueSettings, options: argparse.Namespace) -> int:
+def _show_command(
+    settings: QueueSettings, queues: tuple[str, ...], options: argparse.Namespace
+) -> int:
     letter = asyncio.run(
-        find_dead_letter(settings, options.job_id, prefix=True, on_unreadable=_note_unreadable)
+        find_dead_letter(
+            settings,
+            options.job_id,
+            queues=queues,
+            prefix=True,
+            on_unreadable=_note_unreadable,
+        )
     )
     if letter is None:
-        _fail(f"no dead letter of job {printable(options.job_id)} in {_dead(settings)}")
+        _fail(f"no dead letter of job {printable(options.job_id)} in {_dead(queues)}")
         return EXIT_FAILED
     if not options.json:
         print(fmt.details(letter))
@@ -135,16 +159,20 @@ def _show_command(settings: QueueSettings, options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _requeue_command(settings: QueueSettings, options: argparse.Namespace) -> int:
+def _requeue_command(
+    settings: QueueSettings, queues: tuple[str, ...], options: argparse.Namespace
+) -> int:
     if options.requeue_all == bool(options.job_ids):
         _fail("requeue: give JOB_ID... or --all (one of them)")
         return EXIT_USAGE
     job_ids = None if options.requeue_all else options.job_ids
     report = asyncio.run(
-        requeue_dead_letters(settings, job_ids, force=options.force, prefixes=True)
+        requeue_dead_letters(settings, job_ids, queues=queues, force=options.force, prefixes=True)
     )
     for job_id in report.requeued:
-        print(f"requeued {printable(job_id)}")
+        # With one queue read there is only one place it can have gone back to.
+        into = f" into {printable(report.requeued_to[job_id])}" if len(queues) > 1 else ""
+        print(f"requeued {printable(job_id)}{into}")
     for forced in report.forced:
         _fail(f"WARNING: --force requeued {printable(forced.job_id)}: {forced.reason}")
     for job_id in report.duplicates_removed:
@@ -164,10 +192,12 @@ def _requeue_command(settings: QueueSettings, options: argparse.Namespace) -> in
     return EXIT_OK if report.complete else EXIT_FAILED
 
 
-def _purge_command(settings: QueueSettings, options: argparse.Namespace) -> int:
-    dead = _dead(settings)
+def _purge_command(
+    settings: QueueSettings, queues: tuple[str, ...], options: argparse.Namespace
+) -> int:
+    dead = _dead(queues)
     if not options.yes:
-        count = asyncio.run(count_dead_letters(settings))
+        count = asyncio.run(count_dead_letters(settings, queues=queues))
         if count == 0:
             print(f"no dead letters in {dead}")
             return EXIT_OK
@@ -179,12 +209,12 @@ def _purge_command(settings: QueueSettings, options: argparse.Namespace) -> int:
         if answer not in {"y", "yes"}:
             print("nothing purged")
             return EXIT_FAILED
-    purged = asyncio.run(purge_dead_letters(settings))
+    purged = asyncio.run(purge_dead_letters(settings, queues=queues))
     print(f"purged {purged} dead letters from {dead}")
     return EXIT_OK
 
 
-_COMMANDS: dict[str, Callable[[QueueSettings, argparse.Namespace], int]] = {
+_COMMANDS: dict[str, Callable[[QueueSettings, tuple[str, ...], argparse.Namespace], int]] = {
     "list": _list_command,
     "show": _show_command,
     "requeue": _requeue_command,
@@ -192,18 +222,26 @@ _COMMANDS: dict[str, Callable[[QueueSettings, argparse.Namespace], int]] = {
 }
 
 
-def _with_queue_name(settings: QueueSettings, name: str) -> QueueSettings:
-    # A validated copy rather than configure(): --queue changes this command only, and
-    # keeps settings given in code (tests, a TUI) instead of re-reading the environment.
-    try:
-        return QueueSettings.model_validate({**dict(settings), "name": name})
-    except ValidationError as error:
-        problem = error.errors()[0]["msg"]
-        raise QueueConfigurationError(f"--queue {name!r}: {problem}") from None
+def _queues(settings: QueueSettings, given: list[str] | None) -> tuple[str, ...]:
+    """The jobs queues to read: those of ``--queue``, else every queue the farm knows.
+
+    Raises:
+        QueueConfigurationError: a ``--queue`` name out of rule.
+        FarmConfigurationError: without ``--queue``, invalid ``FARM_*`` settings.
+    """
+    if not given:
+        return known_queues(settings, load_farm_settings())
+    names: list[str] = []
+    for name in (part.strip() for text in given for part in text.split(",")):
+        try:
+            names.append(check_queue_name(name))
+        except ValueError as error:
+            raise QueueConfigurationError(f"--queue {name!r}: {error}") from None
+    return tuple(dict.fromkeys(names))
 
 
-def _dead(settings: QueueSettings) -> str:
-    return Topology.from_settings(settings).dead
+def _dead(queues: tuple[str, ...]) -> str:
+    return ", ".join(f"{printable(name)}.dead" for name in queues)
 
 
 def _positive(text: str) -> int:

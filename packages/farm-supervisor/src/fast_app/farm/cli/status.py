@@ -1,4 +1,5 @@
-"""``fast-app status``: the whole farm, from the snapshots supervisors publish."""
+"""``fast-app status``: the whole farm, queue by queue, from the snapshots supervisors
+publish and, for the queues none of them serves, from the broker itself."""
 
 from __future__ import annotations
 
@@ -8,87 +9,245 @@ import json
 import time
 from typing import Any
 
-from fast_app.farm.cli._common import EXIT_OK, EXIT_USAGE, broker_unreachable, queue_settings
+import msgspec
+
+from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    broker_unreachable,
+    known_queues,
+    load_settings,
+)
+from fast_app.farm.cli._farm_status import FarmStatus, QueueRow, farm_status
+from fast_app.farm.messages import Snapshot
+from fast_app.farm.messages.snapshots import WorkerEntry
 from fast_app.farm.printable import printable
 
-__all__ = ["add_status_parser", "render_status", "run_status"]
+__all__ = ["add_status_parser", "render_status", "run_status", "status_json"]
+
+_UNKNOWN = "?"
 
 
 def add_status_parser(commands: Any) -> None:
     """Add ``status`` to the ``fast-app`` parser (run it with ``run_status``)."""
-    status = commands.add_parser("status", help="print the state of the whole farm")
-    status.add_argument("--json", action="store_true", help="print the snapshots as JSON")
-    status.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    status = commands.add_parser(
+        "status",
+        help="print the state of the whole farm, queue by queue",
+        description=(
+            "Listen to the supervisors' snapshots, then print one row per queue (ready, "
+            "unacked, delayed and dead jobs, consumers, workers, queue wait, time to clear; "
+            "? where unknown) and each supervisor's workers. The queues the farm knows "
+            "(QUEUE_NAME, FARM_QUEUES, QUEUE_ROUTES' targets) that no supervisor heard "
+            "serves are read from the broker itself. Exit codes: 0 healthy; 1 no "
+            "supervisor heard, or a queue that no supervisor serves holds ready jobs and "
+            "has no consumer; 2 bad settings or the broker cannot be reached."
+        ),
+    )
+    status.add_argument(
+        "--json", action="store_true", help="print the queues and snapshots as JSON"
+    )
+    status.add_argument(
+        "--queue",
+        dest="queue_name",
+        metavar="NAME",
+        help="the farm's default queue, whose exchanges carry the snapshots (QUEUE_NAME)",
+    )
     status.add_argument("--wait", type=float, default=2.5, help="seconds to listen (default 2.5)")
 
 
 def run_status(options: argparse.Namespace) -> int:
-    """Run the ``status`` command parsed into ``options``; return the exit code."""
-    # Imported here: the other commands (a worker process above all) need no listener.
-    from fast_app.farm.listener import collect_snapshots
+    """Run the ``status`` command parsed into ``options``; return the exit code.
 
-    queue = queue_settings("status", options.queue_name)
-    if queue is None:
+    0 when the farm is healthy; 1 when no supervisor was heard, or a queue that no
+    supervisor serves holds ready jobs and has no consumer; 2 for bad settings, and when
+    the broker cannot be reached.
+    """
+    loaded = load_settings("status", options.queue_name, {})
+    if loaded is None:
         return EXIT_USAGE
+    farm, queue = loaded
     try:
-        snapshots = asyncio.run(collect_snapshots(queue, wait_s=options.wait))
+        status = asyncio.run(_survey(queue, known_queues(queue, farm), options.wait))
     except (OSError, TimeoutError, ConnectionError) as error:
         return broker_unreachable("status", queue, error)
     if options.json:
-        print(json.dumps(snapshots, indent=2, default=str))
+        print(json.dumps(status_json(status), indent=2, default=str))
     else:
-        print(render_status(queue.name, snapshots))
-    return EXIT_OK
+        print(render_status(status))
+    return EXIT_OK if status.healthy else EXIT_FAILED
+
+
+async def _survey(queue: QueueSettings, known: tuple[str, ...], wait_s: float) -> FarmStatus:
+    """Listen for ``wait_s``, then read the known queues that no supervisor heard serves."""
+    # Imported here: the other commands (a worker process above all) need neither.
+    from fast_app.farm.broker_queues import read_queues
+    from fast_app.farm.listener import collect_snapshots
+
+    heard = await collect_snapshots(queue, wait_s=wait_s)
+    snapshots = [msgspec.convert(snapshot, Snapshot) for snapshot in heard]
+    served = {entry.name for snapshot in snapshots for entry in snapshot.queues}
+    served |= {snapshot.settings.queue for snapshot in snapshots if not snapshot.queues}
+    unserved = [name for name in known if name not in served]
+    readings = await read_queues(queue, unserved) if unserved else []
+    return farm_status(queue.name, wait_s, snapshots, readings, time.time())
+
+
+def status_json(status: FarmStatus) -> dict[str, Any]:
+    """The farm as JSON-ready data, for scripts: the verdict, one object per queue (every
+    field of ``QueueRow``, ``null`` where unknown) and the snapshots heard."""
+    return {
+        "queue": status.queue,
+        "healthy": status.healthy,
+        "problems": list(status.problems),
+        "queues": [_row_json(row) for row in status.queues],
+        "supervisors": [msgspec.to_builtins(snapshot) for snapshot in status.snapshots],
+    }
+
+
+def _row_json(row: QueueRow) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        name: getattr(row, name) for name in QueueRow.__dataclass_fields__ if name != "supervisors"
+    }
+    data["supervisors"] = list(row.supervisors)
+    data["source"] = "supervisors" if row.supervisors else "broker"
+    data["unconsumed_backlog"] = row.unconsumed_backlog
+    return data
+
+
+def render_status(status: FarmStatus) -> str:
+    """The farm as text, for people: what is wrong first, the queues, then each
+    supervisor and its workers."""
+    lines = list(status.problems)
+    lines += _queue_table(status.queues, heard=bool(status.snapshots))
+    now = time.time()
+    for snapshot in status.snapshots:
+        lines += _supervisor_lines(snapshot, now)
+    # Every line escaped: whatever a snapshot held, it cannot drive the terminal.
+    return "\n".join(printable(line) for line in lines)
+
+
+_COLUMNS = (
+    "QUEUE",
+    "READY",
+    "UNACKED",
+    "DELAYED",
+    "DEAD",
+    "CONSUMERS",
+    "WORKERS",
+    "WAIT p50/max (starts, 1m)",
+    "CLEAR",
+    "AGE",
+    "",
+)
+_RIGHT_ALIGNED = {1, 2, 3, 4, 5}
+
+
+def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
+    if not rows:
+        return []
+    table = [list(_COLUMNS)] + [_queue_cells(row, heard=heard) for row in rows]
+    widths = [max(len(cells[index]) for cells in table) for index in range(len(_COLUMNS))]
+    lines = []
+    for cells in table:
+        shown = [
+            cell.rjust(width) if index in _RIGHT_ALIGNED else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        lines.append("  ".join(shown).rstrip())
+    return lines
+
+
+def _queue_cells(row: QueueRow, *, heard: bool) -> list[str]:
+    age = _UNKNOWN if row.age_s is None else _age(row.age_s)
+    if not row.exists:
+        return [row.name, *["-"] * 8, age, "absent: the broker has no such queue"]
+    workers = _UNKNOWN
+    if row.workers is not None:
+        workers = f"{row.workers}/{_count(row.desired_workers)}"
+        workers += f" ({_count(row.min_workers)}..{_count(row.max_workers)})"
+    wait = _UNKNOWN
+    if row.wait_p50_s is not None:
+        wait = f"{_duration(row.wait_p50_s)}/{_duration(row.wait_max_s)}"
+    if row.waits_counted is not None:
+        wait += f" ({row.waits_counted:,})"
+    notes = []
+    if row.stale:
+        notes.append("STALE")
+    if row.unconsumed_backlog:
+        notes.append("NO CONSUMER")
+    if not row.supervisors:
+        served_by = "no supervisor serves it" if heard else "no supervisor heard"
+        notes.append(f"{served_by}: read from the broker")
+    return [
+        row.name,
+        _count(row.ready),
+        _count(row.unacked),
+        _count(row.delayed),
+        _count(row.dead),
+        _count(row.consumers),
+        workers,
+        wait,
+        _clear(row.clear_s),
+        age,
+        ", ".join(notes),
+    ]
+
+
+def _supervisor_lines(snapshot: Snapshot, now: float) -> list[str]:
+    settings = snapshot.settings
+    served = ", ".join(entry.name for entry in snapshot.queues) or settings.queue
+    lines = [
+        f"supervisor {snapshot.supervisor_id} on {snapshot.host}: serving {served}; "
+        f"{len(snapshot.workers)} workers (min {settings.min_workers}, max "
+        f"{settings.max_workers}), up {_age(max(0.0, now - snapshot.started_at))}, "
+        f"{snapshot.completion_rate:.1f} jobs/s, heard {_age(max(0.0, now - snapshot.at))} ago"
+    ]
+    lines += [_worker_line(worker) for worker in snapshot.workers]
+    lines += [f"  scaling: {decision.reason}" for decision in snapshot.decisions[-3:]]
+    if snapshot.refused:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(snapshot.refused.items()))
+        lines.append(f"  messages refused since it started: {counts}")
+    return lines
+
+
+def _worker_line(worker: WorkerEntry) -> str:
+    rss_mb = (worker.rss_bytes or 0) / 1e6
+    queue = f"  on {worker.queue}" if worker.queue else ""
+    return (
+        f"  {worker.worker_id:<28} pid {worker.pid:<7} {worker.state:<9}"
+        f" {worker.in_flight_count:>3} in flight  {worker.counters.succeeded} ok"
+        f" / {worker.counters.failed} failed  {rss_mb:.0f} MB"
+        f"  heartbeat {worker.heartbeat_age_s:.1f}s ago{queue}"
+    )
+
+
+def _count(value: int | None) -> str:
+    return _UNKNOWN if value is None else f"{value:,}"
+
+
+def _clear(seconds: float | None) -> str:
+    if seconds is None:
+        return _UNKNOWN
+    return "0s" if seconds == 0 else f"~{_duration(seconds)}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return _UNKNOWN
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    return _age(seconds)
 
 
 def _age(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
-
-
-def _worker_line(worker: dict[str, Any]) -> str:
-    counters = worker.get("counters", {})
-    rss_mb = (worker.get("rss_bytes") or 0) / 1e6
-    in_flight = worker.get("in_flight_count", len(worker.get("in_flight", [])))
-    heartbeat_age = float(worker.get("heartbeat_age_s", 0))
-    return (
-        f"  {worker.get('worker_id'):<28} pid {worker.get('pid'):<7} {worker.get('state'):<9}"
-        f" {in_flight:>3} in flight  {counters.get('succeeded', 0)} ok"
-        f" / {counters.get('failed', 0)} failed  {rss_mb:.0f} MB"
-        f"  heartbeat {heartbeat_age:.1f}s ago"
-    )
-
-
-def render_status(queue_name: str, snapshots: list[dict[str, Any]]) -> str:
-    """The farm as text, for people."""
-    if not snapshots:
-        return printable(f"no supervisor is serving {queue_name} (no snapshot heard)")
-    lines = []
-    first_queue = snapshots[0].get("queue", {})
-    lines.append(
-        f"queue {queue_name}: {first_queue.get('ready')} ready, {first_queue.get('delayed')} "
-        f"delayed, {first_queue.get('dead')} dead, {first_queue.get('consumers')} consumers"
-    )
-    for snapshot in snapshots:
-        settings = snapshot.get("settings", {})
-        workers = snapshot.get("workers", [])
-        uptime = time.time() - float(snapshot.get("started_at", time.time()))
-        lines.append(
-            f"supervisor {snapshot.get('supervisor_id')} on {snapshot.get('host')}: "
-            f"{len(workers)} workers (min {settings.get('min_workers')}, max "
-            f"{settings.get('max_workers')}), up {_age(uptime)}, "
-            f"{float(snapshot.get('completion_rate') or 0):.1f} jobs/s"
-        )
-        for worker in workers:
-            lines.append(_worker_line(worker))
-        for decision in snapshot.get("decisions", [])[-3:]:
-            lines.append(f"  scaling: {decision.get('reason')}")
-        refused = snapshot.get("refused") or {}
-        if refused:
-            counts = ", ".join(f"{name} {count}" for name, count in sorted(refused.items()))
-            lines.append(f"  messages refused since it started: {counts}")
-    # Every line escaped: whatever a snapshot held, it cannot drive the terminal.
-    return "\n".join(printable(line) for line in lines)

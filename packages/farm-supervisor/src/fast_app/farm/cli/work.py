@@ -50,7 +50,11 @@ def add_work_parser(commands: Any) -> None:
     )
     for flag, name, kind in WORK_FLAGS:
         work.add_argument(flag, dest=name, type=kind, help=f"FARM_{name.upper()}")
-    work.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    work.add_argument(
+        "--queue",
+        dest="queue_name",
+        help="the farm's default jobs queue (QUEUE_NAME); --queues lists the queues served",
+    )
     work.add_argument(
         "--json-logs", action="store_true", default=None, help="JSON lines (FARM_JSON_LOGS)"
     )

@@ -18,7 +18,9 @@ def add_worker_parser(commands: Any) -> None:
         "worker",
         help="run one worker process (the supervisor normally spawns these)",
         description=(
-            "Consume jobs from RabbitMQ and run them. Flags override FARM_* / QUEUE_* variables."
+            "Consume the jobs of one queue from RabbitMQ and run them. Flags override "
+            "FARM_* variables; QUEUE_NAME (the farm's default queue, whose exchanges carry "
+            "the farm's tombstones) comes from the environment."
         ),
     )
     worker.add_argument("--concurrency", type=int, help="jobs run at once (FARM_CONCURRENCY)")
@@ -33,7 +35,15 @@ def add_worker_parser(commands: Any) -> None:
         "--grace-period", type=float, dest="grace_period_s", help="seconds (FARM_GRACE_PERIOD_S)"
     )
     worker.add_argument("--worker-id", help="name in logs and dead letters (FARM_WORKER_ID)")
-    worker.add_argument("--queue", dest="queue_name", help="jobs queue (QUEUE_NAME)")
+    worker.add_argument(
+        "--queue",
+        dest="worker_queue",
+        metavar="NAME",
+        help=(
+            "the queue this worker consumes (FARM_WORKER_QUEUE; default: QUEUE_NAME). Not "
+            "`fast-app work --queue`, which sets QUEUE_NAME itself"
+        ),
+    )
     worker.add_argument(
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)"
     )
@@ -52,10 +62,11 @@ def run_worker(options: argparse.Namespace) -> int:
             "allowed_modules",
             "grace_period_s",
             "worker_id",
+            "worker_queue",
         )
         if getattr(options, name) is not None
     }
-    loaded = load_settings("worker", options.queue_name, farm_overrides)
+    loaded = load_settings("worker", None, farm_overrides)
     if loaded is None:
         return EXIT_USAGE
     farm, queue = loaded

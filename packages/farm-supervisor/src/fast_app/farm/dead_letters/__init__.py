@@ -1,12 +1,16 @@
 """Dead letters: jobs that failed for good, read from ``<queue>.dead``, requeued or purged.
 
+Each jobs queue has its own dead letters; the functions read those of the queues they are
+given (``queues=``, default ``QUEUE_NAME``), and a requeued job goes back to its own queue.
+
 The async functions are the API for scripts and the dashboard; ``fast-app dlq``
 (``fast_app.farm.cli.dlq``) is their command line. Reading never removes a dead letter:
 only ``requeue_dead_letters`` and ``purge_dead_letters`` do.
 
 - ``letter``: the ``DeadLetter`` type; ``reasons``: ``DeadReason``, shared with workers.
-- ``api``: the functions and what they report.
-- ``_broker``: reading the queue without consuming it; ``_format``: text and JSON views.
+- ``api``: the functions; ``outcomes``: what they report.
+- ``_broker``: reading a queue without consuming it; ``_requeuing``: putting jobs back;
+  ``_format``: text and JSON views.
 """
 
 from fast_app.farm.dead_letters.api import (

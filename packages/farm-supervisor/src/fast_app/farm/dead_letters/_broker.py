@@ -47,6 +47,7 @@ class TakenDeadLetter:
     """One dead letter taken from the queue and not acknowledged, read if it could be.
 
     Attributes:
+        queue: the jobs queue whose dead letters it was taken from.
         position: where it was in the queue: 1 for the first one taken.
         message: the delivery (ack it to remove the dead letter); ``None`` when the
             client could not receive it at all.
@@ -55,6 +56,7 @@ class TakenDeadLetter:
         problem: why it could not be read (an exception's name), when it could not.
     """
 
+    queue: str
     position: int
     message: AbstractIncomingMessage | None
     letter: DeadLetter | None
@@ -69,10 +71,14 @@ _CUT_SHORT = (
 
 
 class DeadLetterQueue:
-    """The dead-letter queue of one command, read at most as deep as it was at the start.
+    """The dead-letter queue of one jobs queue, read at most as deep as it was at the start.
 
     The bound matters to ``requeue --all``: requeued jobs that fail again at once come
     back behind the others, and must not be requeued in a loop.
+
+    Attributes:
+        jobs_queue: the jobs queue whose dead letters these are.
+        name: the dead-letter queue (``<jobs_queue>.dead``).
     """
 
     def __init__(
@@ -85,7 +91,8 @@ class DeadLetterQueue:
     ) -> None:
         self._queue = queue
         self._timeout_s = timeout_s
-        self._jobs_queue = jobs_queue
+        self.jobs_queue = jobs_queue
+        self.name = f"{jobs_queue}.dead"
         self._signing_key = signing_key
         #: How many dead letters were ready when the command started.
         self.count = 0 if queue is None else queue.declaration_result.message_count or 0
@@ -116,20 +123,22 @@ class DeadLetterQueue:
             self.cut_short_at = self._taken
             problem = f"{type(error).__name__}; {_CUT_SHORT}"
             self._taken = self.count
-            return TakenDeadLetter(self.cut_short_at, None, None, problem=problem)
+            return TakenDeadLetter(self.jobs_queue, self.cut_short_at, None, None, problem=problem)
         if message is None:  # another reader took the rest
             self._taken = self.count
             return None
         self._taken += 1
         try:
             letter, envelope = read_dead_letter(
-                message, jobs_queue=self._jobs_queue, signing_key=self._signing_key
+                message, jobs_queue=self.jobs_queue, signing_key=self._signing_key
             )
         except Exception as error:
             # Whatever is wrong with this one message (a RecursionError, bytes that are
             # not text...), the others must still be read.
-            return TakenDeadLetter(self._taken, message, None, problem=type(error).__name__)
-        return TakenDeadLetter(self._taken, message, letter, envelope)
+            return TakenDeadLetter(
+                self.jobs_queue, self._taken, message, None, problem=type(error).__name__
+            )
+        return TakenDeadLetter(self.jobs_queue, self._taken, message, letter, envelope)
 
     async def purge(self) -> int:
         """Delete the dead letters not held by a reader; return how many."""
@@ -140,26 +149,29 @@ class DeadLetterQueue:
 
 
 @contextlib.asynccontextmanager
-async def open_dead_letters(settings: QueueSettings) -> AsyncIterator[DeadLetterQueue]:
-    """The dead-letter queue, on a connection closed on exit.
+async def open_dead_letters(
+    settings: QueueSettings, queue: str | None = None
+) -> AsyncIterator[DeadLetterQueue]:
+    """The dead letters of ``queue`` (default ``QUEUE_NAME``), on a connection closed on exit.
 
     Closing gives back every dead letter taken and not acked. A queue that does not exist
     yet is an empty one: reading never creates queues (their type is the workers' call).
     """
     from aiormq.exceptions import ChannelNotFoundEntity
 
+    jobs_queue = settings.name if queue is None else queue
     async with _connection(settings) as connection:
         channel = await connection.channel()
-        name = Topology.from_settings(settings).dead
+        name = Topology(jobs_queue, settings.queue_type, settings.delivery_limit).dead
         try:
-            queue: AbstractQueue | None = await channel.declare_queue(name, passive=True)
+            dead: AbstractQueue | None = await channel.declare_queue(name, passive=True)
         except ChannelNotFoundEntity:
-            queue = None
+            dead = None
         key = settings.signing_key
         yield DeadLetterQueue(
-            queue,
+            dead,
             settings.connect_timeout_s,
-            jobs_queue=Topology.from_settings(settings).jobs,
+            jobs_queue=jobs_queue,
             signing_key=None if key is None else key.get_secret_value().encode(),
         )
 
@@ -250,6 +262,7 @@ def read_dead_letter(
         job_signed=job_signed,
         by_broker=by_broker,
         original_headers=_text(said.get(h.DEAD_ORIGINAL_HEADERS)),
+        queue=jobs_queue,
     )
     return letter, envelope
 

@@ -27,7 +27,8 @@ _MISSING = "-"
 
 
 def summary_line(letter: DeadLetter) -> str:
-    """One line: job id, function, reason, error (shortened), attempts, when it failed.
+    """One line: job id, function, reason, error (shortened), attempts, when it failed,
+    and its queue (``queue=emails``).
 
     With a signing key, a last field says whether the dead letter is ``verified``.
     """
@@ -40,6 +41,8 @@ def summary_line(letter: DeadLetter) -> str:
         f"attempts={_MISSING if letter.attempts is None else letter.attempts}",
         _time(letter.failed_at),
     ]
+    if letter.queue is not None:
+        fields.append(f"queue={printable(letter.queue)}")
     if letter.verified is not None:
         fields.append(f"verified={_yes_no(letter.verified)}")
     return "  ".join(fields)
@@ -49,6 +52,7 @@ def details(letter: DeadLetter) -> str:
     """Everything about one dead letter, arguments shortened, the traceback in full."""
     lines = [
         f"Job ID:     {_text(letter.job_id)}",
+        f"Queue:      {_queue(letter.queue)}",
         f"Function:   {_text(letter.function)}",
         f"Reason:     {_text(letter.reason)}",
         f"Error:      {printable(_error(letter))}",
@@ -94,6 +98,7 @@ def as_json(letter: DeadLetter) -> dict[str, Any]:
     body, encoding = _body(letter.body)
     return {
         "job_id": letter.job_id,
+        "queue": letter.queue,
         "function": letter.function,
         "reason": letter.reason,
         "error_type": letter.error_type,
@@ -116,6 +121,13 @@ def as_json(letter: DeadLetter) -> dict[str, Any]:
 
 def _text(value: str | None) -> str:
     return _MISSING if not value else printable(value)
+
+
+def _queue(queue: str | None) -> str:
+    if queue is None:
+        return _MISSING
+    shown = printable(queue)
+    return f"{shown} (read from {shown}.dead; requeue sends the job back to {shown})"
 
 
 def _error(letter: DeadLetter) -> str:

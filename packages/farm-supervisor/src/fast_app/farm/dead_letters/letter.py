@@ -41,6 +41,8 @@ class DeadLetter:
             reject); any ``x-fast-app-*`` dead-letter header came with the job and is
             ignored.
         original_headers: a worker's summary of the job's other headers, as text.
+        queue: the jobs queue whose dead letters (``<queue>.dead``) hold it, where a
+            requeue sends the job back; ``None`` for a dead letter not read from a queue.
     """
 
     job_id: str | None
@@ -60,3 +62,4 @@ class DeadLetter:
     job_signed: bool | None = None
     by_broker: bool = False
     original_headers: str | None = None
+    queue: str | None = None

@@ -1,0 +1,334 @@
+"""fast-app status, queue by queue: from the supervisors' snapshots, and from the broker
+itself when no supervisor serves a queue the farm knows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aio_pika
+import farm_jobs
+import pytest
+from farm_messages import snapshot
+from farm_testkit import Farm, start_supervisor, wait_until
+
+from fast_app.core.queue import queue
+from fast_app.core.queue.amqp import Topology
+from fast_app.core.queue.settings import get_settings
+from fast_app.farm.broker_queues import QueueReading
+from fast_app.farm.cli._farm_status import farm_status
+from fast_app.farm.cli.status import render_status, status_json
+from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def run_status(farm: Farm, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``fast-app status`` as an operator runs it, against the farm's broker."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("QUEUE_", "FARM_", "RABBITMQ_", "ASYNC_FARM_"))
+    }
+    environment |= {"RABBITMQ_URL": farm.url, "QUEUE_NAME": farm.queue_name, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "fast_app.farm", "status", *flags],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def status_json_until(
+    farm: Farm, condition: Any, *flags: str, timeout: float = 30, **env: str
+) -> dict[str, Any]:
+    """``status --json`` run until ``condition(report)`` holds; that report."""
+    deadline = time.monotonic() + timeout
+    while True:
+        finished = await asyncio.to_thread(run_status, farm, "--json", "--wait", "1", *flags, **env)
+        report = json.loads(finished.stdout)
+        if condition(report):
+            return report
+        if time.monotonic() > deadline:
+            logs = "\n".join(s.log()[-3000:] for s in farm.supervisors)
+            raise AssertionError(f"status never showed it:\n{finished.stdout}\n{logs}")
+        await asyncio.sleep(0.2)
+
+
+async def bury(farm: Farm, jobs_queue: str, job_id: str) -> None:
+    """A dead letter of ``job_id`` in ``<jobs_queue>.dead``, the queues declared."""
+    connection = await aio_pika.connect(farm.url)
+    try:
+        channel = await connection.channel()
+        settings = get_settings()
+        topology = Topology(jobs_queue, settings.queue_type, settings.delivery_limit)
+        await topology.declare(channel)
+        exchange = await channel.get_exchange(topology.dead_exchange)
+        await exchange.publish(
+            aio_pika.Message(b"{}", message_id=job_id), routing_key=topology.jobs
+        )
+    finally:
+        await connection.close()
+
+
+async def queue_exists(farm: Farm, name: str) -> bool:
+    connection = await aio_pika.connect(farm.url)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+    finally:
+        await connection.close()
+
+
+def rows_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in report["queues"]}
+
+
+# -- with supervisors ---------------------------------------------------------------
+
+
+async def test_status_of_a_two_queue_farm_has_one_row_per_queue(farm: Farm) -> None:
+    # Given a supervisor serving two queues, a delayed email and a dead report.
+    emails, reports = f"{farm.queue_name}.emails", f"{farm.queue_name}.reports"
+    supervisor = await start_supervisor(
+        farm, "--queues", f"{emails}=1..2,{reports}=0..3", "--supervisor-id", "sup-q"
+    )
+    await wait_until(lambda: len(supervisor.live_worker_pids()) == 1, message="the emails worker")
+    await bury(farm, reports, "dead-report")
+    await queue(farm_jobs.record_queue, str(farm.results), "later", __queue=emails, __delay_s=600)
+    await queue(farm_jobs.record_queue, str(farm.results), "now", __queue=emails)
+    await wait_until(lambda: farm.tags("ran") == ["now"], message="the email that is due")
+
+    # When status is asked, once the supervisor has counted them.
+    def counted(report: dict[str, Any]) -> bool:
+        rows = rows_by_name(report)
+        return (
+            rows.get(emails, {}).get("delayed") == 1
+            and rows.get(reports, {}).get("dead") == 1
+            and rows[emails]["waits_counted"] >= 1
+        )
+
+    report = await status_json_until(farm, counted)
+
+    # Then each queue it serves has its row, from its snapshot.
+    assert report["healthy"] is True
+    assert report["problems"] == []
+    rows = rows_by_name(report)
+    email_row, report_row = rows[emails], rows[reports]
+    assert email_row["supervisors"] == report_row["supervisors"] == ["sup-q"]
+    assert email_row["source"] == "supervisors"
+    assert (email_row["ready"], email_row["delayed"], email_row["dead"]) == (0, 1, 0)
+    assert (email_row["workers"], email_row["min_workers"], email_row["max_workers"]) == (1, 1, 2)
+    assert email_row["consumers"] == 1
+    assert email_row["wait_p50_s"] is not None and email_row["wait_max_s"] is not None
+    assert email_row["clear_s"] == 0
+    assert (report_row["ready"], report_row["dead"], report_row["delayed"]) == (0, 1, 0)
+    assert (report_row["workers"], report_row["min_workers"], report_row["max_workers"]) == (
+        0,
+        0,
+        3,
+    )
+    for row in (email_row, report_row):
+        assert row["read_age_s"] is not None and row["read_age_s"] < 5
+        assert row["stale"] is False
+    # QUEUE_NAME is known but served by no supervisor here: read from the broker.
+    default_row = rows[farm.queue_name]
+    assert default_row["source"] == "broker"
+    assert (default_row["ready"], default_row["consumers"], default_row["exists"]) == (0, 0, True)
+    assert default_row["unacked"] is None and default_row["workers"] is None
+    [heard] = report["supervisors"]
+    assert heard["supervisor_id"] == "sup-q"
+    assert {worker["queue"] for worker in heard["workers"]} == {emails}
+
+    # And the text has a header, the three rows, then the supervisor with its workers.
+    finished = await asyncio.to_thread(run_status, farm, "--wait", "1")
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0].split()[:6] == ["QUEUE", "READY", "UNACKED", "DELAYED", "DEAD", "CONSUMERS"]
+    table = {line.split()[0]: line.split() for line in lines[1:4]}
+    assert table[emails][1:6] == ["0", "0", "1", "0", "1"]
+    assert table[emails][6:8] == ["1/1", "(1..2)"]
+    assert table[reports][1:8] == ["0", "0", "0", "1", "0", "0/0", "(0..3)"]
+    assert table[farm.queue_name][1:7] == ["0", "?", "0", "0", "0", "?"]
+    assert "no supervisor serves it" in " ".join(table[farm.queue_name])
+    assert lines[4].startswith("supervisor sup-q on ")
+    assert f"serving {emails}, {reports};" in lines[4]
+    assert lines[5].rstrip().endswith(f"on {emails}")
+
+
+# -- without a supervisor -----------------------------------------------------------
+
+
+async def test_without_a_supervisor_status_shows_the_backlog_from_the_broker_and_exits_1(
+    farm: Farm,
+) -> None:
+    # Given jobs waiting in QUEUE_NAME and a routed queue, a dead letter, and no farm.
+    emails, reports = f"{farm.queue_name}.emails", f"{farm.queue_name}.reports"
+    for tag in ("a", "b", "c"):
+        await queue(farm_jobs.record, str(farm.results), tag)
+    await queue(farm_jobs.record_queue, str(farm.results), "soon", __queue=reports, __delay_s=600)
+    await bury(farm, reports, "dead-report")
+    settings = {
+        "FARM_QUEUES": f"{emails}=0..2",  # never declared: absent
+        "QUEUE_ROUTES": f"farm_jobs.record_queue={reports}",
+    }
+
+    # When status is run.
+    finished = await asyncio.to_thread(run_status, farm, "--wait", "0.5", **settings)
+
+    # Then the backlog without consumer comes first, the queues are read from the broker,
+    # and the exit code says the farm needs attention.
+    assert finished.returncode == 1, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0] == (
+        f"BACKLOG WITHOUT CONSUMER: {farm.queue_name} holds 3 ready jobs and nothing consumes it"
+    )
+    assert lines[1].startswith(f"NO SUPERVISOR HEARD on {farm.queue_name}.events within 0.5s")
+    table = {line.split()[0]: line for line in lines[3:]}
+    assert table[farm.queue_name].split()[1:7] == ["3", "?", "0", "0", "0", "?"]
+    assert "NO CONSUMER" in table[farm.queue_name]
+    assert table[reports].split()[1:6] == ["0", "?", "1", "1", "0"]
+    assert "absent" in table[emails]
+    assert table[reports].endswith("no supervisor heard: read from the broker")
+    assert not [line for line in lines if line.startswith("supervisor ")]
+
+    # And --json says the same, for a monitoring probe.
+    finished = await asyncio.to_thread(run_status, farm, "--json", "--wait", "0.5", **settings)
+    assert finished.returncode == 1, finished.stderr
+    report = json.loads(finished.stdout)
+    assert report["healthy"] is False
+    assert report["supervisors"] == []
+    rows = rows_by_name(report)
+    assert list(rows) == [farm.queue_name, emails, reports]
+    assert rows[farm.queue_name]["unconsumed_backlog"] is True
+    assert (rows[reports]["ready"], rows[reports]["delayed"], rows[reports]["dead"]) == (0, 1, 1)
+    assert rows[emails]["exists"] is False and rows[emails]["ready"] is None
+    # Reading declared nothing.
+    assert not await queue_exists(farm, emails)
+
+
+async def test_without_a_supervisor_or_a_backlog_status_still_exits_1(farm: Farm) -> None:
+    finished = await asyncio.to_thread(run_status, farm, "--wait", "0.3")
+
+    assert finished.returncode == 1, finished.stderr
+    first, header, row = finished.stdout.splitlines()
+    assert first.startswith("NO SUPERVISOR HEARD")
+    assert header.startswith("QUEUE")
+    assert row.split()[0] == farm.queue_name
+    assert "absent" in row  # nothing was ever published: no queue yet
+
+
+# -- what the rows say, without a broker ---------------------------------------------
+
+
+def entry(name: str, **fields: Any) -> QueueEntry:
+    values: dict[str, Any] = {
+        "name": name,
+        "min_workers": 1,
+        "max_workers": 4,
+        "desired_workers": 2,
+        "workers": 2,
+        "figures": QueueFigures(ready=10, unacked=3, consumers=4, dead=0, delayed=0),
+        "completion_rate": 5.0,
+        "enqueue_rate": 5.0,
+        "read_at": time.time(),
+        **fields,
+    }
+    return QueueEntry(**values)
+
+
+def test_two_supervisors_of_one_queue_add_up_and_the_freshest_broker_read_wins() -> None:
+    now = time.time()
+    older = entry(
+        "emails",
+        figures=QueueFigures(ready=50, unacked=3, consumers=3, dead=None, delayed=1),
+        read_at=now - 2,
+        wait_p50_s=0.2,
+        wait_max_s=0.9,
+        waits_counted=10,
+        clear_s=30.0,
+    )
+    newer = entry(
+        "emails",
+        figures=QueueFigures(ready=40, unacked=2, consumers=4, dead=None, delayed=None),
+        read_at=now - 1,
+        wait_p50_s=0.4,
+        wait_max_s=0.5,
+        waits_counted=5,
+        clear_s=20.0,
+    )
+    snapshots = [snapshot("a", queues=[older], at=now - 1), snapshot("b", queues=[newer], at=now)]
+
+    [row] = farm_status("q", 1.0, snapshots, [], now).queues
+
+    assert (row.ready, row.consumers, row.clear_s) == (40, 4, 20.0)  # the newer read
+    assert row.delayed == 1  # the newer read did not know it: the older did
+    assert row.dead is None  # neither knew it: unknown, not 0
+    assert (row.unacked, row.workers, row.min_workers, row.max_workers) == (5, 4, 2, 8)
+    assert (row.wait_p50_s, row.wait_max_s, row.waits_counted) == (0.4, 0.9, 15)
+    assert row.supervisors == ("a", "b")
+    assert row.read_age_s == pytest.approx(1.0)
+    assert row.heard_age_s == pytest.approx(1.0)
+    assert not row.stale
+
+
+def test_unknown_figures_print_as_unknown_and_old_ones_as_stale() -> None:
+    now = time.time()
+    unknown = entry(
+        "reports",
+        figures=QueueFigures(ready=None, unacked=0, consumers=None, dead=None, delayed=None),
+        read_at=None,
+        clear_s=None,
+    )
+    old = entry("emails", read_at=now - 60)
+    status = farm_status("q", 1.0, [snapshot("a", queues=[unknown, old], at=now)], [], now)
+
+    text = render_status(status)
+
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[1:3]}
+    assert rows["reports"][1:6] == ["?", "0", "?", "?", "?"]
+    assert rows["reports"][-1] != "STALE"
+    assert "STALE" in rows["emails"]
+    assert rows["emails"][rows["emails"].index("STALE") - 1] == "60s"
+    data = status_json(status)
+    assert [row["stale"] for row in data["queues"]] == [False, True]
+    assert data["queues"][0]["ready"] is None
+
+
+def test_a_supervisor_from_before_named_queues_serves_its_queue_name() -> None:
+    now = time.time()
+    old_style = snapshot("old", 2)
+
+    [row] = farm_status("q", 1.0, [old_style], [], now).queues
+
+    assert (row.name, row.supervisors, row.workers, row.unacked) == ("q", ("old",), 1, 2)
+    assert row.read_age_s is None  # it never said when it read the broker
+
+
+def test_a_queue_nobody_serves_with_a_backlog_is_the_first_thing_said() -> None:
+    now = time.time()
+    served = snapshot("a", queues=[entry("emails")], at=now)
+    readings = [
+        QueueReading("reports", True, 7, 0, 0, 0, now),
+        QueueReading("bulk", False, None, None, None, None, now),
+    ]
+
+    status = farm_status("q", 1.0, [served], readings, now)
+
+    assert status.problems == (
+        "BACKLOG WITHOUT CONSUMER: reports holds 7 ready jobs and nothing consumes it",
+    )
+    assert not status.healthy
+    assert render_status(status).splitlines()[0] == status.problems[0]
+    assert [row.name for row in status.queues] == ["emails", "reports", "bulk"]
