@@ -404,3 +404,51 @@ def test_farm_otel_sdk_without_the_exporter_it_names_exits_2_saying_what_to_inst
     assert "FARM_OTEL_SDK=1" in done.stderr
     assert "no_such_exporter" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_farm_gauges_report_each_queue_s_depth_wait_and_time_to_clear() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    figures = {"ready": 5, "unacked": 1, "consumers": 1, "dead": 0, "delayed": 2}
+    snapshot: dict[str, Any] = {
+        "workers": [
+            {"state": "busy", "in_flight_count": 4, "queue": "reports"},
+            {"state": "idle", "in_flight_count": 0, "queue": "emails"},
+        ],
+        "queue": {"ready": 5, "delayed": 2, "dead": 0},
+        "queues": [
+            {
+                "name": "emails",
+                "figures": {**figures, "ready": 0, "delayed": 0},
+                "wait_p50_s": 0.01,
+                "wait_max_s": 0.2,
+                "clear_s": 0.0,
+            },
+            {
+                "name": "reports",
+                "figures": figures,
+                "wait_p50_s": 3.0,
+                "wait_max_s": 9.5,
+                "clear_s": None,
+            },
+        ],
+    }
+    FarmGauges("farm.jobs", lambda: snapshot, meter=provider.get_meter("test"))
+
+    points = _points(reader)
+
+    def at(queue: str, **more: str) -> frozenset[tuple[str, str]]:
+        return frozenset({"messaging.destination.name": queue, **more}.items())
+
+    assert points["fast_app.queue.wait"] == {
+        at("emails", **{"fast_app.wait.statistic": "p50"}): 0.01,
+        at("emails", **{"fast_app.wait.statistic": "max"}): 0.2,
+        at("reports", **{"fast_app.wait.statistic": "p50"}): 3.0,
+        at("reports", **{"fast_app.wait.statistic": "max"}): 9.5,
+    }
+    # an unknown time to clear is not reported as a number
+    assert points["fast_app.queue.time_to_clear"] == {at("emails"): 0.0}
+    assert points["fast_app.queue.depth"][at("reports", **{"fast_app.queue.kind": "jobs"})] == 5
+    assert points["fast_app.farm.jobs_in_flight"] == {at("emails"): 0, at("reports"): 4}
+    assert points["fast_app.farm.workers"][at("reports", **{"fast_app.worker.state": "busy"})] == 1
+    provider.shutdown()
