@@ -36,7 +36,12 @@ async def test_assert_enqueued_finds_the_job_or_lists_what_was_recorded(
 
     job = queued_jobs.assert_enqueued(jobs.send_welcome_email, "ada@example.com", template="short")
     assert job in queued_jobs.for_function(jobs.send_welcome_email)
-    with pytest.raises(AssertionError, match=r"recorded calls: \(\('ada@example.com',\)"):
+    with pytest.raises(
+        AssertionError,
+        match=r"recorded jobs of queue_core_jobs.send_welcome_email:\n"
+        r"  queue_core_jobs.send_welcome_email\('ada@example.com', template='short'\): "
+        r"user_id='ada@example.com', expected 'bob@example.com'",
+    ):
         queued_jobs.assert_enqueued(jobs.send_welcome_email, "bob@example.com")
 
 

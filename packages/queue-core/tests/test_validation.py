@@ -88,7 +88,7 @@ async def test_non_functions_are_refused_in_every_mode(target: Any, message: str
 
 
 async def test_an_argument_the_codec_cannot_encode_is_named_with_its_type() -> None:
-    with pytest.raises(UnencodableArgumentError, match=r"argument 'user_id'.*is a object"):
+    with pytest.raises(UnencodableArgumentError, match=r"argument 'user_id'.*is an object"):
         await queue(jobs.send_welcome_email, object())
 
 

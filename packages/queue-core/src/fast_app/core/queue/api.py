@@ -205,8 +205,13 @@ def _unencodable(
             encode_value(value)
         except (TypeError, ValueError, OverflowError) as value_error:
             return UnencodableArgumentError(
-                f"argument {name!r} of {spec.path} is a {type(value).__qualname__}, which "
+                f"argument {name!r} of {spec.path} is {_a(type(value).__qualname__)}, which "
                 f"the job codec cannot encode ({value_error}); pass JSON-like data, "
                 "dataclasses or pydantic models"
             )
     return UnencodableArgumentError(f"a job of {spec.path} cannot be encoded: {error}")
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: ``an object``, ``a set``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -134,9 +134,38 @@ class FunctionSpec:
         if not self._shape.binds(args, kwargs):
             raise JobValidationError(self._binding_problem(args, kwargs))
 
-    def name_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Map each parameter name to the value it receives (for messages; slow)."""
-        return dict(self.signature.bind(*args, **kwargs).arguments)
+    def name_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], *, partial: bool = False
+    ) -> dict[str, Any]:
+        """Name each argument of a call by where it lands (for messages and tests; slow).
+
+        A positional or keyword argument of a named parameter is named after that
+        parameter, so ``f(1)`` and ``f(a=1)`` give the same ``{"a": 1}``. The items of
+        ``*args`` and ``**kwargs`` are named one by one: ``args[0]``, ``args[1]``... and
+        each keyword's own name (``kwargs['a']`` for a keyword that only ``**kwargs`` can
+        take because ``a`` is positional-only).
+
+        Args:
+            args: the call's positional arguments.
+            kwargs: its keyword arguments, without the special ``__`` ones.
+            partial: allow required parameters to be missing (``Signature.bind_partial``).
+
+        Raises:
+            TypeError: the arguments do not bind to the signature.
+        """
+        signature = self.signature
+        bind = signature.bind_partial if partial else signature.bind
+        named: dict[str, Any] = {}
+        for name, value in bind(*args, **kwargs).arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                named.update((f"{name}[{index}]", item) for index, item in enumerate(value))
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                for key, item in value.items():
+                    named[f"{name}[{key!r}]" if key in named else key] = item
+            else:
+                named[name] = value
+        return named
 
     def restore(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Turn JSON-form arguments back into the types the function's annotations name.

@@ -1,7 +1,8 @@
 """Test kit of the queue: record enqueued jobs without a broker, or run a real one.
 
 - ``JobRecorder`` (the ``queued_jobs`` pytest fixture) captures the jobs the code under
-  test enqueues, to assert on them and run them.
+  test enqueues, to assert on them (``assert_enqueued``, partial;
+  ``assert_enqueued_exactly``) and run them (``run_all``, with retries and delays).
 - ``rabbitmq_node()`` (module ``fast_app.core.queue.testing.rabbitmq``) starts a private,
   throwaway RabbitMQ node from the installed ``rabbitmq-server``; the ``rabbitmq_url``
   pytest fixture shares one for the whole test session.

@@ -1,6 +1,7 @@
 """Pytest plugin of the queue's test kit (registered by the ``pytest11`` entry point).
 
-- ``queued_jobs``: record the jobs a test enqueues instead of running them.
+- ``queued_jobs``: record the jobs a test enqueues instead of running them (a
+  ``JobRecorder``; annotate with ``from fast_app.core.queue.testing import JobRecorder``).
 - ``rabbitmq_url``: a real broker for the whole session: a private RabbitMQ node started
   from the installed ``rabbitmq-server``, or the broker of ``RABBITMQ_URL`` when it is
   set. Without either, the tests using it fail (never skip) with a message saying how to
@@ -32,10 +33,10 @@ def queued_jobs() -> Iterator[JobRecorder]:
 
     Example::
 
-        async def test_signup(queued_jobs):
+        async def test_signup(queued_jobs: JobRecorder) -> None:
             await signup("ada@example.com")
             job = queued_jobs.assert_enqueued(send_welcome_email, user_id="u1")
-            await queued_jobs.run_all()
+            await queued_jobs.run_all()  # with their retries, without waiting
     """
     recorder = JobRecorder()
     with recorder.capture():
