@@ -81,11 +81,28 @@ def test_rate_history_fills_gaps_with_the_previous_point_and_forgets_old_ones() 
 
     enqueue, completion = history.series(now=104.5, points=6)
 
-    assert enqueue == [0.0, 12.0, 12.0, 12.0, 20.0, 20.0]
-    assert completion == [0.0, 6.0, 6.0, 6.0, 8.0, 8.0]
+    assert enqueue == [None, 12.0, 12.0, 12.0, 20.0, 20.0]  # unknown before the first
+    assert completion == [None, 6.0, 6.0, 6.0, 8.0, 8.0]
     assert history.current() == (16.0, 7.0)
     history.record(120.0, 1.0, 1.0)  # the earlier points are out of the window now
-    assert history.series(now=120.0, points=3) == ([0.0, 0.0, 1.0], [0.0, 0.0, 1.0])
+    assert history.series(now=120.0, points=3) == ([None, None, 1.0], [None, None, 1.0])
+
+
+def test_rates_stop_over_an_outage_instead_of_drawing_a_plateau() -> None:
+    # Given a farm enqueuing 413/s, then no snapshot for 20 s (the broker is down)
+    history = RateHistory()
+    for second in range(100, 110):
+        history.record(second, 413.0, 400.0)
+
+    # When the rates are read with 3 s of tolerated gap (3 heartbeat intervals of 1 s)
+    enqueue, _ = history.series(now=129.5, points=25, max_gap_s=3.0)
+
+    # Then a heartbeat's gap is bridged, but the outage's seconds are unknown, not 413/s
+    assert enqueue[:5] == [413.0] * 5  # 105..109
+    assert enqueue[5:8] == [413.0] * 3  # 110..112: within 3 s of the last point
+    assert enqueue[8:] == [None] * 17  # 113..129
+    assert history.current(129.5, max_gap_s=3.0) is None
+    assert history.current(111.0, max_gap_s=3.0) == (413.0, 400.0)
 
 
 def test_a_second_series_is_unknown_before_its_first_point_and_repeats_through_gaps() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from fast_app.farm_tui import FarmApp, LogLine, StaticFarm
+from fast_app.farm_tui import FarmApp, LinkStatus, LogLine, StaticFarm
 from fast_app.farm_tui.sample import sample_dead_letters, sample_history
 
 NOW = 1_700_000_000.0
@@ -67,6 +67,38 @@ def test_overview_of_two_queues_on_80_by_24(snap_compare: SnapCompare) -> None:
     """At 80 by 24 the queue rows stay whole (shorter labels, a narrower sparkline); the
     decisions and events step aside for the workers."""
     assert snap_compare(dashboard(queues=("emails", "reports"), workers=4), terminal_size=(80, 24))
+
+
+def test_overview_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """One queue at 80 by 24: the workers stay visible, and so do the footer's keys."""
+    assert snap_compare(dashboard(stale_worker=1, workers=4), terminal_size=(80, 24))
+
+
+def test_overview_on_200_by_50(snap_compare: SnapCompare) -> None:
+    """At 200 by 50 the rates pane shares the width with the supervisors, its sparklines
+    and the queues' backlog sparklines as wide as the room (with their peak)."""
+    assert snap_compare(dashboard(queues=("emails", "reports"), workers=4), terminal_size=(200, 50))
+
+
+def test_overview_of_top_over_a_broker_outage(snap_compare: SnapCompare) -> None:
+    """top 20 s into an outage: reconnecting since, the data's age, rates unknown and
+    blank since, workers unknown rather than LATE."""
+    app = dashboard(owns_farm=False, workers=3)
+    app.link.link_status = LinkStatus(  # type: ignore[attr-defined]
+        False, detail="reconnecting", since=NOW + 1
+    )
+    app._clock = lambda: NOW + 20
+    assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_help(snap_compare: SnapCompare) -> None:
+    """? lists every key, by where it works."""
+    assert snap_compare(dashboard(), press=["question_mark"], terminal_size=SIZE)
+
+
+def test_jobs_on_200_by_50(snap_compare: SnapCompare) -> None:
+    """At 200 by 50 the recent runs' errors are whole."""
+    assert snap_compare(dashboard(), press=["2"], terminal_size=(200, 50))
 
 
 def test_jobs_with_a_failure_selected(snap_compare: SnapCompare) -> None:

@@ -111,7 +111,9 @@ class FarmListener:
     def connected(self) -> bool:
         """Whether the connection is open now (a robust one may be reconnecting)."""
         connection = self._connection
-        return connection is not None and not connection.is_closed
+        # A robust connection stays "not closed" while it reconnects: only its
+        # ``connected`` event says whether the broker is reachable now.
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
         """Send a command to one supervisor (see ``Supervisor.handle_command``).

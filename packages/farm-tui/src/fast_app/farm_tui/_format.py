@@ -6,12 +6,15 @@ from collections.abc import Sequence
 
 __all__ = [
     "age",
+    "clock_time",
     "coarse_age",
     "count",
     "deadline_bar",
+    "error_message",
     "figure",
     "megabytes",
     "per_second",
+    "plural",
     "seconds",
     "shorten",
     "short_id",
@@ -116,6 +119,28 @@ def sparkline(values: Sequence[float | None], width: int) -> tuple[str, float | 
         else:
             line.append(_SPARK_BARS[1 + round(value / peak * (len(_SPARK_BARS) - 2))])
     return "".join(line), peak
+
+
+def plural(number: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 worker``, ``3 workers``, ``0 workers``."""
+    word = noun if number == 1 else plural_form or noun + "s"
+    return f"{number:,} {word}"
+
+
+def clock_time(at: float) -> str:
+    """A Unix time as a UTC wall clock: ``14:03:07Z``."""
+    seconds = int(at) % 86_400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z"
+
+
+def error_message(error: str, job_id: str) -> str:
+    """An error as a table shows it: the message first. ``app.gateway.GatewayError:
+    card declined`` reads ``GatewayError: card declined``; the job's own id, already in
+    its row, shrinks to its short form."""
+    kind, colon, message = error.partition(": ")
+    if colon and " " not in kind:
+        error = f"{kind.rsplit('.', 1)[-1]}: {message}"
+    return error.replace(job_id, short_id(job_id)) if job_id else error
 
 
 def megabytes(value: int | None) -> str:

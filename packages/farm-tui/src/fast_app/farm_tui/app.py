@@ -21,6 +21,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 
+from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.limits import adjust_limits
 from fast_app.farm_tui.link import FarmLink, LinkStatus, LogLine
 from fast_app.farm_tui.model import FarmModel
@@ -28,10 +29,13 @@ from fast_app.farm_tui.screens import (
     ConfirmScreen,
     DashboardScreen,
     DeadLettersScreen,
+    HelpScreen,
     JobsScreen,
     OutputScreen,
     OverviewScreen,
 )
+from fast_app.farm_tui.screens.help import key_lines
+from fast_app.farm_tui.table import LiveTable
 from fast_app.farm_tui.view import FarmView
 
 __all__ = ["FarmApp"]
@@ -64,16 +68,37 @@ class FarmApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "switch_mode('overview')", "Overview"),
         Binding("2", "switch_mode('jobs')", "Jobs"),
-        Binding("3", "switch_mode('dead_letters')", "Dead letters"),
+        Binding("3", "switch_mode('dead_letters')", "DLQ", tooltip="dead letters"),
         Binding("4", "switch_mode('output')", "Output"),
-        Binding("plus,equals_sign", "change_limits(1, 0)", "Min+", key_display="+"),
-        Binding("minus", "change_limits(-1, 0)", "Min-", key_display="-"),
-        Binding("greater_than_sign,full_stop", "change_limits(0, 1)", "Max+", key_display=">"),
-        Binding("less_than_sign,comma", "change_limits(0, -1)", "Max-", key_display="<"),
+        # The limit keys leave the footer to the keys every screen needs (80 columns
+        # hold no more); ``?`` lists them.
+        Binding("plus,equals_sign", "change_limits(1, 0)", "Min+", key_display="+", show=False),
+        Binding("minus", "change_limits(-1, 0)", "Min-", key_display="-", show=False),
+        Binding(
+            "greater_than_sign,full_stop",
+            "change_limits(0, 1)",
+            "Max+",
+            key_display=">",
+            show=False,
+        ),
+        Binding(
+            "less_than_sign,comma", "change_limits(0, -1)", "Max-", key_display="<", show=False
+        ),
         Binding("p", "toggle_pause", "Pause"),
-        Binding("S", "shut_down_farm", "Shut farm down"),
-        Binding("q", "quit", "Quit"),
+        Binding("S", "shut_down_farm", "Shut down", tooltip="the supervisor under the cursor"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        # One key, two meanings: with --tui it stops the farm, in top it only leaves
+        # (``check_action`` keeps the one that applies, in the footer and the help).
+        Binding("q", "quit", "Quit", tooltip="drains the farm; q again kills its workers"),
+        Binding("q", "detach", "Detach", tooltip="leaves the dashboard; the farm runs on"),
     ]
+    #: Where each screen's own keys work, for the help.
+    _SCREEN_NAMES: ClassVar[dict[str, str]] = {
+        "overview": "1 Overview",
+        "jobs": "2 Jobs",
+        "dead_letters": "3 Dead letters",
+        "output": "4 Output",
+    }
 
     def __init__(
         self,
@@ -169,31 +194,50 @@ class FarmApp(App[int]):
             screen.refresh_view(self.model.view(now), now)
 
     def status_text(self, view: FarmView) -> Text:
-        """The status bar: queue, supervisors, workers, jobs; paused, stopping; the link."""
+        """The status bar: queue, supervisors, workers, jobs; paused, stopping; then what
+        the dashboard knows and how old it is (the link, the latest data, the broker)."""
         text = Text(no_wrap=True, overflow="ellipsis")
         farm = view.queue_name or self.link.queue_name
         if len(view.queues) > 1:  # named after QUEUE_NAME, where its snapshots travel
             text.append(f"farm {farm} · {len(view.queues)} queues", "bold")
         else:
             text.append(f"queue {farm}", "bold")
-        supervisors = len(view.supervisors)
-        text.append(f" · {supervisors} supervisor{'' if supervisors == 1 else 's'}")
-        text.append(f" · {len(view.workers)} workers · {view.running_total} running")
-        status = self._link_status
-        if view.stopping or (self.link.owns_farm and self._quit_requests):
-            in_flight = view.running_total
+        text.append(f" · {fmt.plural(len(view.supervisors), 'supervisor')}")
+        text.append(f" · {fmt.plural(len(view.workers), 'worker')} · {view.running_total} running")
+        owns_farm = self.link.owns_farm
+        if view.stopping or (owns_farm and self._quit_requests):
+            in_flight = fmt.plural(view.running_total, "job")
+            workers = fmt.plural(len(view.workers), "worker")
+            # Only the farm's own dashboard can kill its workers; ``top`` just leaves.
+            then = "q again: kill them" if owns_farm else "q: detach, the farm stops on its own"
             text.append(
-                f"  STOPPING: draining {len(view.workers)} workers, {in_flight} jobs in flight"
-                " (q again: kill them)",
-                "bold magenta",
+                f"  STOPPING: draining {workers}, {in_flight} in flight ({then})", "bold magenta"
             )
         elif view.paused:
             text.append("  PAUSED (p: resume)", "bold yellow")
+        self._append_freshness(text, view)
+        return text
+
+    def _append_freshness(self, text: Text, view: FarmView) -> None:
+        """The link's state and since when, the latest data's age, an unreachable broker."""
+        now = self.clock()
+        status = self._link_status
+        since = "" if status.since is None else f" since {_when(status.since, now)}"
         if not status.connected and not status.stopped:
-            text.append(f"  {status.detail or 'not connected'}", "bold red")
+            text.append(f"  {status.detail or 'not connected'}{since}", "bold red")
         elif status.detail and not self.link.owns_farm:
             text.append(f"  {status.detail}", "dim")
-        return text
+        if view.broker_unreachable_since is not None:
+            text.append(
+                f"  broker unreachable since {_when(view.broker_unreachable_since, now)}",
+                "bold red",
+            )
+        if view.data_at is None:
+            text.append("  no data yet", "dim")
+        elif view.data_stale:
+            text.append(f"  STALE: last data {_when(view.data_at, now)}", "bold red")
+        else:
+            text.append(f"  data {fmt.coarse_age(now - view.data_at)} old", "dim")
 
     # -- commands --------------------------------------------------------------------
 
@@ -323,9 +367,37 @@ class FarmApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Shutting a farm down is for ``top``; with ``--tui``, quitting does it."""
-        if action == "shut_down_farm":
+        if action in ("shut_down_farm", "detach"):
             return not self.link.owns_farm
+        if action == "quit":
+            return self.link.owns_farm
         return True
+
+    def help_lines(self) -> list[tuple[str, str, str]]:
+        """Every key, by where it works, from the app's and the screens' bindings (the
+        ones this mode offers only)."""
+        lines = [
+            line
+            for line, binding in zip(
+                key_lines("Everywhere", self.BINDINGS),
+                Binding.make_bindings(self.BINDINGS),
+                strict=True,
+            )
+            if self.check_action(binding.action.split("(")[0], ())
+        ]
+        for mode, screen in self.MODES.items():
+            lines += key_lines(self._SCREEN_NAMES.get(mode, mode), screen.BINDINGS)
+        lines += key_lines("Tables", LiveTable.BINDINGS)
+        return lines
+
+    def action_help(self) -> None:
+        """Show every key and screen."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_lines()))
+
+    def action_detach(self) -> None:
+        """Leave the dashboard; the farm runs on."""
+        self._request_quit()
 
     def action_shut_down_farm(self) -> None:
         """Ask the target supervisor to drain and stop (after confirming)."""
@@ -361,3 +433,8 @@ class FarmApp(App[int]):
         else:
             self.notify("killing the workers", severity="warning")
         self.refresh_screen()
+
+
+def _when(at: float, now: float) -> str:
+    """A moment and how long ago: ``14:03:07Z (20s ago)``."""
+    return f"{fmt.clock_time(at)} ({fmt.coarse_age(max(0.0, now - at))} ago)"

@@ -62,6 +62,7 @@ class LinkStatus:
         detail: one line for the status bar, e.g. ``reconnecting to the broker``.
         exit_code: the supervisor's exit code once ``stopped`` (``EmbeddedFarm``).
         error: what stopped it, if it failed.
+        since: Unix time the link came to this state (connected, or lost), if known.
     """
 
     connected: bool
@@ -69,6 +70,7 @@ class LinkStatus:
     detail: str = ""
     exit_code: int | None = None
     error: BaseException | None = None
+    since: float | None = None
 
 
 class FarmLink(Protocol):

@@ -36,6 +36,7 @@ _SUCCEEDED_KEPT = 20
 _FAILED_KEPT = 50
 _EVENTS_KEPT = 500
 _DECISIONS_SHOWN = 8
+_STALE_INTERVALS = 3.0  # as ``view.is_stale``
 
 
 class FarmModel:
@@ -229,26 +230,48 @@ class FarmModel:
                     stale=is_stale(since, state.heartbeat_interval_s),
                 )
             )
+            snapshot_stale = is_stale(since, state.heartbeat_interval_s)
             for worker in state.workers:
-                heartbeat_age = worker.heartbeat_age_s + since
+                # A worker is late when its own heartbeats stop, as its supervisor saw
+                # them: time without snapshots says nothing of it (unknown, not late).
+                heartbeat_age = worker.heartbeat_age_s + (0.0 if snapshot_stale else since)
                 shown = dataclasses.replace(
-                    worker, uptime_s=worker.uptime_s + since, heartbeat_age_s=heartbeat_age
+                    worker,
+                    uptime_s=worker.uptime_s + since,
+                    heartbeat_age_s=heartbeat_age,
+                    data_age_s=since,
+                    data_stale=snapshot_stale,
                 )
                 stale = is_stale(
                     heartbeat_age, state.heartbeat_interval_s, starting=worker.state == "starting"
                 )
                 workers.append((shown, stale))
-        enqueue_history, completion_history = self._history.series(now, self._history_points)
-        enqueue, completion = self._history.current()
+        gap = self._tolerated_gap_s(states)
+        data_at = max((state.at for state in states), default=None)
+        data_stale = data_at is not None and is_stale(now - data_at, gap / _STALE_INTERVALS)
+        enqueue_history, completion_history = self._history.series(
+            now, self._history_points, max_gap_s=gap
+        )
+        rates = self._history.current(now, max_gap_s=gap)
+        enqueue, completion = (None, None) if rates is None or data_stale else rates
         decisions = sorted(
             (decision for state in states for decision in state.decisions),
             key=lambda decision: decision.at,
             reverse=True,
         )[:_DECISIONS_SHOWN]
-        running = sorted(
-            (job for state in states for job in state.running), key=lambda job: job.started_at
-        )
         recent = sorted((*self._succeeded, *self._failed), key=lambda job: -job.ended_at)
+        # A snapshot may list a job in flight that a later one (of the worker's heartbeat)
+        # reports ended: it is not running any more, past its deadline or not.
+        ended = {(job.job_id, job.attempt) for job in recent}
+        running = sorted(
+            (
+                job
+                for state in states
+                for job in state.running
+                if (job.job_id, job.attempt) not in ended
+            ),
+            key=lambda job: job.started_at,
+        )
         queues = self._queues(states, now, history=True)
         return FarmView(
             queue_name=self.queue_name,
@@ -266,7 +289,17 @@ class FarmModel:
             recent=tuple(recent),
             paused=bool(states) and all(state.paused for state in states),
             stopping=any(state.stopping for state in states),
+            data_at=data_at,
+            data_stale=data_stale,
+            broker_unreachable_since=(None if data_stale else _broker_lost_since(queues, now)),
         )
+
+    @staticmethod
+    def _tolerated_gap_s(states: list[SupervisorState]) -> float:
+        """How long a figure may go without a snapshot before it is unknown: 3 of the
+        longest heartbeat interval among the supervisors."""
+        interval = max((state.heartbeat_interval_s for state in states), default=1.0)
+        return _STALE_INTERVALS * max(interval, 0.1)
 
     def _states(self) -> list[SupervisorState]:
         return [self._supervisors[key] for key in sorted(self._supervisors)]
@@ -302,13 +335,24 @@ class FarmModel:
                     now=now,
                     limits_pending=pending,
                     backlog_history=(
-                        series.series(now, self._history_points)
+                        series.series(
+                            now, self._history_points, max_gap_s=self._tolerated_gap_s(states)
+                        )
                         if history and series is not None
                         else ()
                     ),
                 )
             )
         return rows
+
+
+def _broker_lost_since(queues: list[NamedQueueView], now: float) -> float | None:
+    """When the supervisors last read the broker, if every queue's read is stale while
+    their snapshots come on time (they are up, the broker is not)."""
+    reads = [queue.read_age_s for queue in queues if queue.read_age_s is not None]
+    if not reads or not all(queue.stale for queue in queues):
+        return None
+    return now - min(reads)
 
 
 def _pool_key(state: SupervisorState, queue: str | None) -> str | None:

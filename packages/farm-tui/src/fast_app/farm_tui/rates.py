@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
+from typing import TypeVar
 
 __all__ = ["RateHistory", "SecondSeries", "merged_rates"]
+
+_NO_GAP_LIMIT = float("inf")
 
 
 def merged_rates(estimates: Iterable[tuple[float, float]]) -> tuple[float, float]:
@@ -52,28 +55,29 @@ class RateHistory:
         while self._points and next(iter(self._points)) <= second - self._window_s:
             self._points.popitem(last=False)
 
-    def series(self, now: float, points: int) -> tuple[list[float], list[float]]:
+    def series(
+        self, now: float, points: int, *, max_gap_s: float = _NO_GAP_LIMIT
+    ) -> tuple[list[float | None], list[float | None]]:
         """The last ``points`` seconds up to ``now``: enqueue and completion rates.
 
-        A second without a sample repeats the previous one (no snapshot is not no work);
-        before the first sample, 0.
+        A second without a sample repeats the previous one for up to ``max_gap_s`` (no
+        snapshot for a heartbeat is not no work); past that, and before the first
+        sample, ``None``: unknown, never a rate made up over an outage.
         """
-        last = int(now)
-        first = last - points + 1
-        enqueue: list[float] = []
-        completion: list[float] = []
-        previous = (0.0, 0.0)
-        for second, value in self._points.items():
-            if second < first:
-                previous = value
-        for second in range(first, last + 1):
-            previous = self._points.get(second, previous)
-            enqueue.append(previous[0])
-            completion.append(previous[1])
+        enqueue: list[float | None] = []
+        completion: list[float | None] = []
+        for value in _carried(self._points, now, points, max_gap_s):
+            enqueue.append(None if value is None else value[0])
+            completion.append(None if value is None else value[1])
         return enqueue, completion
 
-    def current(self) -> tuple[float, float]:
-        """The rates now: the mean of the latest points."""
+    def current(
+        self, now: float | None = None, *, max_gap_s: float = _NO_GAP_LIMIT
+    ) -> tuple[float, float] | None:
+        """The rates now: the mean of the latest points; ``None`` when the latest is more
+        than ``max_gap_s`` before ``now`` (the rates are unknown, not what they were)."""
+        if now is not None and self._points and now - next(reversed(self._points)) > max_gap_s + 1:
+            return None
         latest = list(self._points.values())[-self._smoothing :]
         if not latest:
             return 0.0, 0.0
@@ -103,20 +107,37 @@ class SecondSeries:
         while self._points and next(iter(self._points)) <= second - self._window_s:
             self._points.popitem(last=False)
 
-    def series(self, now: float, points: int) -> list[float | None]:
+    def series(
+        self, now: float, points: int, *, max_gap_s: float = _NO_GAP_LIMIT
+    ) -> list[float | None]:
         """The last ``points`` seconds up to ``now``, oldest first.
 
-        A second without a sample repeats the previous one (no snapshot is not no
-        backlog); before the first sample, ``None``.
+        A second without a sample repeats the previous one for up to ``max_gap_s`` (no
+        snapshot is not no backlog); past that, and before the first sample, ``None``.
         """
-        last = int(now)
-        first = last - points + 1
-        previous: float | None = None
-        for second, value in self._points.items():
-            if second < first:
-                previous = value
-        values = []
-        for second in range(first, last + 1):
-            previous = self._points.get(second, previous)
-            values.append(previous)
-        return values
+        return _carried(self._points, now, points, max_gap_s)
+
+
+_T = TypeVar("_T")
+
+
+def _carried(
+    points: collections.OrderedDict[int, _T], now: float, count: int, max_gap_s: float
+) -> list[_T | None]:
+    """``count`` seconds up to ``now``: each second's point, else the previous one while
+    it is at most ``max_gap_s`` old, else ``None``."""
+    last = int(now)
+    first = last - count + 1
+    previous: tuple[int, _T] | None = None
+    for second, value in points.items():
+        if second < first:
+            previous = (second, value)
+    values: list[_T | None] = []
+    for second in range(first, last + 1):
+        if second in points:
+            previous = (second, points[second])
+        if previous is None or second - previous[0] > max_gap_s:
+            values.append(None)
+        else:
+            values.append(previous[1])
+    return values

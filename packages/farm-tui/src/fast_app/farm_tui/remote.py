@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -33,6 +35,7 @@ class RemoteFarm(BrokerDeadLetters):
         connection_name: the connection's name in the broker's management UI.
         output: this process's own log records (a broker outage, say), for the output
             screen.
+        clock: Unix time now (for how long it has been connected or reconnecting).
     """
 
     owns_farm = False
@@ -43,6 +46,7 @@ class RemoteFarm(BrokerDeadLetters):
         *,
         connection_name: str = "fast-app top",
         output: OutputCapture | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = queue
         self._output = output
@@ -56,6 +60,10 @@ class RemoteFarm(BrokerDeadLetters):
         self._reach_dead_letters(queue, self._thread)
         self._connected_once = False
         self._closed = False
+        self._clock = clock
+        # The state ``status`` last saw, and since when (the listener's connection
+        # reconnects on its own: its state is read, not told).
+        self._seen: tuple[bool, float] | None = None
 
     @property
     def queue_name(self) -> str:
@@ -96,9 +104,16 @@ class RemoteFarm(BrokerDeadLetters):
         """Connected, reconnecting, or closed."""
         if self._closed:
             return LinkStatus(False, True, "closed")
-        if self._listener.connected:
-            return LinkStatus(True, detail=f"connected to {self._settings.redacted_rabbitmq_url}")
-        return LinkStatus(False, detail=f"reconnecting to {self._settings.redacted_rabbitmq_url}")
+        connected = self._listener.connected
+        if self._seen is None or self._seen[0] != connected:
+            self._seen = (connected, self._clock())
+        since = self._seen[1]
+        url = self._settings.redacted_rabbitmq_url
+        if connected:
+            return LinkStatus(True, detail=f"connected to {url}", since=since)
+        return LinkStatus(
+            False, detail="reconnecting" if self._connected_once else "connecting", since=since
+        )
 
     def send_command(self, supervisor_id: str, command: dict[str, Any]) -> Future[None]:
         """Publish a command for ``supervisor_id`` on the control exchange."""

@@ -47,6 +47,8 @@ class StaticFarm:
         self.requeued: list[str] = []
         self.stop_requests = 0
         self.closed = False
+        #: What ``status`` says while not stopped (tests set a lost connection).
+        self.link_status = LinkStatus(True, detail="static data")
 
     def push(self, *snapshots: dict[str, Any]) -> None:
         """Hand these over at the next ``poll``."""
@@ -65,7 +67,7 @@ class StaticFarm:
         """Connected until stopped."""
         if self.closed or (self.owns_farm and self.stop_requests):
             return LinkStatus(False, True, "stopped", exit_code=0)
-        return LinkStatus(True, detail="static data")
+        return self.link_status
 
     def send_command(self, supervisor_id: str, command: dict[str, Any]) -> Future[None]:
         """Record the command."""

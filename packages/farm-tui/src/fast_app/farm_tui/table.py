@@ -197,6 +197,16 @@ class LiveTable(ScrollView, can_focus=True):
         return None
 
     @property
+    def columns(self) -> tuple[Column, ...]:
+        """Its columns."""
+        return self._columns
+
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        """The rows it shows, in order."""
+        return tuple(self._rows)
+
+    @property
     def row_count(self) -> int:
         """How many rows it shows."""
         return len(self._rows)

@@ -59,6 +59,10 @@ class WorkerView:
     rss_bytes: int | None
     uptime_s: float
     heartbeat_age_s: float
+    #: How old the snapshot this comes from is, as shown (0: as parsed).
+    data_age_s: float = 0.0
+    #: That snapshot is older than 3 heartbeat intervals: what it says may be over.
+    data_stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,16 +291,22 @@ class FarmView:
         queue: depths, summed over supervisors where that makes sense.
         queues: each queue the supervisors serve (one for a farm of one queue), in the
             order they list them.
-        enqueue_rate: jobs/s, smoothed.
-        completion_rate: jobs/s, smoothed.
-        enqueue_history: one point per second, oldest first.
-        completion_history: one point per second, oldest first.
+        enqueue_rate: jobs/s, smoothed (``None``: unknown, the data is stale).
+        completion_rate: jobs/s, smoothed (likewise).
+        enqueue_history: one point per second, oldest first (``None``: no data then).
+        completion_history: one point per second, oldest first (likewise).
         decisions: latest first.
         running: jobs in flight listed by the snapshots, oldest first.
         running_total: jobs in flight, listed or not.
         recent: ended runs, latest first (failures kept longer than successes).
         paused: every supervisor is paused.
         stopping: some supervisor is draining to stop.
+        data_at: Unix time of the freshest snapshot (``None``: none heard).
+        data_stale: even that one is older than 3 heartbeat intervals: every figure is
+            as old as it.
+        broker_unreachable_since: the supervisors' snapshots are fresh but their broker
+            reads are not (older than 3 of their read intervals): the time of the
+            freshest read, since which the supervisors cannot reach the broker.
     """
 
     queue_name: str
@@ -304,13 +314,16 @@ class FarmView:
     workers: tuple[tuple[WorkerView, bool], ...]
     queue: QueueView
     queues: tuple[NamedQueueView, ...]
-    enqueue_rate: float
-    completion_rate: float
-    enqueue_history: tuple[float, ...]
-    completion_history: tuple[float, ...]
+    enqueue_rate: float | None
+    completion_rate: float | None
+    enqueue_history: tuple[float | None, ...]
+    completion_history: tuple[float | None, ...]
     decisions: tuple[DecisionView, ...]
     running: tuple[RunningJob, ...]
     running_total: int
     recent: tuple[EndedJob, ...]
     paused: bool
     stopping: bool
+    data_at: float | None = None
+    data_stale: bool = False
+    broker_unreachable_since: float | None = None

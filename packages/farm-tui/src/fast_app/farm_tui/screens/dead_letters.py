@@ -75,8 +75,8 @@ def letter_details(letter: DeadLetter, now: float) -> Text:
     text.append("job ", "dim").append(printable(letter.job_id or "-"), "bold")
     text.append("  ").append(printable(letter.function or "-"), "bold cyan")
     text.append(f"  {printable(letter.reason or '-')}", "yellow")
-    attempts = "-" if letter.attempts is None else str(letter.attempts)
-    text.append(f"  after {attempts} attempts on {printable(letter.worker or '-')}", "dim")
+    attempts = "- attempts" if letter.attempts is None else fmt.plural(letter.attempts, "attempt")
+    text.append(f"  after {attempts} on {printable(letter.worker or '-')}", "dim")
     if letter.failed_at is not None:
         text.append(f", {fmt.age(now - letter.failed_at.timestamp())} ago", "dim")
     if letter.args is None or letter.kwargs is None:

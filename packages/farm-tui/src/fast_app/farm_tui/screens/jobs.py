@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -10,7 +12,7 @@ from textual.widgets import Footer, Static
 
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
-from fast_app.farm_tui.table import Cell, Column, LiveTable, Row
+from fast_app.farm_tui.table import Cell, Column, LiveTable, Row, column_widths
 from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
 
 __all__ = ["JobsScreen", "ended_details", "recent_rows", "running_details", "running_rows"]
@@ -34,6 +36,7 @@ _RECENT_COLUMNS = (
     Column("Took", "took", 7),
     Column("Error", "error"),
 )
+_ERROR_WIDTHS = (20, 400)  # the error column takes the width the others leave
 _OUTCOME_STYLES = {"succeeded": "green", "retried": "yellow", "dead_lettered": "bold red"}
 _TRACEBACK_LINES = 40
 
@@ -64,10 +67,19 @@ def running_rows(view: FarmView, now: float) -> list[Row]:
     return rows
 
 
-def recent_rows(view: FarmView, now: float) -> list[Row]:
-    """Ended runs, latest first."""
+def recent_columns(width: int, rows: Sequence[Row] = ()) -> tuple[Column, ...]:
+    """The recent table's columns for a table ``width`` cells wide showing ``rows``:
+    the error column takes what the others leave."""
+    others = sum(width + 2 for width in column_widths(_RECENT_COLUMNS[:-1], rows))
+    error_width = max(_ERROR_WIDTHS[0], min(_ERROR_WIDTHS[1], width - others - 2))
+    return (*_RECENT_COLUMNS[:-1], Column("Error", "error", error_width))
+
+
+def recent_rows(view: FarmView, now: float, error_width: int = 60) -> list[Row]:
+    """Ended runs, latest first; each error by its message, ``error_width`` at most."""
     rows = []
     for job in view.recent:
+        error = fmt.error_message(job.error or "", job.job_id)
         cells: tuple[Cell, ...] = (
             (fmt.age(now - job.ended_at) + " ago", "dim"),
             (job.outcome, _OUTCOME_STYLES.get(job.outcome, "")),
@@ -75,7 +87,7 @@ def recent_rows(view: FarmView, now: float) -> list[Row]:
             (job.function, ""),
             (job.worker_id, ""),
             (fmt.seconds(job.duration_s), ""),
-            (fmt.shorten(job.error or "", 60), "red" if job.error else ""),
+            (fmt.shorten(error, error_width), "red" if job.error else ""),
         )
         rows.append((job.key, cells))
     return rows
@@ -158,7 +170,10 @@ class JobsScreen(DashboardScreen):
         """Tables and the selected job's details."""
         super().refresh_view(view, now)
         self._running_table.update(running_rows(view, now))
-        self._recent_table.update(recent_rows(view, now))
+        width = self._recent_table.size.width or self.app.size.width - 2
+        columns = recent_columns(width, recent_rows(view, now))
+        self._recent_table.set_columns(columns)
+        self._recent_table.update(recent_rows(view, now, columns[-1].width or 60))
         listed = len(view.running)
         title = f"Running: {view.running_total}"
         if listed < view.running_total:

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, RichLog, Sparkline, Static
+from textual.widgets import Footer, RichLog, Static
 
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
@@ -62,7 +62,10 @@ _NARROW_QUEUE_COLUMNS = (
 _NARROW_BELOW = 98
 #: Under 32 lines the overview is ``-short``: the decisions and events panes step aside.
 _HEIGHT_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
-_BACKLOG_WIDTHS = (8, 40)  # the sparkline's fewest and most cells (the cell: 48 at most)
+#: From 160 columns the rates pane shares the top row with the supervisors.
+_WIDTH_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+#: The backlog sparkline's fewest and most cells: at most one a second of its 2 minutes.
+_BACKLOG_WIDTHS = (8, 120)
 _QUEUE_ROWS_SHOWN = 7  # the queues pane's max-height, less its borders and header
 _WORKER_COLUMNS = (
     Column("Worker", "worker"),
@@ -72,9 +75,10 @@ _WORKER_COLUMNS = (
     Column("Jobs", "jobs", 4),
     Column("OK", "ok", 7),
     Column("Failed", "failed", 6),
+    Column("Failed tries", "failed_attempts", 12),
     Column("RSS", "rss", 7),
     Column("Up", "up", 6),
-    Column("Heartbeat", "heartbeat", 9),
+    Column("Heartbeat", "heartbeat"),
 )
 _STATE_STYLES = {
     "busy": "green",
@@ -121,35 +125,75 @@ def worker_rows(view: FarmView) -> list[Row]:
 
 
 def _worker_row(worker: WorkerView, stale: bool) -> Row:
-    alarm = "bold red" if stale else ""
-    failed_style = alarm or ("red" if worker.failed else "")
+    """A worker: red from end to end when its own heartbeats stopped (``LATE``); grey,
+    its heartbeat unknown, when its supervisor's snapshot is what is old.
+
+    *Failed* counts the jobs that failed for good (dead-lettered); *Failed tries* the
+    attempts that failed, retried ones included.
+    """
+    alarm = "bold red" if stale else "dim" if worker.data_stale else ""
+    failed_style = alarm or ("red" if worker.dead_lettered else "")
+    if worker.data_stale:
+        heartbeat = f"{fmt.coarse_age(worker.heartbeat_age_s)} LATE" if stale else "?"
+        heartbeat += f", data {fmt.coarse_age(worker.data_age_s)} old"
+    else:
+        heartbeat = fmt.coarse_age(worker.heartbeat_age_s) + (" LATE" if stale else "")
     cells: tuple[Cell, ...] = (
         (worker.worker_id, alarm),
         (worker.queue, alarm),
         ("-" if worker.pid is None else str(worker.pid), alarm),
-        (worker.state, alarm or _STATE_STYLES.get(worker.state, "")),
+        ("?" if worker.data_stale else worker.state, alarm or _STATE_STYLES.get(worker.state, "")),
         (str(worker.in_flight), alarm),
         (str(worker.succeeded), alarm),
-        (str(worker.failed), failed_style),
+        (str(worker.dead_lettered), failed_style),
+        (str(worker.failed), alarm or ("yellow" if worker.failed else "")),
         (fmt.megabytes(worker.rss_bytes), alarm),
         (fmt.age(worker.uptime_s), alarm),
-        (fmt.coarse_age(worker.heartbeat_age_s) + (" LATE" if stale else ""), alarm),
+        (heartbeat, alarm),
     )
     return worker.worker_id, cells
 
 
-def queue_text(view: FarmView) -> Text:
-    """Depths of the jobs queue (of every queue together), on two lines."""
+def queue_text(view: FarmView, now: float | None = None) -> Text:
+    """Depths of the jobs queue (of every queue together), on two lines; greyed, with
+    their age, when the data is stale."""
     queue = view.queue
     figure = fmt.figure
+    stale = view.data_stale
+    bold = "dim" if stale else "bold"
     text = Text()
-    text.append("ready ", "dim").append(figure(queue.ready), "bold")
-    text.append("  unacked ", "dim").append(figure(queue.unacked), "bold")
-    text.append("\ndelayed ", "dim").append(figure(queue.delayed), "bold")
-    dead_style = "bold red" if queue.dead else "bold"
+    text.append("ready ", "dim").append(figure(queue.ready), bold)
+    text.append("  unacked ", "dim").append(figure(queue.unacked), bold)
+    if stale and view.data_at is not None and now is not None:
+        text.append(f"  ({fmt.coarse_age(now - view.data_at)} old)", "bold red")
+    text.append("\ndelayed ", "dim").append(figure(queue.delayed), bold)
+    dead_style = bold if stale or not queue.dead else "bold red"
     text.append("  dead ", "dim").append(figure(queue.dead), dead_style)
-    text.append("  consumers ", "dim").append(figure(queue.consumers), "bold")
+    text.append("  consumers ", "dim").append(figure(queue.consumers), bold)
     return text
+
+
+def rate_lines(
+    verb: str,
+    rate: float | None,
+    history: tuple[float | None, ...],
+    width: int,
+    view: FarmView,
+    now: float,
+) -> tuple[Text, Text]:
+    """A rate's label (its value, or unknown with the data's age, and the peak of its
+    history) and its sparkline ``width`` cells wide (blank where there was no data)."""
+    line, peak = fmt.sparkline(history, width)
+    label = Text(no_wrap=True, overflow="ellipsis")
+    label.append(f"{verb} ", "dim")
+    if rate is None:
+        age = "" if view.data_at is None else f": data {fmt.coarse_age(now - view.data_at)} old"
+        label.append(f"unknown{age}", "bold red")
+    else:
+        label.append(fmt.per_second(rate), "bold")
+    if peak is not None:
+        label.append(f"  2 min peak {fmt.per_second(peak)}", "dim")
+    return label, Text(line, "dim" if view.data_stale else "cyan")
 
 
 def queue_columns(width: int) -> tuple[Column, ...]:
@@ -174,6 +218,16 @@ def queue_rows(view: FarmView, width: int) -> list[Row]:
         (key, (*cells, _backlog_cell(queue, bars)))
         for (key, cells), queue in zip(rows, view.queues, strict=True)
     ]
+
+
+def queue_layout(view: FarmView, width: int) -> tuple[tuple[Column, ...], list[Row]]:
+    """The queues table's columns and rows, ``width`` cells wide: the backlog column as
+    wide as its sparkline and peak (past the 48 cells a column takes by itself)."""
+    rows = queue_rows(view, width)
+    columns = queue_columns(width)
+    backlog = max((len(row[1][-1][0]) for row in rows), default=len(columns[-1].label))
+    last = columns[-1]
+    return (*columns[:-1], Column(last.label, last.key, max(backlog, len(last.label)))), rows
 
 
 def _queue_cells(queue: NamedQueueView) -> tuple[Cell, ...]:
@@ -225,14 +279,9 @@ def decisions_text(view: FarmView, now: float) -> Text:
 def event_line(event: FarmEvent) -> Text:
     """One lifecycle event for the log pane (its time as the supervisor's wall clock, UTC)."""
     text = Text()
-    text.append(f"{_clock(event.at)} ", "dim")
+    text.append(f"{fmt.clock_time(event.at)} ", "dim")
     text.append(event.message, _LEVEL_STYLES.get(event.level, ""))
     return text
-
-
-def _clock(at: float) -> str:
-    seconds = int(at) % 86_400
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z"
 
 
 class OverviewScreen(DashboardScreen):
@@ -243,6 +292,7 @@ class OverviewScreen(DashboardScreen):
     """
 
     VERTICAL_BREAKPOINTS = _HEIGHT_BREAKPOINTS
+    HORIZONTAL_BREAKPOINTS = _WIDTH_BREAKPOINTS
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "worker_command('drain_worker')", "Drain"),
@@ -254,8 +304,9 @@ class OverviewScreen(DashboardScreen):
     OverviewScreen #queues { height: auto; max-height: 10; border: round $primary; }
     OverviewScreen #supervisors { width: 1fr; border: round $primary; }
     OverviewScreen #queue { width: 46; border: round $primary; padding: 0 1; }
+    OverviewScreen.-wide #queue { width: 1fr; }
     OverviewScreen #queue-figures { height: 2; }
-    OverviewScreen Sparkline { height: 1; margin-bottom: 0; }
+    OverviewScreen .rate { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     OverviewScreen #workers { height: 1fr; border: round $primary; }
     OverviewScreen #bottom { height: 10; }
     OverviewScreen #decisions {
@@ -273,10 +324,10 @@ class OverviewScreen(DashboardScreen):
             yield LiveTable(_SUPERVISOR_COLUMNS, id="supervisors")
             with Vertical(id="queue"):
                 yield Static(id="queue-figures")
-                yield Static(id="enqueue-label")
-                yield Sparkline([], id="enqueue")
-                yield Static(id="completion-label")
-                yield Sparkline([], id="completion")
+                yield Static(id="enqueue-label", classes="rate")
+                yield Static(id="enqueue", classes="rate")
+                yield Static(id="completion-label", classes="rate")
+                yield Static(id="completion", classes="rate")
         yield LiveTable(_QUEUE_COLUMNS, id="queues")
         yield LiveTable(_WORKER_COLUMNS, id="workers")
         with Horizontal(id="bottom"):
@@ -304,22 +355,23 @@ class OverviewScreen(DashboardScreen):
         self._supervisor_table.update(supervisor_rows(view))
         # The pane's borders take 2 cells, and a scroll bar 2 more once rows overflow it.
         width = self.app.size.width - 2 - (2 if len(view.queues) > _QUEUE_ROWS_SHOWN else 0)
-        self._queue_table.set_columns(queue_columns(width))
-        self._queue_table.update(queue_rows(view, width))
+        columns, rows = queue_layout(view, width)
+        self._queue_table.set_columns(columns)
+        self._queue_table.update(rows)
         self._worker_table.update(worker_rows(view))
         several = len(view.queues) > 1
         self.query_one("#queue").border_title = "All queues" if several else "Queue"
         self.query_one("#queues").border_title = f"Queues ({len(view.queues)})"
         self.query_one("#workers").border_title = f"Workers ({len(view.workers)})"
-        self.query_one("#queue-figures", Static).update(queue_text(view))
-        self.query_one("#enqueue-label", Static).update(
-            Text.assemble(("enqueued ", "dim"), (fmt.per_second(view.enqueue_rate), "bold"))
-        )
-        self.query_one("#completion-label", Static).update(
-            Text.assemble(("completed ", "dim"), (fmt.per_second(view.completion_rate), "bold"))
-        )
-        self.query_one("#enqueue", Sparkline).data = list(view.enqueue_history)
-        self.query_one("#completion", Sparkline).data = list(view.completion_history)
+        self.query_one("#queue-figures", Static).update(queue_text(view, now))
+        for name, verb, rate, history in (
+            ("enqueue", "enqueued", view.enqueue_rate, view.enqueue_history),
+            ("completion", "completed", view.completion_rate, view.completion_history),
+        ):
+            line = self.query_one(f"#{name}", Static)
+            label, spark = rate_lines(verb, rate, history, line.size.width or 40, view, now)
+            self.query_one(f"#{name}-label", Static).update(label)
+            line.update(spark)
         self.query_one("#decisions", Static).update(decisions_text(view, now))
         events, self._event_cursor = self.dashboard.model.events_since(self._event_cursor)
         log = self.query_one("#events", RichLog)
