@@ -88,6 +88,16 @@ class FarmSettings(BaseSettings):
             "hung: the supervisor kills and replaces it."
         ),
     )
+    max_startup_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "FARM_MAX_STARTUP_FAILURES: after this many workers in a row could not start "
+            "(a bad FARM_IMPORTS, an import error, a failing FARM_STARTUP hook), the "
+            "supervisor stops with exit code 3 instead of replacing them forever."
+        ),
+    )
     min_workers: int = Field(
         default=1, ge=0, le=1024, description="FARM_MIN_WORKERS: fewest workers a supervisor runs."
     )

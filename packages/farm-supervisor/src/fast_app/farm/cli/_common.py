@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic_settings import BaseSettings
 
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings, configure, get_settings
@@ -20,7 +23,10 @@ __all__ = [
     "load_settings",
     "queue_settings",
     "set_up_telemetry",
+    "setting_help",
 ]
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -63,12 +69,34 @@ def queue_settings(command: str, queue_name: str | None) -> QueueSettings | None
 
 def broker_unreachable(command: str, queue: QueueSettings, error: BaseException) -> int:
     """Say that the broker could not be reached; the exit code for it."""
+    hint = ""
+    if urlsplit(queue.redacted_rabbitmq_url).hostname in _LOCAL_HOSTS:
+        hint = " (for a local broker, run `fast-app broker` in another terminal)"
     print(
         f"fast-app {command}: cannot reach the broker at {queue.redacted_rabbitmq_url}: "
-        f"{type(error).__name__}",
+        f"{type(error).__name__}{hint}",
         file=sys.stderr,
     )
     return EXIT_USAGE
+
+
+def setting_help(settings: type[BaseSettings], name: str) -> str:
+    """A flag's help from its setting's description (``"VAR: meaning"``): the meaning,
+    then the variable and the default, as in ``most workers a supervisor runs
+    (FARM_MAX_WORKERS, default 4)``."""
+    field = settings.model_fields[name]
+    variable, _, meaning = (field.description or "").partition(": ")
+    meaning = meaning.rstrip(".")
+    default = field.default
+    if "default" in meaning or default is None or default == ():
+        where = variable  # the description says it, or there is none
+    elif isinstance(default, bool):
+        where = f"{variable}, default {'on' if default else 'off'}"
+    elif isinstance(default, float) and default.is_integer():
+        where = f"{variable}, default {int(default)}"
+    else:
+        where = f"{variable}, default {default}"
+    return f"{meaning} ({where})".replace("%", "%%")  # argparse formats help with %
 
 
 def set_up_telemetry(command: str, from_environment: bool) -> bool:

@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from fast_app.core.queue.errors import QueueConfigurationError
+from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm._logging import configure_logging
 from fast_app.farm.cli._common import (
     EXIT_USAGE,
     broker_unreachable,
     load_settings,
     set_up_telemetry,
+    setting_help,
 )
 from fast_app.farm.cli._dashboards import dashboard_entry_point, load_embedded
+from fast_app.farm.settings import FarmSettings
 
 __all__ = ["WORK_FLAGS", "add_work_parser", "run_work"]
 
@@ -38,6 +41,7 @@ WORK_FLAGS = (
     ("--scale-down-step", "scale_down_step", int),
     ("--target-drain", "target_drain_s", float),
     ("--supervisor-id", "supervisor_id", str),
+    ("--max-startup-failures", "max_startup_failures", int),
 )
 
 
@@ -46,17 +50,35 @@ def add_work_parser(commands: Any) -> None:
     work = commands.add_parser(
         "work",
         help="run the supervisor: worker processes, scaled by queue depth",
-        description="Run and scale worker processes. Flags override FARM_* / QUEUE_* variables.",
+        description=(
+            "Run and scale worker processes. Flags override FARM_* / QUEUE_* variables. "
+            "Exit codes: 0 drained cleanly; 1 jobs still ran when the grace period ended "
+            "(they return to the queue) or workers were killed; 2 bad settings or the broker "
+            "unreachable at start; 3 workers could not start (FARM_MAX_STARTUP_FAILURES in "
+            "a row)."
+        ),
     )
     for flag, name, kind in WORK_FLAGS:
-        work.add_argument(flag, dest=name, type=kind, help=f"FARM_{name.upper()}")
+        work.add_argument(
+            flag,
+            dest=name,
+            type=kind,
+            metavar={int: "N", float: "SECONDS"}.get(kind),
+            help=setting_help(FarmSettings, name),
+        )
     work.add_argument(
         "--queue",
         dest="queue_name",
-        help="the farm's default jobs queue (QUEUE_NAME); --queues lists the queues served",
+        help=(
+            f"the farm's default jobs queue (QUEUE_NAME, default "
+            f"{QueueSettings.model_fields['name'].default}); --queues lists the queues served"
+        ),
     )
     work.add_argument(
-        "--json-logs", action="store_true", default=None, help="JSON lines (FARM_JSON_LOGS)"
+        "--json-logs",
+        action="store_true",
+        default=None,
+        help=setting_help(FarmSettings, "json_logs"),
     )
     work.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
     work.add_argument(

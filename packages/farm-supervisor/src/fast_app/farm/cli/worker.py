@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 from fast_app.farm._logging import configure_logging
-from fast_app.farm.cli._common import EXIT_USAGE, load_settings, set_up_telemetry
+from fast_app.farm.cli._common import EXIT_USAGE, load_settings, set_up_telemetry, setting_help
+from fast_app.farm.settings import FarmSettings
 
 __all__ = ["add_worker_parser", "run_worker"]
 
@@ -23,18 +24,22 @@ def add_worker_parser(commands: Any) -> None:
             "the farm's tombstones) comes from the environment."
         ),
     )
-    worker.add_argument("--concurrency", type=int, help="jobs run at once (FARM_CONCURRENCY)")
     worker.add_argument(
-        "--threads", type=int, help="thread pool for plain functions (FARM_THREADS)"
-    )
-    worker.add_argument("--imports", help="comma-separated modules to import (FARM_IMPORTS)")
-    worker.add_argument(
-        "--allowed-modules", help="comma-separated module prefixes (FARM_ALLOWED_MODULES)"
+        "--concurrency", type=int, metavar="N", help=setting_help(FarmSettings, "concurrency")
     )
     worker.add_argument(
-        "--grace-period", type=float, dest="grace_period_s", help="seconds (FARM_GRACE_PERIOD_S)"
+        "--threads", type=int, metavar="N", help=setting_help(FarmSettings, "threads")
     )
-    worker.add_argument("--worker-id", help="name in logs and dead letters (FARM_WORKER_ID)")
+    worker.add_argument("--imports", help=setting_help(FarmSettings, "imports"))
+    worker.add_argument("--allowed-modules", help=setting_help(FarmSettings, "allowed_modules"))
+    worker.add_argument(
+        "--grace-period",
+        type=float,
+        metavar="SECONDS",
+        dest="grace_period_s",
+        help=setting_help(FarmSettings, "grace_period_s"),
+    )
+    worker.add_argument("--worker-id", help=setting_help(FarmSettings, "worker_id"))
     worker.add_argument(
         "--queue",
         dest="worker_queue",

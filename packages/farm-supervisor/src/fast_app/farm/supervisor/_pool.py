@@ -4,7 +4,10 @@ The pool keeps as many live workers as it is asked for (``desired``, within its 
 it spawns the missing ones, drains idle ones to shrink, kills the hung and those slow to
 drain, and tells how each one ended. A worker that crashes soon after its start is
 replaced after a delay that doubles with each such crash, so that an application that
-cannot start does not make the supervisor spawn in a tight loop.
+cannot start does not make the supervisor spawn in a tight loop; after
+``FARM_MAX_STARTUP_FAILURES`` workers in a row could not start (exit code 4: a bad
+``FARM_IMPORTS``, an import error, a failing ``FARM_STARTUP`` hook), the pool gives up
+(``cannot_start`` says why) and the supervisor stops: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._events import EventLog, failure_entry
 from fast_app.farm.supervisor._snapshot import RecentJobEnds
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, describe_exit
+from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, EXIT_STARTUP_FAILED
 
 __all__ = ["WorkerPool"]
 
@@ -43,6 +47,8 @@ class WorkerPool:
         max_workers: the most live workers to keep.
         desired: how many live workers to keep now (scaling and commands set it).
         paused: new workers are told to pause as soon as they start.
+        cannot_start: why the pool gave up, after ``FARM_MAX_STARTUP_FAILURES`` workers in
+            a row failed to start (``None`` while it has not).
 
     Args:
         supervisor_id: names the workers (``<supervisor>-w<N>``).
@@ -93,6 +99,8 @@ class WorkerPool:
         self.paused = False
         self._numbers = numbers if numbers is not None else itertools.count(1)
         self._crash_streak = 0
+        self._startup_failures = 0  # in a row, since a worker last started
+        self.cannot_start: str | None = None
         self._spawn_not_before = 0.0
         self._watchers: set[asyncio.Task[None]] = set()
         self._all_exited = asyncio.Event()
@@ -115,9 +123,11 @@ class WorkerPool:
 
     async def keep_count(self, now: float) -> None:
         """Spawn the missing workers (unless delayed by crashes), or drain idle extra ones."""
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self.cannot_start is not None:
             return
         live = self.live()
+        if any(w.heartbeat is not None and w.heartbeat.state != "starting" for w in live):
+            self._startup_failures = 0
         missing = self.desired - len(live)
         if missing > 0 and now >= self._spawn_not_before:
             for _ in range(missing):
@@ -241,7 +251,7 @@ class WorkerPool:
                 how,
                 worker_id=worker.worker_id,
             )
-        elif code == 3:
+        elif code == EXIT_HARD_TIMEOUT:
             self._events.record(
                 logging.WARNING,
                 "worker_ended_itself",
@@ -252,10 +262,15 @@ class WorkerPool:
             )
             self._failures.append(failure_entry("hard_timeout_self", worker.worker_id, None))
         else:
+            last_error = None if worker.heartbeat is None else worker.heartbeat.last_error
+            if code == EXIT_STARTUP_FAILED:
+                self._startup_failures += 1
+                if self._startup_failures >= self._farm.max_startup_failures:
+                    self._give_up(worker, uptime, how, last_error)
+                    return
             self._crash_streak = self._crash_streak + 1 if uptime < _STABLE_UPTIME_S else 1
             delay = min(_MAX_RESPAWN_DELAY_S, 0.5 * 2 ** (self._crash_streak - 1))
             self._spawn_not_before = now + delay
-            last_error = None if worker.heartbeat is None else worker.heartbeat.last_error
             self._events.record(
                 logging.ERROR,
                 "worker_died",
@@ -268,3 +283,25 @@ class WorkerPool:
                 worker_id=worker.worker_id,
             )
             self._failures.append(failure_entry("died", worker.worker_id, None, detail=how))
+
+    def _give_up(
+        self, worker: WorkerProcess, uptime: float, how: str, last_error: str | None
+    ) -> None:
+        """Stop replacing workers that cannot start: the application will not start."""
+        failures = self._startup_failures
+        self.cannot_start = (
+            f"{failures} workers in a row could not start"
+            f"{'' if self.queue is None else f' on {self.queue}'}: "
+            f"{last_error or how} (see the worker's output above; FARM_MAX_STARTUP_FAILURES)"
+        )
+        self._events.record(
+            logging.ERROR,
+            "worker_died",
+            "worker %s died after %.1fs: %s; not replacing it: %s",
+            worker.worker_id,
+            uptime,
+            how,
+            self.cannot_start,
+            worker_id=worker.worker_id,
+        )
+        self._failures.append(failure_entry("died", worker.worker_id, None, detail=how))

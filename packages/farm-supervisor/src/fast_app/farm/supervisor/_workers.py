@@ -176,6 +176,12 @@ class WorkerProcess:
                 stdin=asyncio.subprocess.DEVNULL if output is not None else None,
                 stdout=piped,
                 stderr=asyncio.subprocess.STDOUT if output is not None else None,
+                # Its own session: a Ctrl-C on the terminal reaches the supervisor only,
+                # which drains it (a second Ctrl-C: kills it). Were it in the terminal's
+                # process group, it would hear the first Ctrl-C itself and then the
+                # supervisor's drain as a second stop request, abandoning its jobs. It
+                # still ends with its supervisor: it watches the link.
+                start_new_session=True,
             )
         finally:
             theirs.close()  # the child has its copy; ours must close for EOF to work

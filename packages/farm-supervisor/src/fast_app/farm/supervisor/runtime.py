@@ -25,6 +25,7 @@ import msgspec
 
 from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm._wording import counted
 from fast_app.farm.messages import Command, Refusals, Snapshot, describe_command
 from fast_app.farm.messages.snapshots import (
     Decision,
@@ -51,7 +52,13 @@ from fast_app.farm.supervisor.balancing import (
 )
 from fast_app.farm.telemetry import FarmGauges
 
-__all__ = ["EXIT_DRAIN_INCOMPLETE", "EXIT_OK", "SnapshotListener", "Supervisor"]
+__all__ = [
+    "EXIT_DRAIN_INCOMPLETE",
+    "EXIT_OK",
+    "EXIT_WORKERS_CANNOT_START",
+    "SnapshotListener",
+    "Supervisor",
+]
 
 #: Called with each snapshot, on the supervisor's event loop; must not block it.
 SnapshotListener = Callable[[dict[str, Any]], None]
@@ -59,7 +66,11 @@ SnapshotListener = Callable[[dict[str, Any]], None]
 logger = logging.getLogger("fast_app.farm.supervisor")
 
 EXIT_OK = 0
+#: Jobs were still running when the grace period ended (they return to the queue), or
+#: workers had to be killed.
 EXIT_DRAIN_INCOMPLETE = 1
+#: ``FARM_MAX_STARTUP_FAILURES`` workers in a row could not start; the supervisor gave up.
+EXIT_WORKERS_CANNOT_START = 3
 _TICK_S = 0.2
 _HOST = socket.gethostname()
 
@@ -91,6 +102,8 @@ class Supervisor:
         self.started_at = time.time()
         self._stopping = asyncio.Event()
         self._forced = False
+        self._cannot_start: str | None = None
+        self._held: set[str] = set()  # pools held at their count while paused
         self._next_scale_at = 0.0
         self._next_snapshot_at = 0.0
         self._command_tasks: set[asyncio.Task[None]] = set()
@@ -254,18 +267,31 @@ class Supervisor:
         self.events.record(
             logging.INFO,
             "stopping",
-            "supervisor %s: stopping, draining %d workers",
+            "supervisor %s: stopping, draining %s",
             self.supervisor_id,
-            len(self.workers),
+            counted(len(self.workers), "worker"),
         )
         self._stopping.set()
 
     async def _shut_down(self) -> int:
         grace = self.farm.grace_period_s
+        grace_ends = time.monotonic() + grace
         for worker in list(self.workers.values()):
             await worker.drain(grace)
-        deadline = time.monotonic() + grace + 2
-        clean = await self._wait_for_exits(deadline)
+        clean = await self._wait_for_exits(grace_ends)
+        # A worker abandons what still runs at the end of its grace period and exits by
+        # itself, cleanly: its jobs return to the queue, which the exit code must say.
+        outlived = sum(worker.in_flight_count for worker in self.workers.values())
+        if outlived:
+            logger.warning(
+                "supervisor %s: %s still running when the %gs grace period ended; they "
+                "return to the queue",
+                self.supervisor_id,
+                counted(outlived, "job"),
+                grace,
+            )
+        if not clean:
+            clean = await self._wait_for_exits(grace_ends + 2)
         if not clean:
             for worker in self.workers.values():
                 logger.warning("worker %s did not drain in time: SIGTERM", worker.worker_id)
@@ -279,7 +305,9 @@ class Supervisor:
         if pending:
             await asyncio.wait(pending, timeout=3)
         logger.info("supervisor %s stopped%s", self.supervisor_id, "" if clean else " (forced)")
-        return EXIT_OK if clean and not self._forced else EXIT_DRAIN_INCOMPLETE
+        if self._cannot_start is not None:
+            return EXIT_WORKERS_CANNOT_START
+        return EXIT_OK if clean and not outlived and not self._forced else EXIT_DRAIN_INCOMPLETE
 
     async def _wait_for_exits(self, deadline: float) -> bool:
         # In slices of a heartbeat interval, with a snapshot after each: a dashboard
@@ -312,9 +340,28 @@ class Supervisor:
             await self._rebalance(now)
         for pool in self._pools.pools.values():
             await pool.keep_count(now)
+        self._give_up_if_workers_cannot_start()
         if now >= self._next_snapshot_at:
             self._next_snapshot_at = now + self.farm.heartbeat_interval_s
             await self._publish_snapshot()
+
+    def _give_up_if_workers_cannot_start(self) -> None:
+        """Stop (exit code 3) when a pool gave up on workers that cannot start."""
+        if self._cannot_start is not None:
+            return
+        reason = next((p.cannot_start for p in self._pools.pools.values() if p.cannot_start), None)
+        if reason is None:
+            return
+        self._cannot_start = reason
+        self.events.record(
+            logging.CRITICAL,
+            "stopping",
+            "supervisor %s gives up: %s",
+            self.supervisor_id,
+            reason,
+            supervisor_id=self.supervisor_id,
+        )
+        self._stopping.set()
 
     async def _rebalance(self, now: float) -> None:
         """Ask the balancing policy how many workers each queue's pool should run."""
@@ -345,14 +392,28 @@ class Supervisor:
             if (figures := feed.waits.figures(now)).p50_s is not None
         }
         decision = balance(policy, loads, self._balance_memory, waits)
-        self._balance_memory = decision.memory
+        paused = self._pools.paused
+        if not paused:
+            # Paused, the policy's memory stays as it was: holding is not its decision.
+            self._balance_memory = decision.memory
         several = len(pools) > 1
-        for name, desired in decision.desired.items():
+        for name, wanted in decision.desired.items():
             pool, own = pools[name], decision.own[name]
-            pool.desired = desired
-            if desired == own:
-                continue
-            reason = f"{name}: {decision.reasons[name]}" if several else decision.reasons[name]
+            desired, reason = wanted, decision.reasons[name]
+            if paused and wanted > own:
+                # A paused farm takes no jobs: more workers would only sit paused.
+                desired = max(own, pool.min_workers)
+                pool.desired = desired
+                if name in self._held:
+                    continue  # said when the hold began
+                self._held.add(name)
+                reason = f"paused: holding at {desired}, not scaling {own}→{wanted} ({reason})"
+            else:
+                self._held.discard(name)
+                pool.desired = desired
+                if desired == own:
+                    continue
+            reason = f"{name}: {reason}" if several else reason
             self.events.record(
                 logging.INFO, "scaled", "scaling: %s", reason, supervisor_id=self.supervisor_id
             )

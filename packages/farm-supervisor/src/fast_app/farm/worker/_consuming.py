@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from fast_app.core.queue.amqp import Topology
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm._wording import counted
 from fast_app.farm.messages import Refusals, decode_tombstone
 from fast_app.farm.messages.edge import decode_at_edge
 from fast_app.farm.settings import FarmSettings
@@ -131,7 +132,9 @@ class JobConsumer:
             for task in self._tasks:
                 task.cancel()
             return
-        logger.info("worker %s: stopping, draining %d jobs", self._worker_id, len(self._tasks))
+        logger.info(
+            "worker %s: stopping, draining %s", self._worker_id, counted(len(self._tasks), "job")
+        )
         self._stopping.set()
 
     async def run(self, deliveries: Deliveries, link: SupervisorLink | None) -> None:
@@ -252,10 +255,10 @@ class JobConsumer:
         if busy == 0:
             return
         logger.warning(
-            "worker %s: %d jobs still running in threads after the drain; ending the process "
+            "worker %s: %s still running in threads after the drain; ending the process "
             "so that they stop before the broker hands them out again (shutdown hooks skipped)",
             self._worker_id,
-            busy,
+            counted(busy, "job"),
         )
         exit_now(EXIT_OK)
 
@@ -266,10 +269,9 @@ class JobConsumer:
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
         if pending and not self._forced:
             logger.warning(
-                "worker %s: %d jobs still running after the %gs grace period; they return "
-                "to the queue",
+                "worker %s: %s still running after the %gs grace period; they return to the queue",
                 self._worker_id,
-                len(pending),
+                counted(len(pending), "job"),
                 grace,
             )
         for task in pending:
@@ -278,10 +280,9 @@ class JobConsumer:
     def _abandon_in_flight(self) -> None:
         """Stop the jobs of a lost channel: the broker hands their deliveries out again."""
         logger.warning(
-            "worker %s lost its channel; %d jobs in flight are cancelled and will be "
-            "redelivered by the broker",
+            "worker %s lost its channel; %s in flight cancelled, to be redelivered by the broker",
             self._worker_id,
-            len(self._in_flight),
+            counted(len(self._in_flight), "job"),
         )
         for task in self._tasks:
             task.cancel()

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sized
 
 from fast_app.core.queue.handle import JobError
+from fast_app.farm._wording import counted
 from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, exit_now
 from fast_app.farm.worker._settlement import Settlement
@@ -74,12 +75,12 @@ class HardTimeouts:
         hard = envelope.options.hard_timeout_s
         logger.error(
             "job %s (%s) passed its hard timeout of %gs: recording it and ending worker %s "
-            "(%d other jobs in flight return to the queue)",
+            "(%s in flight return to the queue)",
             envelope.id,
             envelope.function,
             hard,
             self._worker_id,
-            len(self._in_flight) - 1,
+            counted(len(self._in_flight) - 1, "other job"),
         )
         error = JobError("hard_timeout", f"passed its hard timeout of {hard:g}s")
         delivery = job.delivery

@@ -25,6 +25,7 @@ from fast_app.core.queue.retry import (
 )
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import trace_headers
+from fast_app.farm._wording import counted
 from fast_app.farm.printable import printable
 from fast_app.farm.worker._dead_letters import dead_letter
 from fast_app.farm.worker._delivery import Delivery
@@ -171,10 +172,10 @@ class Settlement:
             return
         delivery.hooks.dead_lettered(delivery.run, reason)
         logger.error(
-            "job %s (%s) dead-lettered after %s attempts (%s): %s",
+            "job %s (%s) dead-lettered after %s (%s): %s",
             job_id,
             printable(message.type or "?")[:300],
-            "?" if attempts is None else attempts,
+            "? attempts" if attempts is None else counted(attempts, "attempt"),
             reason,
             printable(error.traceback or f"{error.type}: {error.message}", keep_lines=True)
             if error

@@ -117,6 +117,7 @@ class RabbitMQNode:
         base_dir: Temporary directory holding every file of the node.
         dist_port: Erlang distribution port (used by ``rabbitmqctl``).
         epmd_port: Port of the node's private epmd.
+        data_dir: Directory keeping its data beyond ``close()``, if one was given.
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class RabbitMQNode:
         amqp_port: int | None = None,
         consumer_timeout_ms: int | None = None,
         extra_config: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         """Prepare the node's files without starting it.
 
@@ -132,6 +134,10 @@ class RabbitMQNode:
             amqp_port: AMQP port to listen on; a free port when None.
             consumer_timeout_ms: Broker ``consumer_timeout`` in milliseconds, if any.
             extra_config: Extra ``rabbitmq.conf`` settings; they override the defaults.
+            data_dir: Keep the node's data (queues, messages, users) in this directory,
+                created if missing, and never delete it: a node started later on the
+                same directory finds it all again. None: a temporary directory, deleted
+                on ``close()``.
 
         Raises:
             RabbitMQNotInstalledError: ``rabbitmq-server`` or ``epmd`` is missing.
@@ -143,7 +149,11 @@ class RabbitMQNode:
         self.epmd_port: Final = epmd
         # Short name on the literal host "localhost": it resolves everywhere,
         # unlike a container's generated hostname.
-        self.node_name: Final = f"fastapp-{secrets.token_hex(4)}@localhost"
+        self.data_dir: Final = None if data_dir is None else Path(data_dir).resolve()
+        # RabbitMQ keeps its data under the node's name: a kept directory keeps its name.
+        self.node_name: Final = self._kept_node_name() or (
+            f"fastapp-{secrets.token_hex(4)}@localhost"
+        )
         self.url: Final = f"amqp://guest:guest@{HOST}:{self.amqp_port}/"
         self.base_dir: Final = Path(tempfile.mkdtemp(prefix="fastapp-rabbitmq-"))
         self._server: subprocess.Popen[bytes] | None = None
@@ -157,10 +167,25 @@ class RabbitMQNode:
             self.close()
             raise
 
+    def _kept_node_name(self) -> str | None:
+        """The node name of the data directory, chosen at its first use; None without one."""
+        if self.data_dir is None:
+            return None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        name_file = self.data_dir / "node-name"
+        if not name_file.is_file():
+            name_file.write_text(f"fastapp-{secrets.token_hex(4)}@localhost\n")
+        return name_file.read_text().strip()
+
+    @property
+    def _mnesia_base(self) -> Path:
+        return self.base_dir / "mnesia" if self.data_dir is None else self.data_dir / "mnesia"
+
     def _write_files(self, consumer_timeout_ms: int | None, extra: Mapping[str, str]) -> None:
         base = self.base_dir
-        for sub in ("home", "mnesia", "log"):
+        for sub in ("home", "log"):
             (base / sub).mkdir()
+        self._mnesia_base.mkdir(parents=True, exist_ok=True)
         # A private $HOME keeps the cookie private; writing it up front avoids
         # the node and rabbit's "epmd-starter" helper VM racing to create it.
         cookie = base / "home" / ".erlang.cookie"
@@ -201,7 +226,7 @@ class RabbitMQNode:
             RABBITMQ_NODE_IP_ADDRESS=HOST,
             RABBITMQ_NODE_PORT=str(self.amqp_port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
-            RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
+            RABBITMQ_MNESIA_BASE=str(self._mnesia_base),
             RABBITMQ_LOG_BASE=str(base / "log"),
             RABBITMQ_PID_FILE=str(base / "rabbitmq.pid"),
             RABBITMQ_CONFIG_FILE=str(base / "rabbitmq.conf"),
@@ -331,7 +356,8 @@ class RabbitMQNode:
         )
 
     def close(self) -> None:
-        """Stop the broker and epmd and delete all files of the node; idempotent."""
+        """Stop the broker and epmd and delete the node's files (not a ``data_dir``);
+        idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -383,8 +409,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run a node in the foreground until SIGINT/SIGTERM; prints its AMQP URL on stdout.
 
     Args:
-        argv: Command-line arguments (``--port``, ``--startup-timeout``); ``sys.argv[1:]``
-            when None.
+        argv: Command-line arguments (``--port``, ``--data-dir``, ``--startup-timeout``);
+            ``sys.argv[1:]`` when None.
         prog: Program name shown in usage and errors; by default, from ``sys.argv[0]``.
 
     Returns:
@@ -393,6 +419,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Run a RabbitMQ node.")
     parser.add_argument(
         "--port", type=int, help="AMQP port (default: 5672 if free, else random; 0: random)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "keep the node's queues and messages in DIR across restarts (default: a "
+            "temporary directory, deleted when the node stops)"
+        ),
     )
     parser.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
     args = parser.parse_args(argv)
@@ -409,10 +444,18 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             port = free_ports(1, preferred=5672)[0]
         else:
             port = args.port or free_ports(1)[0]
-        node = RabbitMQNode(amqp_port=port)
+        node = RabbitMQNode(amqp_port=port, data_dir=args.data_dir)
         try:
             node.start_broker(args.startup_timeout)
             print(f"RabbitMQ node {node.node_name} ready in {node.base_dir}", file=sys.stderr)
+            if node.data_dir is None:
+                print(
+                    "Its data (queued jobs, dead letters) is thrown away when it stops; "
+                    "keep it with --data-dir DIR.",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"Its data is kept in {node.data_dir}.", file=sys.stderr)
             print(node.url, flush=True)
             while not stop.wait(0.5):
                 if not node.is_running:
