@@ -255,7 +255,7 @@ async def test_a_job_still_running_when_the_grace_period_ends_makes_the_exit_cod
 
     # Then the job returns to the queue and the exit code says so (docs/supervisor.md)
     assert await supervisor.wait_exit(20) == 1, supervisor.log()
-    assert "1 jobs still running when the 1s grace period ended" in supervisor.log()
+    assert "1 job still running when the 1s grace period ended" in supervisor.log()
     assert farm.tags("finished") == []
 
 
