@@ -119,3 +119,52 @@ def test_purge_asks_first(snap_compare: SnapCompare) -> None:
 def test_output(snap_compare: SnapCompare) -> None:
     """The supervisor's log records and the workers' lines."""
     assert snap_compare(dashboard(), press=["4"], terminal_size=SIZE)
+
+
+def test_jobs_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """At 80 by 24 the running jobs and the recent runs share the height."""
+    assert snap_compare(dashboard(), press=["2"], terminal_size=(80, 24))
+
+
+def test_dead_letters_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """The dead letters at 80 by 24."""
+    assert snap_compare(dashboard(), press=["3"], terminal_size=(80, 24))
+
+
+def test_dead_letters_on_200_by_50(snap_compare: SnapCompare) -> None:
+    """The dead letters at 200 by 50."""
+    assert snap_compare(dashboard(), press=["3"], terminal_size=(200, 50))
+
+
+def test_output_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """The output at 80 by 24."""
+    assert snap_compare(dashboard(), press=["4"], terminal_size=(80, 24))
+
+
+def test_output_on_200_by_50(snap_compare: SnapCompare) -> None:
+    """The output at 200 by 50."""
+    assert snap_compare(dashboard(), press=["4"], terminal_size=(200, 50))
+
+
+def test_help_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """The help at 80 by 24: its list scrolls, the footer keeps its keys."""
+    assert snap_compare(dashboard(), press=["question_mark"], terminal_size=(80, 24))
+
+
+def test_help_on_200_by_50(snap_compare: SnapCompare) -> None:
+    """The help at 200 by 50."""
+    assert snap_compare(dashboard(), press=["question_mark"], terminal_size=(200, 50))
+
+
+def test_overview_of_top_with_a_backlog_and_no_supervisor(snap_compare: SnapCompare) -> None:
+    """top with no supervisor heard: the queue read from the broker, 835 ready and no
+    consumer, says so first on the status line, in white on red."""
+    from fast_app.farm.broker_queues import QueueReading
+
+    app = FarmApp(StaticFarm(owns_farm=False), clock=lambda: NOW)
+
+    async def broker_read(pilot: Pilot[Any]) -> None:
+        app.model.ingest_readings([QueueReading("jobs", True, 835, 0, 3, 12, NOW - 1)])
+        app.refresh_screen()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=broker_read)

@@ -8,9 +8,11 @@ from concurrent.futures import Future
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.dead_letters import (
     DeadLetter,
+    DeadLetterFilter,
     RequeueReport,
     list_dead_letters,
     purge_dead_letters,
+    purge_matching_dead_letters,
     requeue_dead_letters,
 )
 from fast_app.farm_tui._loop_thread import LoopThread
@@ -44,7 +46,14 @@ class BrokerDeadLetters:
         settings = self._dead_letters_settings
         return self._dead_letters_io.submit(requeue_dead_letters(settings, wanted))
 
-    def purge_dead_letters(self) -> Future[int]:
-        """Delete every dead letter."""
+    def purge_dead_letters(self, where: DeadLetterFilter | None = None) -> Future[int]:
+        """Delete every dead letter (``where``: those it matches)."""
         self._dead_letters_io.start()
-        return self._dead_letters_io.submit(purge_dead_letters(self._dead_letters_settings))
+        settings = self._dead_letters_settings
+        if where is None:
+            return self._dead_letters_io.submit(purge_dead_letters(settings))
+        return self._dead_letters_io.submit(_purge_matching(settings, where))
+
+
+async def _purge_matching(settings: QueueSettings, where: DeadLetterFilter) -> int:
+    return (await purge_matching_dead_letters(settings, where)).purged

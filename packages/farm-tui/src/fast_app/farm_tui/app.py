@@ -154,6 +154,7 @@ class FarmApp(App[int]):
         update = self.link.poll()
         for snapshot in update.snapshots:
             self.model.ingest(snapshot)
+        self.model.ingest_readings(update.queue_readings)
         if update.skipped_log_lines:
             note = f"({update.skipped_log_lines} lines skipped: they came too fast)"
             self._keep_output(LogLine(self.clock(), "warning", "dashboard", note))
@@ -197,6 +198,16 @@ class FarmApp(App[int]):
         """The status bar: queue, supervisors, workers, jobs; paused, stopping; then what
         the dashboard knows and how old it is (the link, the latest data, the broker)."""
         text = Text(no_wrap=True, overflow="ellipsis")
+        if view.unconsumed:
+            # First on the line: the one state that needs someone now, whatever else.
+            ready = sum(
+                queue.figures.ready or 0 for queue in view.queues if queue.name in view.unconsumed
+            )
+            names = ", ".join(view.unconsumed)
+            text.append(
+                f" BACKLOG WITH NO CONSUMERS: {ready:,} ready in {names} ", "bold white on red"
+            )
+            text.append(" ")
         farm = view.queue_name or self.link.queue_name
         if len(view.queues) > 1:  # named after QUEUE_NAME, where its snapshots travel
             text.append(f"farm {farm} · {len(view.queues)} queues", "bold")
@@ -388,7 +399,8 @@ class FarmApp(App[int]):
         for mode, screen in self.MODES.items():
             lines += key_lines(self._SCREEN_NAMES.get(mode, mode), screen.BINDINGS)
         lines += key_lines("Tables", LiveTable.BINDINGS)
-        return lines
+        # "plus,equals_sign" is two bindings shown as one key: list each line once.
+        return list(dict.fromkeys(lines))
 
     def action_help(self) -> None:
         """Show every key and screen."""

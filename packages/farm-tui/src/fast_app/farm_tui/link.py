@@ -14,7 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fast_app.farm.dead_letters import DeadLetter, RequeueReport
+from fast_app.farm.broker_queues import QueueReading
+from fast_app.farm.dead_letters import DeadLetter, DeadLetterFilter, RequeueReport
 
 __all__ = ["FarmLink", "LinkStatus", "LinkUpdate", "LogLine"]
 
@@ -44,11 +45,14 @@ class LinkUpdate:
         snapshots: supervisor snapshots, oldest first.
         log_lines: output lines, oldest first (``EmbeddedFarm`` only).
         skipped_log_lines: lines that arrived faster than they were polled, dropped.
+        queue_readings: the jobs queues as the link read them from the broker itself,
+            oldest first (``RemoteFarm`` only).
     """
 
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     log_lines: list[LogLine] = field(default_factory=list)
     skipped_log_lines: int = 0
+    queue_readings: list[QueueReading] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +114,8 @@ class FarmLink(Protocol):
         """Requeue these dead letters (``None``: all of them)."""
         ...
 
-    def purge_dead_letters(self) -> Future[int]:
-        """Delete every dead letter; how many there were."""
+    def purge_dead_letters(self, where: DeadLetterFilter | None = None) -> Future[int]:
+        """Delete every dead letter (``where``: those it matches); how many there were."""
         ...
 
     def stop(self) -> None:

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fast_app.farm.broker_queues import QueueReading
 from fast_app.farm_tui.limits import Limits, PendingLimits
 from fast_app.farm_tui.parsing import parse_snapshot
-from fast_app.farm_tui.queues import backlog, merge_queue, queue_names
+from fast_app.farm_tui.queues import (
+    backlog,
+    broker_queue,
+    merge_queue,
+    queue_names,
+    unconsumed_backlog,
+)
 from fast_app.farm_tui.rates import RateHistory, SecondSeries
 from fast_app.farm_tui.view import (
     EndedJob,
@@ -48,13 +55,22 @@ class FarmModel:
             stopped is dropped at once).
     """
 
-    def __init__(self, *, history_points: int = 120, forget_after_s: float = _FORGET_AFTER_S):
+    def __init__(
+        self,
+        *,
+        history_points: int = 120,
+        forget_after_s: float = _FORGET_AFTER_S,
+        broker_read_interval_s: float = 2.0,
+    ):
         self._supervisors: dict[str, SupervisorState] = {}
         self._history = RateHistory()
         self._backlogs: dict[str, SecondSeries] = {}
         # Per supervisor and queue: its latest broker read, and the time since the one
         # before (reads come at each scaling check, maybe less often than snapshots).
         self._reads: dict[tuple[str, str], tuple[float, float | None]] = {}
+        # The link's own reads of the broker, latest per queue (``top`` only).
+        self._broker_reads: dict[str, QueueReading] = {}
+        self._broker_read_interval_s = broker_read_interval_s
         self._history_points = history_points
         self._forget_after_s = forget_after_s
         self._succeeded: collections.deque[EndedJob] = collections.deque(maxlen=_SUCCEEDED_KEPT)
@@ -67,7 +83,7 @@ class FarmModel:
         # Per supervisor: (its start time, the last event sequence number taken).
         self._event_cursors: dict[str, tuple[float, int]] = {}
         self.pending_limits = PendingLimits()
-        self.queue_name = "?"
+        self.queue_name = ""  # no snapshot yet: the link's queue is shown
 
     # -- in --------------------------------------------------------------------------
 
@@ -91,12 +107,24 @@ class FarmModel:
             series = self._backlogs.setdefault(queue.name, SecondSeries())
             series.record(state.at, backlog(queue.figures))
         for name in set(self._backlogs) - {queue.name for queue in queues}:
-            del self._backlogs[name]  # no supervisor serves it any more
+            if name not in self._broker_reads:
+                del self._backlogs[name]  # no supervisor serves it any more, none reads it
         self._history.record(
             state.at,
             sum(queue.enqueue_rate for queue in queues),
             sum(queue.completion_rate for queue in queues),
         )
+
+    def ingest_readings(self, readings: Iterable[QueueReading]) -> None:
+        """Take the link's own reads of the broker (older than the one held: ignored)."""
+        for reading in readings:
+            held = self._broker_reads.get(reading.name)
+            if held is not None and held.read_at > reading.read_at:
+                continue
+            self._broker_reads[reading.name] = reading
+            if reading.exists and reading.ready is not None:
+                series = self._backlogs.setdefault(reading.name, SecondSeries())
+                series.record(reading.read_at, float(reading.ready))
 
     def _take_reads(self, state: SupervisorState) -> None:
         for report in state.queues:
@@ -253,7 +281,8 @@ class FarmModel:
             now, self._history_points, max_gap_s=gap
         )
         rates = self._history.current(now, max_gap_s=gap)
-        enqueue, completion = (None, None) if rates is None or data_stale else rates
+        # No supervisor heard: nobody counts arrivals or completions (unknown, not 0/s).
+        enqueue, completion = (None, None) if rates is None or data_stale or not states else rates
         decisions = sorted(
             (decision for state in states for decision in state.decisions),
             key=lambda decision: decision.at,
@@ -292,6 +321,7 @@ class FarmModel:
             data_at=data_at,
             data_stale=data_stale,
             broker_unreachable_since=(None if data_stale else _broker_lost_since(queues, now)),
+            unconsumed=tuple(queue.name for queue in queues if unconsumed_backlog(queue)),
         )
 
     @staticmethod
@@ -343,7 +373,55 @@ class FarmModel:
                     ),
                 )
             )
-        return rows
+        return self._with_broker_reads(rows, now, history=history)
+
+    def _with_broker_reads(
+        self, rows: list[NamedQueueView], now: float, *, history: bool
+    ) -> list[NamedQueueView]:
+        """The queues with the link's own broker reads: a fresher read's figures replace
+        the supervisors' (one that died leaves its last ones); a queue no supervisor
+        serves gets a row of its own from the broker alone."""
+        served = {row.name for row in rows}
+        merged = []
+        for row in rows:
+            reading = self._broker_reads.get(row.name)
+            age = None if reading is None else max(0.0, now - reading.read_at)
+            if reading is None or not reading.exists or age is None:
+                merged.append(row)
+                continue
+            if row.read_age_s is not None and row.read_age_s <= age:
+                merged.append(row)
+                continue
+            figures = dataclasses.replace(
+                row.figures,
+                ready=reading.ready,
+                delayed=reading.delayed,
+                dead=reading.dead,
+                consumers=reading.consumers,
+            )
+            fresh = broker_queue(reading, now=now, interval_s=self._broker_read_interval_s)
+            merged.append(
+                dataclasses.replace(row, figures=figures, read_age_s=age, stale=fresh.stale)
+            )
+        gap = _STALE_INTERVALS * self._broker_read_interval_s
+        for name in sorted(set(self._broker_reads) - served):
+            reading = self._broker_reads[name]
+            if not reading.exists:
+                continue
+            series = self._backlogs.get(name)
+            merged.append(
+                broker_queue(
+                    reading,
+                    now=now,
+                    interval_s=self._broker_read_interval_s,
+                    backlog_history=(
+                        series.series(now, self._history_points, max_gap_s=gap)
+                        if history and series is not None
+                        else ()
+                    ),
+                )
+            )
+        return merged
 
 
 def _broker_lost_since(queues: list[NamedQueueView], now: float) -> float | None:

@@ -73,7 +73,7 @@ def parse_snapshot(snapshot: Mapping[str, Any]) -> SupervisorState:
                 heartbeat_age_s=number(worker.get("heartbeat_age_s")),
             )
         )
-        running += [_running_job(job, worker_id) for job in listed]
+        running += [_running_job(job, worker_id, supervisor_id) for job in listed]
     recent = mapping(snapshot.get("recent_jobs"))
     ended = [
         _ended_job(mapping(job))
@@ -188,7 +188,7 @@ def _queue_report(
     )
 
 
-def _running_job(job: Mapping[str, Any], worker_id: str) -> RunningJob:
+def _running_job(job: Mapping[str, Any], worker_id: str, supervisor_id: str) -> RunningJob:
     return RunningJob(
         job_id=text(job.get("id"), "?"),
         function=text(job.get("function"), "?"),
@@ -200,6 +200,8 @@ def _running_job(job: Mapping[str, Any], worker_id: str) -> RunningJob:
         still_running=job.get("still_running") is True,
         args=text(job.get("args"), ""),
         context_keys=tuple(text(key, "?") for key in items(job.get("context_keys"))),
+        supervisor_id=supervisor_id,
+        in_thread=job.get("in_thread") is True,
     )
 
 

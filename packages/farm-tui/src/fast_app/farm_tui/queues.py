@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from fast_app.farm.broker_queues import QueueReading
 from fast_app.farm_tui.rates import merged_rates
 from fast_app.farm_tui.view import (
     NamedQueueView,
@@ -19,7 +20,7 @@ from fast_app.farm_tui.view import (
     is_stale,
 )
 
-__all__ = ["backlog", "merge_queue", "queue_names"]
+__all__ = ["backlog", "broker_queue", "merge_queue", "queue_names", "unconsumed_backlog"]
 
 _CLEAR_CAP_S = 1e9
 
@@ -128,3 +129,58 @@ def _time_to_clear(figures: QueueView, drain_rate: float) -> float | None:
     if drain_rate <= 0:
         return None
     return min(_CLEAR_CAP_S, jobs / drain_rate)
+
+
+def broker_queue(
+    reading: QueueReading,
+    *,
+    now: float,
+    interval_s: float,
+    backlog_history: Sequence[float | None] = (),
+) -> NamedQueueView:
+    """A queue no supervisor heard serves, as the broker itself reports it.
+
+    Args:
+        reading: the latest reading of it.
+        now: Unix time (its age and staleness).
+        interval_s: the time between two readings (3 of them: stale).
+        backlog_history: its backlog, one point a second.
+    """
+    figures = QueueView(
+        ready=reading.ready,
+        unacked=0,  # unknown from a passive declare; no supervisor, no worker to hold any
+        delayed=reading.delayed,
+        dead=reading.dead,
+        consumers=reading.consumers,
+    )
+    age = max(0.0, now - reading.read_at)
+    return NamedQueueView(
+        name=reading.name,
+        supervisors=0,
+        workers=0,
+        desired_workers=0,
+        min_workers=0,
+        max_workers=0,
+        limits_pending=False,
+        figures=figures,
+        enqueue_rate=0.0,
+        completion_rate=0.0,
+        wait_p50_s=None,
+        wait_max_s=None,
+        waits_counted=0,
+        clear_s=None,
+        read_age_s=age,
+        stale=is_stale(age, interval_s),
+        backlog_history=tuple(backlog_history),
+    )
+
+
+def unconsumed_backlog(queue: NamedQueueView) -> bool:
+    """Jobs wait in ``queue`` and, as its latest fresh read says, nothing consumes them."""
+    figures = queue.figures
+    return (
+        not queue.stale
+        and figures.ready is not None
+        and figures.ready > 0
+        and figures.consumers == 0
+    )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from fast_app.farm.dead_letters import DeadLetter, RequeueReport
+from fast_app.farm.dead_letters import DeadLetter, DeadLetterFilter, RequeueReport
 from fast_app.farm_tui.link import LinkStatus, LinkUpdate, LogLine
 
 __all__ = ["StaticFarm"]
@@ -91,10 +91,11 @@ class StaticFarm:
         missing = () if wanted is None else tuple(sorted(wanted - set(requeued)))
         return _done(RequeueReport(requeued=tuple(requeued), not_found=missing))
 
-    def purge_dead_letters(self) -> Future[int]:
-        """Empty the list."""
-        count = len(self.dead_letters)
-        self.dead_letters = []
+    def purge_dead_letters(self, where: DeadLetterFilter | None = None) -> Future[int]:
+        """Empty the list (``where``: of what it matches)."""
+        kept = [] if where is None else [d for d in self.dead_letters if not where.matches(d)]
+        count = len(self.dead_letters) - len(kept)
+        self.dead_letters = kept
         return _done(count)
 
     def stop(self) -> None:

@@ -175,13 +175,16 @@ class LiveTable(ScrollView, can_focus=True):
         self.refresh()
 
     def set_columns(self, columns: Sequence[Column]) -> None:
-        """Label the columns anew (as many as before: the rows stay valid), e.g. shorter
-        labels on a narrow terminal."""
+        """Set the columns anew, e.g. shorter labels or fewer columns on a narrow
+        terminal. As many as before: the rows stay valid; else they are dropped until the
+        next ``update``."""
         columns = tuple(columns)
         if columns == self._columns:
             return
         if len(columns) != len(self._columns):
-            raise ValueError(f"{len(self._columns)} columns expected, not {len(columns)}")
+            self._rows = []
+            self._index = {}
+            self.cursor_row = 0
         self._columns = columns
         self._widths = column_widths(columns, self._rows)
         self._strips.clear()

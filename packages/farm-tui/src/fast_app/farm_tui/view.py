@@ -79,11 +79,15 @@ class RunningJob:
     still_running: bool
     args: str
     context_keys: tuple[str, ...]
+    #: The supervisor whose worker runs it (where a cancel goes).
+    supervisor_id: str = ""
+    #: A plain function in a thread: it cannot be cancelled.
+    in_thread: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class EndedJob:
-    """A run that ended: ``succeeded``, ``retried`` or ``dead_lettered``."""
+    """A run that ended: ``succeeded``, ``retried``, ``dead_lettered`` or ``cancelled``."""
 
     job_id: str
     function: str
@@ -307,6 +311,8 @@ class FarmView:
         broker_unreachable_since: the supervisors' snapshots are fresh but their broker
             reads are not (older than 3 of their read intervals): the time of the
             freshest read, since which the supervisors cannot reach the broker.
+        unconsumed: the queues whose fresh broker read shows jobs ready and no consumer:
+            a backlog nothing works off.
     """
 
     queue_name: str
@@ -327,3 +333,4 @@ class FarmView:
     data_at: float | None = None
     data_stale: bool = False
     broker_unreachable_since: float | None = None
+    unconsumed: tuple[str, ...] = ()

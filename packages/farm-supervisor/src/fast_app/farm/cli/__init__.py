@@ -1,7 +1,7 @@
 """The ``fast-app`` command: one module per command, each adding its parser and running it.
 
-``work`` (the supervisor), ``worker``, ``status``, ``top``, ``dlq``, ``broker`` and
-``config-reference``; ``_common`` holds what they share, ``_dashboards`` finds the
+``work`` (the supervisor), ``worker``, ``status``, ``top``, ``dlq``, ``cancel``, ``broker``
+and ``config-reference``; ``_common`` holds what they share, ``_dashboards`` finds the
 dashboards that fast-app-farm-tui contributes (``work --tui``, ``top``).
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from fast_app.core.queue.amqp import install_tolerant_decoding
 from fast_app.farm.cli.broker import add_broker_parser, run_broker
+from fast_app.farm.cli.cancel import add_cancel_parser, run_cancel
 from fast_app.farm.cli.config_reference import (
     add_config_reference_parser,
     run_config_reference,
@@ -27,6 +28,7 @@ __all__ = ["build_parser", "main"]
 _RUN: dict[str, Callable[[argparse.Namespace], int]] = {
     "work": run_work,
     "dlq": run_dlq,
+    "cancel": run_cancel,
     "worker": run_worker,
     "status": run_status,
     "top": run_top,
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_work_parser(commands)
     add_dlq_parser(commands)
+    add_cancel_parser(commands)
     add_worker_parser(commands)
     add_status_parser(commands)
     add_top_parser(commands)

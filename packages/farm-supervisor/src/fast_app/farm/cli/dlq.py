@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import sys
@@ -19,11 +20,14 @@ from fast_app.farm.dead_letters import (
     MIN_PREFIX_LENGTH,
     AmbiguousJobIdError,
     DeadLetter,
+    DeadLetterFilter,
     SkippedDeadLetter,
     count_dead_letters,
     find_dead_letter,
     list_dead_letters,
+    parse_since,
     purge_dead_letters,
+    purge_matching_dead_letters,
     requeue_dead_letters,
 )
 from fast_app.farm.dead_letters import _format as fmt
@@ -48,6 +52,26 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
             "queues of FARM_QUEUES and the targets of QUEUE_ROUTES)"
         ),
     )
+    matching = argparse.ArgumentParser(add_help=False)
+    criteria = matching.add_argument_group(
+        "filter", "which dead letters (every criterion given must hold)"
+    )
+    criteria.add_argument(
+        "--function",
+        metavar="PATH",
+        help="a dotted prefix of the job's function (app.reports), or a glob (*.send_*)",
+    )
+    criteria.add_argument("--reason", metavar="REASON", help="failed, soft_timeout, invalid...")
+    criteria.add_argument(
+        "--grep",
+        metavar="TEXT",
+        help="text in the error, the traceback or the arguments (any case)",
+    )
+    criteria.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="dead-lettered since: 90s, 15m, 1h, 2d, 1w ago, or an ISO 8601 time",
+    )
     dlq = commands.add_parser(
         "dlq",
         help="inspect, requeue and purge dead-lettered jobs",
@@ -60,7 +84,9 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
     listing = actions.add_parser(
-        "list", parents=[common], help="one line per dead letter, oldest first (removes none)"
+        "list",
+        parents=[common, matching],
+        help="one line per dead letter, oldest first (removes none)",
     )
     listing.add_argument("--limit", type=_positive, metavar="N", help="the N oldest only")
     listing.add_argument("--json", action="store_true", help="a JSON array with every field")
@@ -73,17 +99,21 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     show.add_argument("--json", action="store_true", help="a JSON object with every field")
     requeue = actions.add_parser(
         "requeue",
-        parents=[common],
+        parents=[common, matching],
         help="put dead letters back into their jobs queues, from attempt 1",
         description=(
             "Requeue the given jobs (ids, or unique prefixes of "
-            f"{MIN_PREFIX_LENGTH}+ characters, in any queue read), or every dead letter "
-            "with --all; each job goes back to the queue whose dead letters held it. With "
+            f"{MIN_PREFIX_LENGTH}+ characters, in any queue read), every dead letter "
+            "with --all, or those the filter matches with --match; each job goes back to "
+            "the queue whose dead letters held it. With "
             "ASYNC_FARM_SIGNING_KEY set, only jobs known to have been signed with it."
         ),
     )
     requeue.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     requeue.add_argument("--all", dest="requeue_all", action="store_true", help="all of them")
+    requeue.add_argument(
+        "--match", action="store_true", help="those the filter options match; the others stay"
+    )
     requeue.add_argument(
         "--force",
         action="store_true",
@@ -93,9 +123,14 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         ),
     )
     purge = actions.add_parser(
-        "purge", parents=[common], help="delete every dead letter (of the queues read)"
+        "purge",
+        parents=[common, matching],
+        help="delete every dead letter (of the queues read), or with --match those matched",
     )
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    purge.add_argument(
+        "--match", action="store_true", help="only those the filter options match; others stay"
+    )
 
 
 def run_dlq(options: argparse.Namespace) -> int:
@@ -108,11 +143,24 @@ def run_dlq(options: argparse.Namespace) -> int:
     try:
         settings = get_settings()
         queues = _queues(settings, options.queue_names)
+        where = _filter(options)
+        bulk = options.dlq_command in {"requeue", "purge"}
+        if bulk and (where is None) == options.match:
+            # A forgotten --match must not turn "purge these" into "purge everything".
+            _fail(
+                f"{options.dlq_command}: --match and the filter options "
+                "(--function, --reason, --grep, --since) go together"
+            )
+            return EXIT_USAGE
+        options.where = where
         with _quiet_client_logs():
             return _COMMANDS[options.dlq_command](settings, queues, options)
     except AmbiguousJobIdError as error:
         _fail(str(error))
         return EXIT_FAILED
+    except ValueError as error:  # a --since out of form
+        _fail(str(error))
+        return EXIT_USAGE
     except (QueueConfigurationError, QueueUnavailableError, FarmConfigurationError) as error:
         _fail(str(error))
         return EXIT_USAGE
@@ -123,13 +171,18 @@ def _list_command(
 ) -> int:
     letters = asyncio.run(
         list_dead_letters(
-            settings, queues=queues, limit=options.limit, on_unreadable=_note_unreadable
+            settings,
+            queues=queues,
+            limit=options.limit,
+            on_unreadable=_note_unreadable,
+            where=options.where,
         )
     )
     if options.json:
         print(_json_array(letters))
     elif not letters:
-        print(f"no dead letters in {_dead(queues)}")
+        matching = "" if options.where is None else f" matching {options.where.describe()}"
+        print(f"no dead letters{matching} in {_dead(queues)}")
     for letter in [] if options.json else letters:
         print(fmt.summary_line(letter))
     return EXIT_OK
@@ -162,12 +215,19 @@ def _show_command(
 def _requeue_command(
     settings: QueueSettings, queues: tuple[str, ...], options: argparse.Namespace
 ) -> int:
-    if options.requeue_all == bool(options.job_ids):
-        _fail("requeue: give JOB_ID... or --all (one of them)")
+    if options.requeue_all + bool(options.job_ids) + options.match != 1:
+        _fail("requeue: give JOB_ID... or --all (one of them), or --match with a filter")
         return EXIT_USAGE
-    job_ids = None if options.requeue_all else options.job_ids
+    job_ids = None if options.requeue_all or options.match else options.job_ids
     report = asyncio.run(
-        requeue_dead_letters(settings, job_ids, queues=queues, force=options.force, prefixes=True)
+        requeue_dead_letters(
+            settings,
+            job_ids,
+            queues=queues,
+            force=options.force,
+            prefixes=True,
+            where=options.where,
+        )
     )
     for job_id in report.requeued:
         # With one queue read there is only one place it can have gone back to.
@@ -188,6 +248,7 @@ def _requeue_command(
     print(
         f"{len(report.requeued)} requeued, {len(report.skipped)} skipped, "
         f"{len(report.not_found)} not found{unreadable_count}"
+        + ("" if options.where is None else f", {report.left_alone} left alone (not matching)")
     )
     return EXIT_OK if report.complete else EXIT_FAILED
 
@@ -196,6 +257,8 @@ def _purge_command(
     settings: QueueSettings, queues: tuple[str, ...], options: argparse.Namespace
 ) -> int:
     dead = _dead(queues)
+    if options.where is not None:
+        return _purge_matching(settings, queues, options.where, yes=options.yes)
     if not options.yes:
         count = asyncio.run(count_dead_letters(settings, queues=queues))
         if count == 0:
@@ -211,6 +274,33 @@ def _purge_command(
             return EXIT_FAILED
     purged = asyncio.run(purge_dead_letters(settings, queues=queues))
     print(f"purged {purged} dead letters from {dead}")
+    return EXIT_OK
+
+
+def _purge_matching(
+    settings: QueueSettings, queues: tuple[str, ...], where: DeadLetterFilter, *, yes: bool
+) -> int:
+    dead = _dead(queues)
+    matching = f"matching {where.describe()}"
+    if not yes:
+        count = len(asyncio.run(list_dead_letters(settings, queues=queues, where=where)))
+        if count == 0:
+            print(f"no dead letters {matching} in {dead}")
+            return EXIT_OK
+        if not sys.stdin.isatty():
+            _fail(f"not purging {count} dead letters {matching} from {dead}: confirm with --yes")
+            return EXIT_FAILED
+        print(f"Purge {count} dead letters {matching} from {dead}? [y/N] ", end="", flush=True)
+        if sys.stdin.readline().strip().lower() not in {"y", "yes"}:
+            print("nothing purged")
+            return EXIT_FAILED
+    report = asyncio.run(purge_matching_dead_letters(settings, where, queues=queues))
+    for unreadable in report.unreadable:
+        _note_unreadable(unreadable)
+    print(
+        f"purged {report.purged} dead letters {matching} from {dead}; "
+        f"{report.left_alone} left alone (not matching)"
+    )
     return EXIT_OK
 
 
@@ -238,6 +328,32 @@ def _queues(settings: QueueSettings, given: list[str] | None) -> tuple[str, ...]
         except ValueError as error:
             raise QueueConfigurationError(f"--queue {name!r}: {error}") from None
     return tuple(dict.fromkeys(names))
+
+
+def _filter(options: argparse.Namespace) -> DeadLetterFilter | None:
+    """The filter of ``--function``, ``--reason``, ``--grep``, ``--since``; ``None``
+    without any.
+
+    Raises:
+        ValueError: a ``--since`` that is neither a duration nor a time.
+    """
+    if not any(getattr(options, name, None) for name in ("function", "reason", "grep", "since")):
+        return None  # ``show`` has none of them
+    since = options.since
+    where = DeadLetterFilter(
+        function=options.function or None,
+        reason=options.reason or None,
+        text=options.grep or None,
+        since=None if since is None else _since(since),
+    )
+    return None if where.is_empty else where
+
+
+def _since(text: str) -> dt.datetime:
+    try:
+        return parse_since(text, dt.datetime.now(dt.UTC))
+    except ValueError as error:
+        raise ValueError(f"--since: {error}") from None
 
 
 def _dead(queues: tuple[str, ...]) -> str:

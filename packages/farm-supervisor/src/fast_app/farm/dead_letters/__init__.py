@@ -8,7 +8,8 @@ The async functions are the API for scripts and the dashboard; ``fast-app dlq``
 only ``requeue_dead_letters`` and ``purge_dead_letters`` do.
 
 - ``letter``: the ``DeadLetter`` type; ``reasons``: ``DeadReason``, shared with workers.
-- ``api``: the functions; ``outcomes``: what they report.
+- ``api``: the functions; ``outcomes``: what they report; ``filtering``: which dead
+  letters an operator means (``DeadLetterFilter``).
 - ``_broker``: reading a queue without consuming it; ``_requeuing``: putting jobs back;
   ``_format``: text and JSON views.
 """
@@ -18,14 +19,17 @@ from fast_app.farm.dead_letters.api import (
     AmbiguousJobIdError,
     ForcedRequeue,
     OnUnreadable,
+    PurgeReport,
     RequeueReport,
     SkippedDeadLetter,
     count_dead_letters,
     find_dead_letter,
     list_dead_letters,
     purge_dead_letters,
+    purge_matching_dead_letters,
     requeue_dead_letters,
 )
+from fast_app.farm.dead_letters.filtering import DeadLetterFilter, parse_query, parse_since
 from fast_app.farm.dead_letters.letter import DeadLetter
 from fast_app.farm.dead_letters.reasons import DeadReason
 
@@ -33,14 +37,19 @@ __all__ = [
     "MIN_PREFIX_LENGTH",
     "AmbiguousJobIdError",
     "DeadLetter",
+    "DeadLetterFilter",
     "DeadReason",
     "ForcedRequeue",
     "OnUnreadable",
+    "PurgeReport",
     "RequeueReport",
     "SkippedDeadLetter",
     "count_dead_letters",
     "find_dead_letter",
     "list_dead_letters",
+    "parse_query",
+    "parse_since",
     "purge_dead_letters",
+    "purge_matching_dead_letters",
     "requeue_dead_letters",
 ]

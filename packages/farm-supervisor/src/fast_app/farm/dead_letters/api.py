@@ -17,6 +17,7 @@ from being read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import logging
 import math
@@ -29,11 +30,13 @@ from fast_app.farm.dead_letters._broker import (
     open_dead_letters,
 )
 from fast_app.farm.dead_letters._requeuing import Requeuing
+from fast_app.farm.dead_letters.filtering import DeadLetterFilter
 from fast_app.farm.dead_letters.letter import DeadLetter
 from fast_app.farm.dead_letters.outcomes import (
     AmbiguousJobIdError,
     ForcedRequeue,
     OnUnreadable,
+    PurgeReport,
     RequeueReport,
     SkippedDeadLetter,
 )
@@ -42,13 +45,16 @@ __all__ = [
     "MIN_PREFIX_LENGTH",
     "AmbiguousJobIdError",
     "ForcedRequeue",
+    "DeadLetterFilter",
     "OnUnreadable",
+    "PurgeReport",
     "RequeueReport",
     "SkippedDeadLetter",
     "count_dead_letters",
     "find_dead_letter",
     "list_dead_letters",
     "purge_dead_letters",
+    "purge_matching_dead_letters",
     "requeue_dead_letters",
 ]
 
@@ -70,6 +76,7 @@ async def list_dead_letters(
     queues: Sequence[str] | None = None,
     limit: int | None = None,
     on_unreadable: OnUnreadable | None = None,
+    where: DeadLetterFilter | None = None,
 ) -> list[DeadLetter]:
     """The dead letters, oldest first (the ``limit`` oldest ones); removes none.
 
@@ -81,6 +88,7 @@ async def list_dead_letters(
         limit: at most this many.
         on_unreadable: told of each dead letter that cannot be read; by default they are
             logged (WARNING). Either way they are left out and the others listed.
+        where: only the dead letters it matches (``limit`` counts those).
 
     Raises:
         QueueUnavailableError: the broker could not be reached.
@@ -98,6 +106,8 @@ async def list_dead_letters(
                 letter = taken.letter
                 if letter is None:
                     _tell_unreadable(taken, on_unreadable)
+                    continue
+                if where is not None and not where.matches(letter):
                     continue
                 failed_at = letter.failed_at.timestamp() if letter.failed_at else -math.inf
                 entry = (-failed_at, -index, -taken.position, letter)
@@ -177,6 +187,7 @@ async def requeue_dead_letters(
     queues: Sequence[str] | None = None,
     force: bool = False,
     prefixes: bool = False,
+    where: DeadLetterFilter | None = None,
 ) -> RequeueReport:
     """Put dead letters back into their jobs queues (all of them when ``job_ids`` is
     ``None``).
@@ -202,6 +213,8 @@ async def requeue_dead_letters(
         force: requeue dead letters of unsigned or wrongly signed jobs too.
         prefixes: an id that no job has exactly stands for the one job whose id starts
             with it (at least ``MIN_PREFIX_LENGTH`` characters), in any of the queues.
+        where: only the dead letters it matches (of all of them, or of ``job_ids``);
+            the report counts the others in ``left_alone``.
 
     Raises:
         AmbiguousJobIdError: ``prefixes`` and a prefix matches several jobs; then nothing
@@ -213,6 +226,7 @@ async def requeue_dead_letters(
     wanted = None if job_ids is None else set(job_ids)
     names = _queue_names(settings, queues)
     requeuing = Requeuing(settings, force=force)
+    left_alone = 0
     try:
         if wanted is None:
             for name in names:
@@ -220,14 +234,18 @@ async def requeue_dead_letters(
                     while (taken := await dead.take()) is not None:
                         if taken.letter is None:
                             requeuing.unreadable.append(_unreadable(taken))
-                        else:
+                        elif where is None or where.matches(taken.letter):
                             await requeuing.settle(taken)
+                        else:
+                            left_alone += 1
         else:
-            await _requeue_wanted(settings, names, wanted, requeuing, prefixes=prefixes)
+            left_alone = await _requeue_wanted(
+                settings, names, wanted, requeuing, prefixes=prefixes, where=where
+            )
     finally:
         await requeuing.close()
     not_found = () if wanted is None else tuple(sorted(wanted - requeuing.found))
-    return requeuing.report(not_found)
+    return dataclasses.replace(requeuing.report(not_found), left_alone=left_alone)
 
 
 async def _requeue_wanted(
@@ -237,8 +255,10 @@ async def _requeue_wanted(
     requeuing: Requeuing,
     *,
     prefixes: bool,
-) -> None:
-    """Requeue the dead letters ``wanted`` names, once every id is resolved in every queue.
+    where: DeadLetterFilter | None,
+) -> int:
+    """Requeue the dead letters ``wanted`` names that ``where`` matches, once every id is
+    resolved in every queue; return how many it did not match.
 
     Raises:
         AmbiguousJobIdError: a prefix matches several jobs; then nothing was requeued.
@@ -260,12 +280,14 @@ async def _requeue_wanted(
         chosen = _resolve(
             matches, wanted, prefixes=prefixes, found=requeuing.found, several_queues=len(names) > 1
         )
-        for taken in chosen:
+        matching = [t for t in chosen if where is None or (t.letter and where.matches(t.letter))]
+        for taken in matching:
             cut_short_at = readers[taken.queue].cut_short_at
             if cut_short_at is None:
                 await requeuing.settle(taken)
             else:  # the connection is gone: they cannot be acknowledged any more
                 requeuing.not_reached(taken, cut_short_at)
+        return len(chosen) - len(matching)
 
 
 def _resolve(
@@ -335,3 +357,30 @@ async def purge_dead_letters(
         async with open_dead_letters(settings, name) as dead:
             purged += await dead.purge()
     return purged
+
+
+async def purge_matching_dead_letters(
+    settings: QueueSettings, where: DeadLetterFilter, *, queues: Sequence[str] | None = None
+) -> PurgeReport:
+    """Delete the dead letters of ``queues`` (default: ``QUEUE_NAME``) that ``where``
+    matches; the others stay, and so do those that cannot be read.
+
+    Raises:
+        QueueUnavailableError: the broker could not be reached; what was deleted before
+            stays deleted.
+    """
+    purged = left_alone = 0
+    unreadable: list[SkippedDeadLetter] = []
+    for name in _queue_names(settings, queues):
+        async with open_dead_letters(settings, name) as dead:
+            while (taken := await dead.take()) is not None:
+                if taken.letter is None or taken.message is None:
+                    unreadable.append(_unreadable(taken))
+                elif where.matches(taken.letter):
+                    # Acked one by one as read: the others go back when the connection
+                    # closes, so a failure part-way deletes no more than it matched.
+                    await taken.message.ack()
+                    purged += 1
+                else:
+                    left_alone += 1
+    return PurgeReport(purged, left_alone, tuple(unreadable))

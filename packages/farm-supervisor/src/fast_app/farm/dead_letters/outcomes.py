@@ -13,6 +13,7 @@ __all__ = [
     "AmbiguousJobIdError",
     "ForcedRequeue",
     "OnUnreadable",
+    "PurgeReport",
     "RequeueReport",
     "SkippedDeadLetter",
 ]
@@ -90,6 +91,8 @@ class RequeueReport:
     unreadable: tuple[SkippedDeadLetter, ...] = ()
     #: The queue each requeued job went back to (the one whose dead letters held it).
     requeued_to: Mapping[str, str] = field(default_factory=dict)
+    #: With a filter (``where``): how many dead letters it did not match; they stay.
+    left_alone: int = 0
 
     @property
     def complete(self) -> bool:
@@ -98,6 +101,21 @@ class RequeueReport:
         An unreadable dead letter counts against it: it may have been one asked for.
         """
         return not self.skipped and not self.not_found and not self.unreadable
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What ``purge_matching_dead_letters`` did.
+
+    Attributes:
+        purged: how many matching dead letters were deleted.
+        left_alone: how many did not match; they stay.
+        unreadable: dead letters that could not be read at all, by position; they stay.
+    """
+
+    purged: int = 0
+    left_alone: int = 0
+    unreadable: tuple[SkippedDeadLetter, ...] = ()
 
 
 #: Called with each dead letter that could not be read (``reason``: ``unreadable (...)``).

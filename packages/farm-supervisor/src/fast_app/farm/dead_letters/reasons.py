@@ -19,3 +19,5 @@ class DeadReason:
     INVALID = "invalid"
     NOT_ALLOWED = "not_allowed"
     BAD_SIGNATURE = "bad_signature"
+    #: An operator cancelled the running job (``fast-app cancel``, the dashboard).
+    CANCELLED = "cancelled"

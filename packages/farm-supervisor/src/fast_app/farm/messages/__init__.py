@@ -11,6 +11,7 @@ the control-plane messages are signed (``message_signature``) and unsigned ones 
 from fast_app.farm.messages._signing import MessageKind, message_signature, signed_by
 from fast_app.farm.messages.control import (
     COMMAND_MAX_AGE_S,
+    CancelJob,
     Command,
     CommandGate,
     DrainWorker,
@@ -43,6 +44,7 @@ from fast_app.farm.messages.worker_link import (
     HEARTBEAT_MAX_BYTES,
     IN_FLIGHT_LISTED,
     WAITS_LISTED,
+    Cancel,
     Drain,
     EndedJob,
     Heartbeat,
@@ -65,6 +67,8 @@ __all__ = [
     "WAITS_LISTED",
     "Command",
     "CommandGate",
+    "Cancel",
+    "CancelJob",
     "Drain",
     "DrainWorker",
     "EndedJob",

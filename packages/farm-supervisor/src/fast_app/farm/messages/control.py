@@ -15,11 +15,12 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from fast_app.farm.messages._bounds import Line, Moment, Name, WorkerLimit
+from fast_app.farm.messages._bounds import JobId, Line, Moment, Name, WorkerLimit
 from fast_app.farm.messages.refusals import Reason
 
 __all__ = [
     "COMMAND_MAX_AGE_S",
+    "CancelJob",
     "Command",
     "CommandGate",
     "DrainWorker",
@@ -82,7 +83,18 @@ class Shutdown(_Base, frozen=True, tag="shutdown"):
     """Drain every worker and stop the supervisor."""
 
 
-Command = SetLimits | DrainWorker | RestartWorker | PauseFarm | ResumeFarm | Shutdown
+class CancelJob(_Base, frozen=True, tag="cancel_job"):
+    """Cancel job ``job_id`` (its full id) if one of this supervisor's workers runs it.
+
+    The worker cancels the job's task and dead-letters its delivery with reason
+    ``cancelled``: never redelivered, never retried, requeueable by hand. A job running
+    in a thread cannot be stopped, and is refused.
+    """
+
+    job_id: JobId
+
+
+Command = SetLimits | DrainWorker | RestartWorker | PauseFarm | ResumeFarm | Shutdown | CancelJob
 
 _decoder: msgspec.json.Decoder[Command] = msgspec.json.Decoder(Command)
 _encoder = msgspec.json.Encoder()

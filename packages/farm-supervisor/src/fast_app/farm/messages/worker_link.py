@@ -31,6 +31,7 @@ __all__ = [
     "HEARTBEAT_MAX_BYTES",
     "IN_FLIGHT_LISTED",
     "WAITS_LISTED",
+    "Cancel",
     "Drain",
     "EndedJob",
     "Heartbeat",
@@ -57,7 +58,7 @@ WAITS_LISTED = 256
 HEARTBEAT_MAX_BYTES = 1 << 20
 
 WorkerState = Literal["starting", "idle", "busy", "paused", "draining"]
-Outcome = Literal["succeeded", "retried", "dead_lettered"]
+Outcome = Literal["succeeded", "retried", "dead_lettered", "cancelled"]
 
 
 class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -74,6 +75,8 @@ class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context_keys: Annotated[list[Line], Meta(max_length=16)] = msgspec.field(default_factory=list)
     traceparent: Traceparent | None = None
     parent_traceparent: Traceparent | None = None
+    #: A plain function, run in a thread: it cannot be cancelled.
+    in_thread: bool = False
 
 
 class EndedJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -101,6 +104,7 @@ class WorkerCounters(msgspec.Struct, forbid_unknown_fields=True):
     soft_timeouts: Count = 0
     hard_timeouts: Count = 0
     invalid: Count = 0
+    cancelled: Count = 0
 
 
 class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="heartbeat"):
@@ -152,7 +156,18 @@ class Tombstoned(
     worker: Name
 
 
-WorkerCommand = Drain | Pause | Resume | Tombstoned
+class Cancel(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="command", tag="cancel"
+):
+    """Cancel job ``job_id`` (an async one; a job in a thread is refused) and settle it as
+    ``cancelled``: dead-lettered with that reason, never redelivered. ``sender`` is who
+    asked (named in the dead letter and the logs)."""
+
+    job_id: JobId
+    sender: Line = "unknown"
+
+
+WorkerCommand = Drain | Pause | Resume | Tombstoned | Cancel
 
 _heartbeat_decoder = msgspec.json.Decoder(Heartbeat)
 _command_decoder: msgspec.json.Decoder[WorkerCommand] = msgspec.json.Decoder(WorkerCommand)

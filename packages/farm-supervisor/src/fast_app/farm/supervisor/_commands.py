@@ -2,9 +2,14 @@
 
 ``set_limits`` (``min_workers``, ``max_workers``, and ``queue`` for one queue's pool),
 ``drain_worker`` and ``restart_worker`` (``worker_id``), ``pause``, ``resume``,
-``shutdown``: the types of ``fast_app.farm.messages.control``, decoded (and, with a
-signing key, verified) where they arrive. A ``set_limits`` whose minimum would pass its
-maximum, or whose pools' minimums would pass the overall maximum, is refused.
+``shutdown``, ``cancel_job`` (``job_id``): the types of ``fast_app.farm.messages.control``,
+decoded (and, with a signing key, verified) where they arrive. A ``set_limits`` whose
+minimum would pass its maximum, or whose pools' minimums would pass the overall maximum,
+is refused.
+
+``cancel_job`` goes to the worker whose latest heartbeat lists the job in flight (as a
+``Cancel`` over its link), unless the heartbeat says the job runs in a thread: a thread
+cannot be stopped, and the command is refused with an event saying so.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 from collections.abc import Callable
 
 from fast_app.farm.messages import (
+    Cancel,
+    CancelJob,
     Command,
     DrainWorker,
     Pause,
@@ -24,6 +31,7 @@ from fast_app.farm.messages import (
     SetLimits,
     Shutdown,
 )
+from fast_app.farm.supervisor._events import EventLog
 from fast_app.farm.supervisor._pools import QueuePools
 
 __all__ = ["carry_out"]
@@ -38,6 +46,7 @@ async def carry_out(
     grace_period_s: float,
     stopping: asyncio.Event,
     request_stop: Callable[[], None],
+    events: EventLog | None = None,
 ) -> bool:
     """Act on one control command.
 
@@ -47,6 +56,7 @@ async def carry_out(
         grace_period_s: how long a drained worker has to finish its jobs.
         stopping: set when the supervisor stops (no worker is replaced then).
         request_stop: stops the supervisor (``shutdown``).
+        events: where what became of a ``cancel_job`` is recorded.
 
     Returns:
         Whether the worker limits changed (the scaling policy should look again at once).
@@ -77,7 +87,50 @@ async def carry_out(
                 await worker.send(Pause() if paused else Resume())
         case Shutdown():
             request_stop()
+        case CancelJob():
+            await _cancel_job(command, pools, events or EventLog(logger))
     return False
+
+
+async def _cancel_job(command: CancelJob, pools: QueuePools, events: EventLog) -> None:
+    job_id = command.job_id
+    for worker in pools.workers.values():
+        entry = next((job for job in worker.in_flight if job.id == job_id), None)
+        if entry is None:
+            continue
+        if entry.in_thread:
+            events.record(
+                logging.WARNING,
+                "cancel_refused",
+                "cannot cancel job %s (%s) on worker %s: it runs in a thread, and threads "
+                "cannot be stopped",
+                job_id,
+                entry.function,
+                worker.worker_id,
+                worker_id=worker.worker_id,
+                job_id=job_id,
+            )
+            return
+        await worker.send(Cancel(job_id=job_id, sender=command.sender))
+        events.record(
+            logging.WARNING,
+            "cancel_forwarded",
+            "cancelling job %s (%s) on worker %s, asked by %s",
+            job_id,
+            entry.function,
+            worker.worker_id,
+            command.sender,
+            worker_id=worker.worker_id,
+            job_id=job_id,
+        )
+        return
+    events.record(
+        logging.INFO,
+        "cancel_not_found",
+        "job %s is not running on this supervisor's workers: nothing to cancel",
+        job_id,
+        job_id=job_id,
+    )
 
 
 def _set_limits(command: SetLimits, pools: QueuePools) -> bool:

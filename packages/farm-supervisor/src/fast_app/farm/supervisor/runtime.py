@@ -433,7 +433,8 @@ class Supervisor:
         """Act on a control message addressed to this supervisor (on its event loop).
 
         Commands: ``set_limits`` (``min_workers``, ``max_workers``), ``drain_worker`` and
-        ``restart_worker`` (``worker_id``), ``pause``, ``resume``, ``shutdown``. Their
+        ``restart_worker`` (``worker_id``), ``pause``, ``resume``, ``shutdown``,
+        ``cancel_job`` (``job_id``). Their
         effect shows in the next snapshot, published at the next tick.
         """
         task = asyncio.get_running_loop().create_task(self._handle(command))
@@ -456,6 +457,7 @@ class Supervisor:
                 grace_period_s=self.farm.grace_period_s,
                 stopping=self._stopping,
                 request_stop=self.request_stop,
+                events=self.events,
             )
         except Exception:  # a command's failure (a spawn that failed) ends only itself
             logger.exception("supervisor %s: carrying out a command failed", self.supervisor_id)

@@ -24,7 +24,7 @@ from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.errors import InvalidJobError
 from fast_app.core.queue.execution import run_job
 from fast_app.core.queue.functions import FunctionSpec, describe_function
-from fast_app.core.queue.handle import JobError
+from fast_app.core.queue.handle import JobError, JobOutcome, JobStatus
 from fast_app.core.queue.hooks import HookSelection, JobRun
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.core.queue.telemetry import SYSTEM_RABBITMQ
@@ -242,19 +242,31 @@ class Deliveries:
             hard_deadline=None if options.hard_timeout_s is None else now + options.hard_timeout_s,
             delivery=delivery,
         )
+        job.task = asyncio.current_task()
+        job.in_thread = not spec.is_async
         self.in_flight.start(job)
         delivery.hooks.before_run(delivery.run)
+        outcome: JobOutcome | None = None
         try:
-            # Each delivery has a task of its own already: an async job without a soft
-            # timeout runs inline in it rather than in yet another task.
-            outcome = await run_job(
-                spec,
-                envelope,
-                executor=self._threads,
-                inline=True,
-                trace_context=delivery.run.trace_context,
-                queue=self._worker.topology.jobs,
-            )
+            try:
+                # Each delivery has a task of its own already: an async job without a soft
+                # timeout runs inline in it rather than in yet another task.
+                outcome = await run_job(
+                    spec,
+                    envelope,
+                    executor=self._threads,
+                    inline=True,
+                    trace_context=delivery.run.trace_context,
+                    queue=self._worker.topology.jobs,
+                )
+            except asyncio.CancelledError:
+                if job.cancelled_by is None:  # shutting down: it is redelivered
+                    self._just_cancelled.append((job.started_at, envelope.id, time.time()))
+                    raise
+            if outcome is None or job.cancelled_by is not None:
+                # An operator cancelled it (even if its code caught the cancellation).
+                await self._settle_cancelled(delivery, envelope, job, job.cancelled_by or "?")
+                return False
             if outcome.still_running and job.hard_timer is not None:
                 # It could not be stopped at its soft timeout: its hard deadline will end
                 # this process; until then take no new jobs, so fewer are hit by the end.
@@ -263,12 +275,35 @@ class Deliveries:
             self.in_flight.returned(job)
             if not job.ended_by_hard_timeout:  # else its handler settles the delivery
                 await self._settlement.settle(delivery, envelope, outcome)
-        except asyncio.CancelledError:
-            self._just_cancelled.append((job.started_at, envelope.id, time.time()))
-            raise
         finally:
             self.in_flight.stopped(job)
         return job.ended_by_hard_timeout
+
+    async def _settle_cancelled(
+        self, delivery: Delivery, envelope: JobEnvelope, job: InFlightJob, sender: str
+    ) -> None:
+        """Dead-letter a job an operator cancelled, with reason ``cancelled``, and ack it.
+
+        A dead letter rather than a bare ack: nothing is lost, and ``fast-app dlq
+        requeue`` runs it again if the cancel was a mistake. Never retried.
+        """
+        task = asyncio.current_task()
+        if task is not None:
+            # The cancel was meant for the job's code, not for its settlement.
+            while task.cancelling():
+                task.uncancel()
+        self.in_flight.returned(job)
+        error = JobError("cancelled", f"cancelled by {sender}")
+        # Its statistics list it among the ended jobs, with how long it ran.
+        delivery.run.outcome = JobOutcome(JobStatus.FAILED, time.time() - job.started_at, error)
+        logger.warning(
+            "job %s (%s) cancelled by %s",
+            envelope.id,
+            envelope.function,
+            sender,
+            extra={"job_id": envelope.id, "job_function": envelope.function},
+        )
+        await self._settlement.dead_letter(delivery, DeadReason.CANCELLED, error, envelope.attempt)
 
 
 def _error(kind: str, error: BaseException) -> JobError:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 from fast_app.farm.worker._state import InFlightJob
 
-__all__ = ["JobsInFlight"]
+__all__ = ["CancelAnswer", "JobsInFlight"]
+
+#: What became of a request to cancel a job: its task was cancelled, or it runs in a
+#: thread (which cannot be stopped), or it is not running here (unknown, its code has
+#: returned already, or it was cancelled already).
+CancelAnswer = Literal["cancelling", "in_thread", "not_running"]
 
 
 class JobsInFlight:
@@ -52,6 +58,7 @@ class JobsInFlight:
     def returned(self, job: InFlightJob) -> None:
         """``job``'s code returned: cancel its hard-timeout timer before it is settled
         (settling may take a while), unless it still holds the worker."""
+        job.code_returned = True
         if job.hard_timer is not None and not job.still_running:
             job.hard_timer.cancel()
 
@@ -65,6 +72,25 @@ class JobsInFlight:
             job.hard_timer.cancel()
         if not job.ended_by_hard_timeout:
             self._jobs.pop(id(job), None)
+
+    def cancel(self, job_id: str, sender: str) -> CancelAnswer:
+        """Cancel the task of job ``job_id``, on behalf of ``sender``.
+
+        Its delivery then settles it as cancelled (``Deliveries``). Only while its code
+        runs: once the code returned, the job is being settled and stays as it ended.
+        """
+        for job in self._jobs.values():
+            if job.envelope.id != job_id:
+                continue
+            if job.in_thread:
+                return "in_thread"
+            running = not (job.code_returned or job.still_running or job.ended_by_hard_timeout)
+            if job.task is None or job.cancelled_by is not None or not running:
+                return "not_running"
+            job.cancelled_by = sender
+            job.task.cancel()
+            return "cancelling"
+        return "not_running"
 
     def nearest_hard_deadlines(self, limit: int) -> list[InFlightJob]:
         """At most ``limit`` jobs, those with the nearest hard deadlines first when there

@@ -92,6 +92,10 @@ class InFlightJob:
         still_running: settled after its soft timeout but could not be stopped; it holds
             the worker until its hard deadline ends the process.
         delivery: its delivery (message, run, hooks), as the worker handles it.
+        task: the task its code runs in (cancelled by ``JobsInFlight.cancel``).
+        in_thread: a plain function, run in a thread: it cannot be cancelled.
+        cancelled_by: who cancelled it (``fast-app cancel``, the dashboard), once asked.
+        code_returned: its code returned (or was cancelled): it can no longer be cancelled.
     """
 
     envelope: JobEnvelope
@@ -103,6 +107,10 @@ class InFlightJob:
     ended_by_hard_timeout: bool = False
     still_running: bool = False
     delivery: Delivery | None = None
+    task: asyncio.Task[object] | None = None
+    in_thread: bool = False
+    cancelled_by: str | None = None
+    code_returned: bool = False
     _preview: tuple[str, list[str]] | None = field(default=None, repr=False)
 
     def describe(self) -> InFlightEntry:
@@ -133,6 +141,7 @@ class InFlightJob:
             context_keys=self._preview[1],
             traceparent=_traceparent(traceparent),
             parent_traceparent=_traceparent(producer_traceparent),
+            in_thread=self.in_thread,
         )
 
 
@@ -150,7 +159,7 @@ class _Ended:
             id=envelope.id,
             function=envelope.function,
             attempt=envelope.attempt,
-            outcome=self.outcome,  # type: ignore[arg-type]  # one of Settlement's three
+            outcome=self.outcome,  # type: ignore[arg-type]  # one of the four outcomes
             ended_at=self.ended_at,
             duration_s=self.duration_s,
             args=preview_arguments(envelope.args, envelope.kwargs),
@@ -186,7 +195,8 @@ class RecentJobs:
     def add(
         self, envelope: JobEnvelope, outcome: str, duration_s: float, error: JobError | None
     ) -> None:
-        """Record how a run of ``envelope`` ended: ``succeeded``, ``retried``, ``dead_lettered``."""
+        """Record how a run of ``envelope`` ended: ``succeeded``, ``retried``,
+        ``dead_lettered`` or ``cancelled``."""
         kept = self._succeeded if outcome == "succeeded" else self._failed
         kept.append(_Ended(envelope, outcome, time.time(), duration_s, error))
 

@@ -9,15 +9,17 @@ import time
 
 from fast_app.core.queue.handle import JobOutcome, JobStatus
 from fast_app.core.queue.hooks import Hook, JobRun
+from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.messages import WAITS_LISTED, WorkerCounters
 from fast_app.farm.worker._state import RecentJobs
 
-__all__ = ["DEAD_LETTERED", "RETRIED", "SUCCEEDED", "WorkerStatistics"]
+__all__ = ["CANCELLED", "DEAD_LETTERED", "RETRIED", "SUCCEEDED", "WorkerStatistics"]
 
 # How a run ended, as heartbeats report it.
 SUCCEEDED = "succeeded"
 RETRIED = "retried"
 DEAD_LETTERED = "dead_lettered"
+CANCELLED = "cancelled"  # by an operator; its dead letter says so too
 _ABANDONED = "abandoned"
 
 
@@ -97,6 +99,10 @@ class WorkerStatistics(Hook):
         run.hook_state[self] = RETRIED
 
     def dead_lettered(self, run: JobRun, reason: str) -> None:
+        if reason == DeadReason.CANCELLED:  # not a failure: counted apart
+            self.counters.cancelled += 1
+            run.hook_state[self] = CANCELLED
+            return
         self.counters.dead_lettered += 1
         run.hook_state[self] = DEAD_LETTERED
 

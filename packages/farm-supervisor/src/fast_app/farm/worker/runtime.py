@@ -24,6 +24,7 @@ from fast_app.core.queue.hooks import HookSelection
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import (
     IN_FLIGHT_LISTED,
+    Cancel,
     Drain,
     Heartbeat,
     Pause,
@@ -153,6 +154,22 @@ class Worker:
                 self.resume()
             case Tombstoned(job_id=job_id, worker=killed_worker):
                 self._tombstones.add(job_id, "hard_timeout", killed_worker)
+            case Cancel(job_id=job_id, sender=sender):
+                self._cancel(job_id, sender)
+
+    def _cancel(self, job_id: str, sender: str) -> None:
+        answer = self.in_flight.cancel(job_id, sender)
+        if answer == "cancelling":
+            logger.warning("worker %s cancels job %s, asked by %s", self.worker_id, job_id, sender)
+        elif answer == "in_thread":
+            logger.warning(
+                "worker %s cannot cancel job %s: it runs in a thread (a plain function), "
+                "and threads cannot be stopped",
+                self.worker_id,
+                job_id,
+            )
+        else:
+            logger.info("worker %s: job %s is not running here any more", self.worker_id, job_id)
 
     def _beat_now(self) -> None:
         if self._link is not None:

@@ -1,5 +1,9 @@
 """Dead letters: list them with reason and error, requeue one or all, purge (confirmed).
 
+``/`` filters the list (``DeadLetterFilter``, as ``fast-app dlq list`` does: free text,
+``function:``, ``reason:``, ``queue:``, ``since:`` words); escape clears it. While a
+filter is on, ``a`` and ``x`` act on the letters shown, after confirming.
+
 The list is read when the screen first shows and on ``u``, not on every refresh: reading
 takes each dead letter and gives it back, which a quorum queue counts as a delivery (see
 ``fast_app.farm.dead_letters._broker``). The snapshots' dead count says when the list is
@@ -9,6 +13,7 @@ behind.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,9 +23,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 
-from fast_app.farm.dead_letters import DeadLetter, RequeueReport
+from fast_app.farm.dead_letters import DeadLetter, DeadLetterFilter, RequeueReport, parse_query
 from fast_app.farm.printable import printable
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
@@ -118,16 +123,30 @@ class DeadLettersScreen(DashboardScreen):
         Binding("a", "requeue_all", "Requeue all"),
         Binding("x", "purge", "Purge"),
         Binding("u", "reload", "Reload"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            tooltip="text, function:, reason:, queue:, since:1h; a and x then act on those shown",
+        ),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
     DEFAULT_CSS = """
     DeadLettersScreen #letters { height: 1fr; border: round $primary; }
     DeadLettersScreen #letter-box { height: 1fr; border: round $primary; padding: 0 1; }
+    DeadLettersScreen #filter { display: none; height: 1; border: none; padding: 0 1; }
+    DeadLettersScreen #filter.shown { display: block; }
     """
 
     def compose(self) -> ComposeResult:
         """The list and the selected letter."""
         yield StatusBar(id="status")
+        yield Input(
+            placeholder="filter: text  function:app.reports  reason:failed  queue:NAME  since:1h",
+            id="filter",
+        )
         yield LiveTable(_COLUMNS, id="letters")
         with VerticalScroll(id="letter-box"):
             yield Static(id="letter")
@@ -141,6 +160,8 @@ class DeadLettersScreen(DashboardScreen):
         self._listed_at: float | None = None
         self._loading = False
         self._queue_dead: int | None = None
+        #: What ``/`` chose; empty: every dead letter read.
+        self.where = DeadLetterFilter()
         self._table.focus()
         self.action_reload()
 
@@ -153,11 +174,14 @@ class DeadLettersScreen(DashboardScreen):
     def _show(self, now: float) -> None:
         if not self.is_attached:  # an answer that came back after the screen went away
             return
-        self._table.update(letter_rows(self.letters, now))
+        shown = self.shown
+        self._table.update(letter_rows(shown, now))
         if self._loading and self._listed_at is None:
             title = "Dead letters: reading…"
         else:
             title = f"Dead letters: {len(self.letters)} listed"
+            if not self.where.is_empty:
+                title = f"Dead letters: {len(shown)} of {len(self.letters)} match"
             if self._listed_at is not None:
                 title += f" {fmt.age(now - self._listed_at)} ago"
             if self._queue_dead is not None and self._queue_dead != len(self.letters):
@@ -171,10 +195,15 @@ class DeadLettersScreen(DashboardScreen):
         )
         self.query_one("#letter", Static).update(detail)
 
+    @property
+    def shown(self) -> list[DeadLetter]:
+        """The dead letters read that the filter matches, oldest first."""
+        return self.where.select(self.letters)
+
     def selected(self) -> DeadLetter | None:
         """The dead letter under the cursor."""
         key = self._table.selected_key
-        for position, letter in enumerate(self.letters):
+        for position, letter in enumerate(self.shown):
             if letter_key(letter, position) == key:
                 return letter
         return None
@@ -182,6 +211,44 @@ class DeadLettersScreen(DashboardScreen):
     def on_live_table_highlighted(self, event: LiveTable.Highlighted) -> None:
         """Show the letter under the cursor."""
         self._show(self.dashboard.clock())
+
+    # -- filter ----------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        """Show the filter input and type in it."""
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Forget the filter: every dead letter read is shown again."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("shown")
+        self.where = DeadLetterFilter()
+        self._table.focus()
+        self._show(self.dashboard.clock())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Filter as the operator types; a ``since:`` not understood keeps the last filter."""
+        now = dt.datetime.fromtimestamp(self.dashboard.clock(), dt.UTC)
+        try:
+            self.where = parse_query(event.value, now)
+        except ValueError:
+            return  # a half-typed ``since:1`` is not an error yet; the title keeps the count
+        self._show(self.dashboard.clock())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter: keep the filter, back to the list."""
+        now = dt.datetime.fromtimestamp(self.dashboard.clock(), dt.UTC)
+        try:
+            parse_query(event.value, now)
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        if self.where.is_empty:
+            event.input.remove_class("shown")
+        self._table.focus()
 
     # -- actions ---------------------------------------------------------------------
 
@@ -208,9 +275,33 @@ class DeadLettersScreen(DashboardScreen):
         self._run(lambda: link.requeue_dead_letters(job_ids), self._requeued, "could not requeue")
 
     def action_requeue_all(self) -> None:
-        """Put every dead letter back in the jobs queue."""
+        """Put every dead letter back in the jobs queue; with a filter, those shown, once
+        confirmed."""
         link = self.dashboard.link
-        self._run(lambda: link.requeue_dead_letters(None), self._requeued, "could not requeue")
+        if self.where.is_empty:
+            self._run(lambda: link.requeue_dead_letters(None), self._requeued, "could not requeue")
+            return
+        job_ids = self._shown_job_ids()
+        if not job_ids:
+            self.notify("no dead letter matches the filter", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(
+                    lambda: link.requeue_dead_letters(job_ids), self._requeued, "could not requeue"
+                )
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Requeue the {len(job_ids)} dead letters shown (matching "
+                f"{self.where.describe()})? Those not shown stay."
+            ),
+            answered,
+        )
+
+    def _shown_job_ids(self) -> list[str]:
+        return [letter.job_id for letter in self.shown if letter.job_id is not None]
 
     def _requeued(self, report: RequeueReport) -> None:
         requeued = len(report.requeued)
@@ -223,7 +314,10 @@ class DeadLettersScreen(DashboardScreen):
         self.action_reload()
 
     def action_purge(self) -> None:
-        """Delete every dead letter, once confirmed."""
+        """Delete every dead letter, once confirmed; with a filter, those shown."""
+        if not self.where.is_empty:
+            self._purge_shown()
+            return
         count = self._queue_dead if self._queue_dead is not None else len(self.letters)
 
         def answered(yes: bool | None) -> None:
@@ -235,6 +329,27 @@ class DeadLettersScreen(DashboardScreen):
             ConfirmScreen(
                 f"Delete all {count} dead letters of {self.dashboard.link.queue_name} for "
                 "good? They cannot be requeued afterwards."
+            ),
+            answered,
+        )
+
+    def _purge_shown(self) -> None:
+        job_ids = self._shown_job_ids()
+        if not job_ids:
+            self.notify("no dead letter matches the filter", severity="warning")
+            return
+        # The letters shown, by job id: not whatever else matches by now (or beyond LISTED).
+        where = DeadLetterFilter(job_ids=frozenset(job_ids))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                link = self.dashboard.link
+                self._run(lambda: link.purge_dead_letters(where), self._purged, "could not purge")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete the {len(job_ids)} dead letters shown (matching "
+                f"{self.where.describe()}) for good? Those not shown stay."
             ),
             answered,
         )

@@ -44,9 +44,10 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen #help {
-        width: auto; max-width: 90%; height: auto; max-height: 90%;
+        width: 72; max-width: 95%; height: auto; max-height: 90%;
         border: round $primary; padding: 0 1; background: $surface;
     }
+    HelpScreen #help-text { width: auto; height: auto; }
     """
 
     def __init__(self, lines: Sequence[KeyLine]) -> None:

@@ -1,17 +1,26 @@
-"""Jobs: running ones against their deadlines, recent ends, and the selected job's details."""
+"""Jobs: running ones against their deadlines, recent ends, and the selected job's details.
+
+``c`` cancels the selected running job, after confirming: its supervisor tells its worker
+to cancel the job's task, and the job is dead-lettered with reason ``cancelled`` (never
+redelivered nor retried; requeue it from the dead letters to run it again). A plain
+function runs in a thread, which cannot be stopped: refused at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
+from fast_app.farm_tui.screens.confirm import ConfirmScreen
 from fast_app.farm_tui.table import Cell, Column, LiveTable, Row, column_widths
 from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
 
@@ -37,7 +46,12 @@ _RECENT_COLUMNS = (
     Column("Error", "error"),
 )
 _ERROR_WIDTHS = (20, 400)  # the error column takes the width the others leave
-_OUTCOME_STYLES = {"succeeded": "green", "retried": "yellow", "dead_lettered": "bold red"}
+_OUTCOME_STYLES = {
+    "succeeded": "green",
+    "retried": "yellow",
+    "dead_lettered": "bold red",
+    "cancelled": "magenta",
+}
 _TRACEBACK_LINES = 40
 
 
@@ -139,6 +153,10 @@ def _append_arguments(text: Text, args: str, context_keys: tuple[str, ...]) -> N
 class JobsScreen(DashboardScreen):
     """Running jobs with deadline bars, recent successes and failures, and details."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel_job", "Cancel job", tooltip="the running job under the cursor"),
+    ]
+
     DEFAULT_CSS = """
     JobsScreen #running { height: 1fr; border: round $primary; }
     JobsScreen #recent { height: 1fr; border: round $primary; }
@@ -220,3 +238,40 @@ class JobsScreen(DashboardScreen):
         """The other table got the focus: show its job."""
         self._follow_cursor()
         self._show_details()
+
+    def selected_running_job(self) -> RunningJob | None:
+        """The running job under the cursor of the Running table, if any."""
+        if self._last is None or self._selected is None or self._selected[0] != "running":
+            return None
+        key = self._selected[1]
+        return next((job for job in self._last[0].running if running_key(job) == key), None)
+
+    def action_cancel_job(self) -> None:
+        """Cancel the selected running job, once confirmed."""
+        job = self.selected_running_job()
+        if job is None:
+            self.notify("select a running job to cancel", severity="warning")
+            return
+        if job.in_thread:
+            self.notify(
+                f"cannot cancel job {fmt.short_id(job.job_id)}: it runs in a thread, and "
+                "threads cannot be stopped",
+                severity="error",
+            )
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dashboard.send(
+                    job.supervisor_id,
+                    {"command": "cancel_job", "job_id": job.job_id},
+                    f"{job.supervisor_id}: cancel job {fmt.short_id(job.job_id)}",
+                )
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Cancel job {job.job_id} ({job.function}) on {job.worker_id}? It is "
+                "dead-lettered with reason 'cancelled' and not run again unless requeued."
+            ),
+            answered,
+        )

@@ -35,6 +35,18 @@ _SUPERVISOR_COLUMNS = (
     Column("State", "state", 9),
     Column("Seen", "seen", 9),
 )
+#: Under 100 columns the supervisors pane is about 36 cells wide: what says whether a
+#: supervisor is alive and has its workers comes first, the rest scrolls to the right.
+_NARROW_SUPERVISOR_COLUMNS = (
+    Column("Supervisor", "supervisor"),
+    Column("State", "state", 8),
+    Column("Has", "workers"),
+    Column("Seen", "seen"),
+    Column("Min..max", "limits"),
+    Column("Host", "host"),
+    Column("Up", "up", 6),
+)
+_NARROW_SUPERVISORS_BELOW = 100
 _QUEUE_COLUMNS = (
     Column("Queue", "queue"),
     Column("Workers", "pool"),
@@ -63,7 +75,8 @@ _NARROW_BELOW = 98
 #: Under 32 lines the overview is ``-short``: the decisions and events panes step aside.
 _HEIGHT_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 #: From 160 columns the rates pane shares the top row with the supervisors.
-_WIDTH_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+#: Under 100 the queue pane narrows to leave the supervisors' first columns room.
+_WIDTH_BREAKPOINTS = [(0, "-small"), (_NARROW_SUPERVISORS_BELOW, "-narrow"), (160, "-wide")]
 #: The backlog sparkline's fewest and most cells: at most one a second of its 2 minutes.
 _BACKLOG_WIDTHS = (8, 120)
 _QUEUE_ROWS_SHOWN = 7  # the queues pane's max-height, less its borders and header
@@ -90,13 +103,33 @@ _STATE_STYLES = {
 _LEVEL_STYLES = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 
 
-def supervisor_rows(view: FarmView) -> list[Row]:
-    """The supervisors table."""
-    rows = []
+def supervisor_layout(view: FarmView, width: int) -> tuple[tuple[Column, ...], list[Row]]:
+    """The supervisors table's columns and rows on a terminal ``width`` cells wide."""
+    if width < _NARROW_SUPERVISORS_BELOW:
+        return _NARROW_SUPERVISOR_COLUMNS, supervisor_rows(view, narrow=True)
+    return _SUPERVISOR_COLUMNS, supervisor_rows(view)
+
+
+def supervisor_rows(view: FarmView, *, narrow: bool = False) -> list[Row]:
+    """The supervisors table (``narrow``: in ``_NARROW_SUPERVISOR_COLUMNS``)."""
+    rows: list[Row] = []
     for supervisor in view.supervisors:
         stale = "bold red" if supervisor.stale else ""
         limits_style = "italic" if supervisor.limits_pending else ""
-        cells: tuple[Cell, ...] = (
+        cells: tuple[Cell, ...]
+        if narrow:
+            cells = (
+                (supervisor.supervisor_id, stale),
+                _supervisor_state(supervisor),
+                (f"{supervisor.workers}/{supervisor.desired_workers}", ""),
+                (fmt.coarse_age(supervisor.snapshot_age_s), stale),
+                (f"{supervisor.min_workers}..{supervisor.max_workers}", limits_style),
+                (supervisor.host, ""),
+                (fmt.age(supervisor.uptime_s), ""),
+            )
+            rows.append((supervisor.supervisor_id, cells))
+            continue
+        cells = (
             (supervisor.supervisor_id, stale),
             (supervisor.host, ""),
             (fmt.age(supervisor.uptime_s), ""),
@@ -112,6 +145,10 @@ def supervisor_rows(view: FarmView) -> list[Row]:
 
 
 def _supervisor_state(supervisor: SupervisorView) -> Cell:
+    # Its last snapshot said running; its silence since says it may not be (killed, or
+    # cut off): never shown running on old news.
+    if supervisor.stale:
+        return "silent", "bold red"
     if supervisor.stopping:
         return "stopping", "bold magenta"
     if supervisor.paused:
@@ -187,7 +224,10 @@ def rate_lines(
     label = Text(no_wrap=True, overflow="ellipsis")
     label.append(f"{verb} ", "dim")
     if rate is None:
-        age = "" if view.data_at is None else f": data {fmt.coarse_age(now - view.data_at)} old"
+        if view.data_at is None:
+            age = ": no supervisor" if not view.supervisors else ""
+        else:
+            age = f": data {fmt.coarse_age(now - view.data_at)} old"
         label.append(f"unknown{age}", "bold red")
     else:
         label.append(fmt.per_second(rate), "bold")
@@ -305,6 +345,7 @@ class OverviewScreen(DashboardScreen):
     OverviewScreen #supervisors { width: 1fr; border: round $primary; }
     OverviewScreen #queue { width: 46; border: round $primary; padding: 0 1; }
     OverviewScreen.-wide #queue { width: 1fr; }
+    OverviewScreen.-small #queue { width: 40; }
     OverviewScreen #queue-figures { height: 2; }
     OverviewScreen .rate { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     OverviewScreen #workers { height: 1fr; border: round $primary; }
@@ -349,10 +390,17 @@ class OverviewScreen(DashboardScreen):
         self._event_cursor = 0
         self._worker_table.focus()
 
+    def on_resize(self) -> None:
+        """Draw again once laid out anew: the sparklines are as wide as their panes, and
+        a breakpoint may have just resized those."""
+        self.call_after_refresh(self.dashboard.refresh_screen)
+
     def refresh_view(self, view: FarmView, now: float) -> None:
         """Update every pane."""
         super().refresh_view(view, now)
-        self._supervisor_table.update(supervisor_rows(view))
+        columns, rows = supervisor_layout(view, self.app.size.width)
+        self._supervisor_table.set_columns(columns)
+        self._supervisor_table.update(rows)
         # The pane's borders take 2 cells, and a scroll bar 2 more once rows overflow it.
         width = self.app.size.width - 2 - (2 if len(view.queues) > _QUEUE_ROWS_SHOWN else 0)
         columns, rows = queue_layout(view, width)
