@@ -42,7 +42,7 @@ def _free_port() -> int:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 60, what: str
 ) -> T:
     """Poll the async ``probe`` until it returns something; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
