@@ -29,7 +29,8 @@ from farm_testkit import SUPPORT, Farm, SupervisorProcess, start_supervisor, wai
 from fast_app.core.queue import QueueSettings
 from fast_app.farm.dead_letters import DeadLetter, list_dead_letters
 
-pytestmark = pytest.mark.slow
+# Slow on purpose (retries with backoff, a soft timeout): room beyond the 60 s default.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 T = TypeVar("T")
 USER = "usr_e2e"
