@@ -7,27 +7,41 @@ Each test reproduces one way the farm broke before its messages were typed and s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aio_pika
 import farm_jobs
+import msgspec
+import pytest
+from farm_messages import heartbeat, snapshot, worker_entry
 from farm_testkit import Farm, start_supervisor, wait_until
 
-from fast_app.core.queue import configure, queue
+from fast_app.core.queue import configure, get_settings, queue
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.amqp import sign
 from fast_app.core.queue.envelope import JobEnvelope, JobOptions, encode_envelope, new_job_id
+from fast_app.farm.listener import FarmListener
 from fast_app.farm.messages import (
+    WAITS_LISTED,
+    Snapshot,
     command_from_dict,
+    decode_heartbeat,
+    decode_snapshot,
     encode_command,
+    encode_snapshot,
     encode_tombstone,
     message_signature,
     new_tombstone,
 )
+from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
 
 SIGNING_KEY = "the-farm-signing-key-of-32-bytes-or-more"
 
@@ -401,3 +415,242 @@ async def test_properties_and_header_keys_that_are_not_utf8_are_dead_lettered_at
     assert {letter.headers[h.DEAD_REASON] for letter in letters} == {"invalid"}
     assert "channel closed" not in worker.log()
     assert worker.process.poll() is None
+
+
+# -- the fields added lately: queues of a snapshot, a worker's queue, queue waits ----------
+
+HUGE = 2**53  # the bound of every count in a farm message
+
+
+@contextlib.asynccontextmanager
+async def listening() -> AsyncIterator[dict[str, dict[str, Any]]]:
+    """The latest snapshot of each supervisor heard, by id, decoded as status decodes them."""
+    heard: dict[str, dict[str, Any]] = {}
+
+    def keep(snapshot: dict[str, Any]) -> None:
+        heard[snapshot["supervisor_id"]] = snapshot
+
+    listener = FarmListener(get_settings(), keep, connection_name="test listener")
+    await listener.start()
+    try:
+        yield heard
+    finally:
+        await listener.close()
+
+
+@contextlib.asynccontextmanager
+async def forging(farm: Farm, body: Callable[[], bytes]) -> AsyncIterator[None]:
+    """Publish ``body()`` on the events exchange ten times a second meanwhile (unsigned)."""
+    connection = await aio_pika.connect(farm.url)
+    channel = await connection.channel()
+    exchange = await channel.get_exchange(f"{farm.queue_name}.events", ensure=False)
+
+    async def forge() -> None:
+        while True:
+            await exchange.publish(aio_pika.Message(body()), routing_key="")
+            await asyncio.sleep(0.1)
+
+    forger = asyncio.create_task(forge())
+    try:
+        yield
+    finally:
+        forger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forger
+        await connection.close()
+
+
+def run_status(farm: Farm) -> subprocess.CompletedProcess[str]:
+    environment = {"RABBITMQ_URL": farm.url, "QUEUE_NAME": farm.queue_name, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "fast_app.farm", "status", "--wait", "1.5"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def queue_entry(name: str, **fields: Any) -> QueueEntry:
+    values: dict[str, Any] = {
+        "name": name,
+        "min_workers": 0,
+        "max_workers": 1024,
+        "desired_workers": 1024,
+        "workers": HUGE,
+        "figures": QueueFigures(ready=HUGE, unacked=HUGE, consumers=HUGE, dead=HUGE, delayed=HUGE),
+        "completion_rate": 1e9,
+        "enqueue_rate": 1e9,
+        **fields,
+    }
+    return QueueEntry(**values)
+
+
+def absurd_peer(farm: Farm) -> Snapshot:
+    """A snapshot at every bound that still decodes: 64 queues (the farm's own first)
+    ending and receiving 1e9 jobs/s with times to clear of 0 and 1e9 s, waits of 1e9 s counted
+    2**53 times, read far in the future; a worker holding 2**53 jobs of the farm's queue."""
+    names = [farm.queue_name, *(f"{farm.queue_name}.forged-{n}" for n in range(63))]
+    queues = [
+        queue_entry(
+            name,
+            clear_s=0.0 if number % 2 else 1e9,  # a negative one does not decode
+            wait_p50_s=1e9,
+            wait_max_s=1e9,
+            waits_counted=HUGE,
+            read_at=8e9,
+        )
+        for number, name in enumerate(names)
+    ]
+    workers = [worker_entry("forger-w0", HUGE, queue=farm.queue_name)]
+    return snapshot(
+        "forger",
+        concurrency=HUGE,
+        workers=workers,
+        queues=queues,
+        completion_rate=1e9,
+        enqueue_rate=1e9,
+    )
+
+
+async def test_a_peer_claiming_absurd_rates_on_64_queues_neither_overscales_nor_stops_status(
+    farm: Farm,
+) -> None:
+    # Given a supervisor of at most 2 workers, none yet, hearing an unsigned "peer"
+    # whose snapshot is absurd in every figure yet within every bound (so accepted)
+    forged = absurd_peer(farm)
+    assert len(decode_snapshot(encode_snapshot(forged)).queues) == 64
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "0", "--max-workers", "2", "--supervisor-id", "sup-r"
+    )
+
+    def body() -> bytes:
+        return encode_snapshot(msgspec.structs.replace(forged, at=time.time()))
+
+    async with listening() as heard, forging(farm, body):
+        await wait_until(lambda: {"sup-r", "forger"} <= heard.keys(), message="both heard")
+        first_heard_at = heard["sup-r"]["at"]
+
+        # When a backlog of 12 jobs arrives
+        for number in range(12):
+            await queue(farm_jobs.sleep_then_record, str(farm.results), f"job-{number}", 0.2)
+        most_workers = most_desired = 0
+
+        def worked_off() -> bool:
+            nonlocal most_workers, most_desired
+            most_workers = max(most_workers, len(supervisor.live_worker_pids()))
+            most_desired = max(most_desired, heard["sup-r"]["desired_workers"])
+            return len(farm.tags("finished")) == 12
+
+        await wait_until(worked_off, timeout=60, message="the backlog worked off")
+        # ...and an operator asks for the farm's status meanwhile
+        status = await asyncio.to_thread(run_status, farm)
+
+    # Then the supervisor scaled up for the backlog (the peer's claimed jobs in flight
+    # count as busy slots) but never past its maximum; it lives on, its own snapshots
+    # still readable. (The peer's pace feeds only the time to clear it shows, never a
+    # decision: unsigned farms trust it, see docs/security.md.)
+    assert 1 <= most_workers <= 2
+    assert 1 <= most_desired <= 2
+    assert supervisor.process.poll() is None
+    assert "Traceback" not in supervisor.log()
+    assert heard["sup-r"]["at"] > first_heard_at
+    # And status prints every queue, the real supervisor and the forged one
+    assert status.returncode == 0, status.stderr
+    assert "Traceback" not in status.stderr
+    assert "supervisor sup-r" in status.stdout
+    assert "supervisor forger" in status.stdout
+    assert f"{farm.queue_name}.forged-62" in status.stdout
+    assert "≈" in status.stdout  # two supervisors' waits on the farm's queue, merged
+
+
+def over_the_bounds(farm: Farm) -> list[bytes]:
+    """Forged snapshots that each break one bound of a recent field: 65 queues, a worker
+    whose queue is 201 characters long, one whose queue holds a NUL."""
+    name = farm.queue_name
+    return [
+        encode_snapshot(
+            snapshot("forger", queues=[queue_entry(f"{name}.q{n}") for n in range(65)])
+        ),
+        encode_snapshot(snapshot("forger", workers=[worker_entry("forger-w0", queue="q" * 201)])),
+        encode_snapshot(
+            snapshot("forger", workers=[worker_entry("forger-w0", queue=f"{name}\x00x")])
+        ),
+    ]
+
+
+async def test_snapshots_over_the_bounds_of_queues_are_refused_and_counted(farm: Farm) -> None:
+    # Given a supervisor, and snapshots forged with 65 queues, or a worker whose queue is
+    # 201 characters long or holds a NUL (each refused by the decoder, for that field)
+    forged = over_the_bounds(farm)
+    for body in forged:
+        with pytest.raises(msgspec.ValidationError, match=r"\$\.(queues|workers\[0\]\.queue)"):
+            decode_snapshot(body)
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "1", "--supervisor-id", "sup-x"
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+
+    async with listening() as heard:
+        # When each is published once
+        for body in forged:
+            await publish(farm, f"{farm.queue_name}.events", "", body)
+
+        # Then the supervisor refuses and counts all three, and goes on
+        await wait_until(
+            lambda: heard.get("sup-x", {}).get("refused", {}).get("snapshot_malformed") == 3,
+            message="3 snapshots refused",
+        )
+    assert "ignored a snapshot message (malformed)" in supervisor.log()
+    assert "forger" not in heard  # nor does a reader of snapshots (status, top) take them
+    assert supervisor.process.poll() is None
+    assert len(supervisor.live_worker_pids()) == 1
+
+
+def heartbeat_line(waits: str) -> bytes:
+    """A well-formed heartbeat line but for ``waits``, the raw JSON of its waits."""
+    beat = msgspec.to_builtins(heartbeat(waits=[]))
+    return json.dumps({**beat, "waits": "WAITS"}).replace('"WAITS"', waits).encode() + b"\n"
+
+
+async def test_heartbeats_with_waits_out_of_bounds_are_refused_and_the_worker_lives(
+    farm: Farm,
+) -> None:
+    # Given a supervisor's worker running a job that writes heartbeats on its own link:
+    # one listing a wait more than WAITS_LISTED, one with NaN, one with 1e12 s; then a
+    # well-formed one (taken: the lines differ in their waits only)
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "1", "--supervisor-id", "sup-h"
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    [worker_pid] = supervisor.live_worker_pids().values()
+    waits = [json.dumps([0.5] * (WAITS_LISTED + 1)), "[0.5, NaN]", "[0.5, 1e12]", "[0.5]"]
+    lines = [heartbeat_line(raw).decode() for raw in waits]
+
+    async with listening() as heard:
+        # When the job runs
+        await queue(farm_jobs.write_on_link, str(farm.results), "forger", lines)
+        await wait_until(lambda: farm.tags("ran") == ["forger"], message="the forging job")
+
+        # Then the supervisor refuses and counts the three, and the worker counts as alive
+        await wait_until(
+            lambda: heard.get("sup-h", {}).get("refused", {}).get("heartbeat_malformed") == 3,
+            message="3 heartbeats refused",
+        )
+        await queue(farm_jobs.record, str(farm.results), "after")
+        await wait_until(lambda: farm.tags("ran") == ["forger", "after"], message="the next job")
+        [listed] = heard["sup-h"]["workers"]
+    assert listed["pid"] == worker_pid
+    assert supervisor.live_worker_pids() == {listed["worker_id"]: worker_pid}
+    assert "ignored a heartbeat message (malformed)" in supervisor.log()
+    assert "hung" not in supervisor.log()
+
+
+def test_a_heartbeat_with_a_negative_wait_is_refused() -> None:
+    # Given a heartbeat whose waits hold a negative one (as only a forger writes them)
+    line = heartbeat_line("[0.5, -1.0]")
+
+    # When the supervisor decodes it, then it is refused as the other bounds are
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.waits\[1\]"):
+        decode_heartbeat(line)

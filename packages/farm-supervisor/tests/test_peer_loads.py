@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from farm_messages import snapshot
+from farm_messages import snapshot, worker_entry
 
 from fast_app.farm.messages import decode_snapshot, encode_snapshot
+from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
 from fast_app.farm.supervisor._peers import PeerLoads
+from fast_app.farm.supervisor.balancing import BalanceMemory, BalancePolicy, QueueLimits, balance
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
 
 
@@ -95,3 +97,42 @@ def test_a_backlog_another_host_cannot_take_makes_this_one_scale_up() -> None:
 
     assert blind.desired_workers == 1
     assert seeing.desired_workers > 1, seeing.reason
+
+
+def queue_entry(name: str, completion_rate: float) -> QueueEntry:
+    figures = QueueFigures(ready=0, unacked=0, consumers=1, dead=0, delayed=0)
+    return QueueEntry(name, 0, 8, 1, 1, figures, completion_rate, completion_rate)
+
+
+def test_a_peer_at_every_bound_moves_workers_only_within_the_caps() -> None:
+    # Given a peer claiming, within every bound, 2**53 jobs in flight on queue a (its one
+    # worker "holds" them: it claims a concurrency of 2**53) and 1e9 jobs/s ended there
+    huge = 2**53
+    forged = snapshot(
+        "forger",
+        concurrency=huge,
+        workers=[worker_entry("forger-w0", huge, queue="a")],
+        queues=[queue_entry("a", completion_rate=1e9), queue_entry("b", completion_rate=1e9)],
+    )
+    peers = PeerLoads("me")
+    peers.heard(decode_snapshot(encode_snapshot(forged)), now=1.0)
+    claimed = peers.in_flight(now=1.0, max_age_s=3.0, queue="a")
+    assert (claimed, peers.completion_rate(now=1.0, max_age_s=3.0, queue="a")) == (huge, 1e9)
+
+    # When this supervisor of queues a (1 job ready) and b (40 ready, its real backlog)
+    # balances at most 2 workers, whatever it runs now
+    policy = BalancePolicy(
+        max_workers=2, queues={"a": QueueLimits(0, 2), "b": QueueLimits(0, 2)}, concurrency=16
+    )
+    for own_a, own_b in ((0, 0), (1, 1), (2, 0), (0, 2)):
+        loads = {
+            "a": FarmLoad(100.0, 1, claimed, own_a, 0, 0, own_a, None),
+            "b": FarmLoad(100.0, 40, 0, own_b, own_b, own_b * 16, own_b, 2.0),
+        }
+        desired = balance(policy, loads, BalanceMemory()).desired
+
+        # Then the claim draws a worker to a, never past the cap, and b's backlog keeps
+        # one: a peer's figures (only its jobs in flight count; its pace feeds no
+        # decision) cannot scale a waiting backlog to zero
+        assert sum(desired.values()) <= 2
+        assert desired["b"] >= 1, (own_a, own_b, desired)

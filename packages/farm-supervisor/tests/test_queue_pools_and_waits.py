@@ -19,6 +19,7 @@ from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures, WorkerEnt
 from fast_app.farm.settings import FarmSettings, load_farm_settings
 from fast_app.farm.supervisor._commands import carry_out
 from fast_app.farm.supervisor._events import EventLog
+from fast_app.farm.supervisor._job_figures import JobFigures
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor._pools import QueuePools
@@ -154,6 +155,7 @@ def _pools(**limits: tuple[int, int]) -> QueuePools:
                 events=EventLog(logging.getLogger("test")),
                 failures=collections.deque(),
                 recent=RecentJobEnds(),
+                figures=JobFigures("jobs", 0.0),
                 stopping=asyncio.Event(),
                 queue=queue,
                 limits=bounds,

@@ -276,11 +276,43 @@ def test_two_supervisors_of_one_queue_add_up_and_the_freshest_broker_read_wins()
     assert row.delayed == 1  # the newer read did not know it: the older did
     assert row.dead is None  # neither knew it: unknown, not 0
     assert (row.unacked, row.workers, row.min_workers, row.max_workers) == (5, 4, 2, 8)
-    assert (row.wait_p50_s, row.wait_max_s, row.waits_counted) == (0.4, 0.9, 15)
+    # Medians do not merge: the weighted mean of theirs, marked as an estimate
+    assert row.wait_p50_s == pytest.approx((0.2 * 10 + 0.4 * 5) / 15)
+    assert (row.wait_max_s, row.waits_counted, row.wait_p50_approximate) == (0.9, 15, True)
     assert row.supervisors == ("a", "b")
     assert row.read_age_s == pytest.approx(1.0)
     assert row.heard_age_s == pytest.approx(1.0)
     assert not row.stale
+
+
+def test_a_median_wait_estimated_from_several_supervisors_reads_approximate() -> None:
+    # Given one queue whose two supervisors counted starts, and one with a single one
+    now = time.time()
+    snapshots = [
+        snapshot(
+            "a",
+            queues=[
+                entry("emails", wait_p50_s=1.0, wait_max_s=3.0, waits_counted=30),
+                entry("reports", wait_p50_s=2.0, wait_max_s=5.0, waits_counted=4),
+            ],
+            at=now,
+        ),
+        snapshot("b", queues=[entry("emails", wait_p50_s=3.0, wait_max_s=8.0, waits_counted=10)]),
+    ]
+    status = farm_status("q", 1.0, snapshots, [], now)
+
+    # When it is printed, as text and as JSON
+    text = render_status(status)
+    data = status_json(status)
+
+    # Then the estimated median reads ≈ and says why; the exact one does not
+    lines = {line.split()[0]: line for line in text.splitlines()}
+    assert "≈1.5s/8.0s (40)" in lines["emails"]
+    assert " 2.0s/5.0s (4)" in lines["reports"]
+    assert lines["≈"].startswith("≈ median wait estimated")
+    emails, reports = data["queues"]
+    assert (emails["wait_p50_s"], emails["wait_p50_approximate"]) == (1.5, True)
+    assert (reports["wait_p50_s"], reports["wait_p50_approximate"]) == (2.0, False)
 
 
 def test_unknown_figures_print_as_unknown_and_old_ones_as_stale() -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fast_app.farm.messages.snapshots import decode_snapshot
+from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.limits import Limits
 from fast_app.farm_tui.model import FarmModel
 from fast_app.farm_tui.sample import sample_snapshot
@@ -128,6 +129,7 @@ def test_two_queues_show_as_two_rows_with_their_pools_backlogs_and_waits() -> No
     assert (reports.workers, reports.min_workers, reports.max_workers) == (1, 0, 8)
     assert (reports.figures.ready, reports.figures.unacked, reports.figures.dead) == (300, 2, 1)
     assert (reports.wait_p50_s, reports.wait_max_s, reports.waits_counted) == (41.0, 150.0, 30)
+    assert not reports.wait_p50_approximate  # one supervisor's median: exact
     assert reports.clear_s is not None and reports.clear_s > 7
     # Then the farm's totals add the queues up, and the workers say whose they are.
     assert (view.queue.ready, view.queue.unacked) == (420, 6)
@@ -221,8 +223,15 @@ def test_a_queue_served_by_two_supervisors_merges_pools_rates_and_the_freshest_r
     assert reports.figures.unacked == 3 + 5
     # Arrivals counted once: the mean growth (20/s) plus every completion (90/s).
     assert (reports.enqueue_rate, reports.completion_rate) == (110.0, 90.0)
+    # Medians do not merge: the weighted mean of theirs, shown as an estimate (≈), as
+    # fast-app status shows it; the longest is exact.
     assert reports.wait_p50_s == (10.0 * 30 + 40.0 * 10) / 40
     assert (reports.wait_max_s, reports.waits_counted) == (90.0, 40)
+    assert reports.wait_p50_approximate
+    shown = fmt.wait(
+        reports.wait_p50_s, reports.wait_max_s, approximate=reports.wait_p50_approximate
+    )
+    assert shown == "≈18s/90s"
     assert reports.clear_s == (400 + 8) / 90.0  # from the merged backlog and drain
     assert [queue.name for queue in model.view(NOW + 1).queues] == list(TWO_QUEUES)
 

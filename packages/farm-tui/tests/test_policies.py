@@ -15,6 +15,7 @@ from fast_app.farm_tui._format import (
     seconds,
     shorten,
     sparkline,
+    wait,
 )
 from fast_app.farm_tui.limits import LIMIT_CEILING, PendingLimits
 from fast_app.farm_tui.rates import RateHistory, SecondSeries, merged_rates
@@ -172,6 +173,9 @@ def test_other_formats() -> None:
     assert figure(1840) == "1,840"
     assert figure(0) == "0"
     assert figure(None) == "-"
+    assert wait(0.31, 1.1) == "0.3s/1.1s"
+    assert wait(0.31, 1.1, approximate=True) == "≈0.3s/1.1s"  # several supervisors' medians
+    assert wait(None, None) == "-"
 
 
 def test_deadline_bars_turn_yellow_then_red() -> None:

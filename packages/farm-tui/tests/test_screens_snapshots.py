@@ -122,13 +122,20 @@ def test_output(snap_compare: SnapCompare) -> None:
 
 
 def test_jobs_on_80_by_24(snap_compare: SnapCompare) -> None:
-    """At 80 by 24 the running jobs and the recent runs share the height."""
+    """At 80 by 24 the 6 running jobs all show; the recent runs and the selected job
+    share the lines they leave."""
     assert snap_compare(dashboard(), press=["2"], terminal_size=(80, 24))
 
 
 def test_dead_letters_on_80_by_24(snap_compare: SnapCompare) -> None:
-    """The dead letters at 80 by 24."""
+    """The dead letters at 80 by 24: the footer keeps q and ?, and leaves Pause, Reload
+    and Requeue all to the help."""
     assert snap_compare(dashboard(), press=["3"], terminal_size=(80, 24))
+
+
+def test_dead_letters_of_top_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """The most keys of any footer (top adds S) at 80 by 24: q Detach and ? still show."""
+    assert snap_compare(dashboard(owns_farm=False), press=["3"], terminal_size=(80, 24))
 
 
 def test_dead_letters_on_200_by_50(snap_compare: SnapCompare) -> None:
@@ -146,6 +153,22 @@ def test_output_on_200_by_50(snap_compare: SnapCompare) -> None:
     assert snap_compare(dashboard(), press=["4"], terminal_size=(200, 50))
 
 
+def test_functions(snap_compare: SnapCompare) -> None:
+    """The last hour a minute a cell (a burst half an hour ago, a few minutes with
+    failures), then each function busiest first with its rate, failures and runtimes."""
+    assert snap_compare(dashboard(), press=["5"], terminal_size=SIZE)
+
+
+def test_functions_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """The functions at 80 by 24: the hour squeezed into the width, peaks kept."""
+    assert snap_compare(dashboard(), press=["5"], terminal_size=(80, 24))
+
+
+def test_functions_on_200_by_50(snap_compare: SnapCompare) -> None:
+    """The functions at 200 by 50: a cell a minute for the whole hour."""
+    assert snap_compare(dashboard(), press=["5"], terminal_size=(200, 50))
+
+
 def test_help_on_80_by_24(snap_compare: SnapCompare) -> None:
     """The help at 80 by 24: its list scrolls, the footer keeps its keys."""
     assert snap_compare(dashboard(), press=["question_mark"], terminal_size=(80, 24))
@@ -158,7 +181,8 @@ def test_help_on_200_by_50(snap_compare: SnapCompare) -> None:
 
 def test_overview_of_top_with_a_backlog_and_no_supervisor(snap_compare: SnapCompare) -> None:
     """top with no supervisor heard: the queue read from the broker, 835 ready and no
-    consumer, says so first on the status line, in white on red."""
+    consumer, says so first on the status line, in white on red; at 80 columns the footer
+    leaves S out for q Detach."""
     from fast_app.farm.broker_queues import QueueReading
 
     app = FarmApp(StaticFarm(owns_farm=False), clock=lambda: NOW)

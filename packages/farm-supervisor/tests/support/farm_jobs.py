@@ -148,3 +148,12 @@ async def sleep_on_queue(results: str, tag: str, seconds: float) -> None:
 async def fail_on_queue(results: str, tag: str) -> None:
     await record_queue(results, tag)
     raise RuntimeError(f"{tag} failed")
+
+
+async def write_on_link(results: str, tag: str, lines: list[str]) -> None:
+    """Write ``lines`` on the worker's own link to its supervisor, as job code that finds
+    the link's descriptor could (forged heartbeats)."""
+    link = int(os.environ["FARM_SUPERVISOR_FD"])
+    for line in lines:
+        os.write(link, line.encode())
+    report(results, "ran", tag)

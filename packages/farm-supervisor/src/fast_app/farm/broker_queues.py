@@ -4,6 +4,8 @@
 no consumer is what an operator most needs to see, and only the broker can show it when
 the farm is down. Every figure comes from a passive declare, which creates nothing and
 needs no configure permission: a queue that does not exist is reported absent.
+``known_queues`` names the queues a farm knows from its settings: what ``status`` and
+``top`` read, and what ``dlq`` looks through.
 """
 
 from __future__ import annotations
@@ -20,7 +22,25 @@ from fast_app.core.queue.settings import QueueSettings
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection
 
-__all__ = ["QueueReading", "read_queues"]
+    from fast_app.farm.settings import FarmSettings
+
+__all__ = ["QueueReading", "known_queues", "read_queues"]
+
+
+def known_queues(queue: QueueSettings, farm: FarmSettings) -> tuple[str, ...]:
+    """The queues a farm knows, each once: ``QUEUE_NAME`` (the default), the queues of
+    ``FARM_QUEUES``, then the targets of ``QUEUE_ROUTES``, in that order.
+
+    What ``fast-app status`` and ``fast-app top`` read from the broker when no supervisor
+    serves them, and what ``fast-app dlq`` looks through unless told ``--queue``.
+
+    Args:
+        queue: the queue settings (``QUEUE_NAME``, ``QUEUE_ROUTES``).
+        farm: the farm settings (``FARM_QUEUES``).
+    """
+    names = [queue.name, *(pool.queue for pool in farm.queues)]
+    names += [target for _, target in queue.routes.routes]
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.broker_queues import known_queues
 from fast_app.farm.errors import FarmConfigurationError
 from fast_app.farm.settings import FarmSettings, load_farm_settings
 from fast_app.farm_tui._output import OutputCapture
@@ -70,25 +71,15 @@ def run_remote(queue: QueueSettings) -> int:
     Raises:
         OSError, TimeoutError, ConnectionError: the broker could not be reached at start.
     """
+    try:
+        known = known_queues(queue, load_farm_settings())
+    except FarmConfigurationError:
+        known = (queue.name,)  # top runs without valid farm settings: QUEUE_NAME alone
     with _logging_captured(None) as capture:
-        link = RemoteFarm(queue, output=capture, queues=_known_queues(queue))
+        link = RemoteFarm(queue, output=capture, queues=known)
         try:
             link.connect()
             FarmApp(link, handle_signals=True).run()
         finally:
             link.close()
     return 0
-
-
-def _known_queues(queue: QueueSettings) -> tuple[str, ...]:
-    """The queues ``top`` reads from the broker besides ``QUEUE_NAME``: those of
-    ``FARM_QUEUES`` and the targets of ``QUEUE_ROUTES`` (as ``fast-app status`` does).
-    Farm settings that do not validate leave only ``QUEUE_NAME``: ``top`` runs without
-    them."""
-    try:
-        farm = load_farm_settings()
-    except FarmConfigurationError:
-        return ()
-    names = [pool.queue for pool in farm.queues]
-    names += [target for _, target in queue.routes.routes]
-    return tuple(dict.fromkeys(names))

@@ -19,6 +19,7 @@ __all__ = [
     "shorten",
     "short_id",
     "sparkline",
+    "wait",
 ]
 
 _BAR_FULL = "█"
@@ -40,6 +41,15 @@ def age(value: float | None) -> str:
     if value < 172_800:
         return f"{value / 3600:.1f}h"
     return f"{value / 86_400:.0f}d"
+
+
+def wait(median: float | None, longest: float | None, *, approximate: bool = False) -> str:
+    """A queue's wait, median and longest: ``0.3s/1.1s``; ``≈0.3s/1.1s`` when the median
+    is estimated from several supervisors' (as ``fast-app status`` marks it); ``-`` when
+    no job started."""
+    if median is None and longest is None:
+        return "-"
+    return f"{'≈' if approximate else ''}{age(median)}/{age(longest)}"
 
 
 def coarse_age(value: float) -> str:

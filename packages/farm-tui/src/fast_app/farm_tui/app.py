@@ -29,6 +29,7 @@ from fast_app.farm_tui.screens import (
     ConfirmScreen,
     DashboardScreen,
     DeadLettersScreen,
+    FunctionsScreen,
     HelpScreen,
     JobsScreen,
     OutputScreen,
@@ -63,6 +64,7 @@ class FarmApp(App[int]):
         "jobs": JobsScreen,
         "dead_letters": DeadLettersScreen,
         "output": OutputScreen,
+        "functions": FunctionsScreen,
     }
     DEFAULT_MODE = "overview"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -70,6 +72,7 @@ class FarmApp(App[int]):
         Binding("2", "switch_mode('jobs')", "Jobs"),
         Binding("3", "switch_mode('dead_letters')", "DLQ", tooltip="dead letters"),
         Binding("4", "switch_mode('output')", "Output"),
+        Binding("5", "switch_mode('functions')", "Functions", tooltip="and the last hour"),
         # The limit keys leave the footer to the keys every screen needs (80 columns
         # hold no more); ``?`` lists them.
         Binding("plus,equals_sign", "change_limits(1, 0)", "Min+", key_display="+", show=False),
@@ -92,12 +95,17 @@ class FarmApp(App[int]):
         Binding("q", "quit", "Quit", tooltip="drains the farm; q again kills its workers"),
         Binding("q", "detach", "Detach", tooltip="leaves the dashboard; the farm runs on"),
     ]
+    #: The footer of every screen shows these keys, however narrow the terminal...
+    FOOTER_KEPT: ClassVar[frozenset[str]] = frozenset({"help", "quit", "detach"})
+    #: ...and, when it is too narrow for all, leaves these out first (``?`` lists them).
+    FOOTER_SPARE: ClassVar[frozenset[str]] = frozenset({"toggle_pause", "shut_down_farm"})
     #: Where each screen's own keys work, for the help.
     _SCREEN_NAMES: ClassVar[dict[str, str]] = {
         "overview": "1 Overview",
         "jobs": "2 Jobs",
         "dead_letters": "3 Dead letters",
         "output": "4 Output",
+        "functions": "5 Functions",
     }
 
     def __init__(

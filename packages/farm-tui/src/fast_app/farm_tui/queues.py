@@ -3,7 +3,8 @@
 Several supervisors may serve one queue. Their pools add up (workers, limits, rates
 their workers complete, jobs in flight); ready, delayed, dead and consumers are the
 broker's figures of the one shared queue, taken from the freshest read; arrivals are
-counted once (``rates.merged_rates``).
+counted once (``rates.merged_rates``); queue waits are merged as ``fast-app status``
+merges them (``queue_waits.merge_waits``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from fast_app.farm.broker_queues import QueueReading
+from fast_app.farm.queue_waits import merge_waits
 from fast_app.farm_tui.rates import merged_rates
 from fast_app.farm_tui.view import (
     NamedQueueView,
@@ -70,7 +72,7 @@ def merge_queue(
     read_at = freshest.read_at if read else None
     # Unread figures are unknown, not old; the pools' numbers are as old as the snapshot.
     basis = read_at if read_at is not None else max(report.snapshot_at for report in reports)
-    wait_p50_s, wait_max_s, waits_counted = _waits(reports)
+    waits = merge_waits(reports)
     return NamedQueueView(
         name=name,
         supervisors=len({report.supervisor_id for report in reports}),
@@ -82,9 +84,9 @@ def merge_queue(
         figures=figures,
         enqueue_rate=enqueue_rate,
         completion_rate=completion_rate,
-        wait_p50_s=wait_p50_s,
-        wait_max_s=wait_max_s,
-        waits_counted=waits_counted,
+        wait_p50_s=None if waits is None else waits.p50_s,
+        wait_max_s=None if waits is None else waits.max_s,
+        waits_counted=0 if waits is None else waits.counted,
         clear_s=reports[0].clear_s
         if len(reports) == 1
         else _time_to_clear(figures, completion_rate),
@@ -94,27 +96,8 @@ def merge_queue(
             max(freshest.heartbeat_interval_s, freshest.read_interval_s or 0.0),
         ),
         backlog_history=tuple(backlog_history),
+        wait_p50_approximate=waits is not None and waits.approximate,
     )
-
-
-def _waits(reports: Sequence[QueueReport]) -> tuple[float | None, float | None, int]:
-    """Median (estimated), longest, and counted queue waits over several supervisors.
-
-    Medians do not add up: with several supervisors the median shown is the mean of
-    theirs, each weighted by the starts it counted.
-    """
-    medians = [
-        (report.wait_p50_s, max(1, report.waits_counted))
-        for report in reports
-        if report.wait_p50_s is not None
-    ]
-    longest = [report.wait_max_s for report in reports if report.wait_max_s is not None]
-    counted = sum(report.waits_counted for report in reports)
-    if not medians:
-        return None, max(longest, default=None), counted
-    weight = sum(count for _, count in medians)
-    median = sum(value * count for value, count in medians) / weight
-    return median, max(longest, default=None), counted
 
 
 def _time_to_clear(figures: QueueView, drain_rate: float) -> float | None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fast_app.farm.dead_letters import DeadLetter
+from fast_app.farm.histograms import RuntimeHistogram
 
 __all__ = ["sample_dead_letters", "sample_history", "sample_snapshot"]
 
@@ -150,7 +151,60 @@ def sample_snapshot(
             for number in range(max(1, last_event - events + 1), last_event + 1)
         ],
         "queues": queue_entries,
+        "functions": _function_figures(at, started_at, queues),
+        "history": _minute_history(at, started_at, workers),
     }
+
+
+# (function, runs a minute, share failed, median runtime s, spread)
+_FUNCTION_LOADS = (
+    ("app.mail.send_welcome_email", 1200, 0.0, 0.04, 1.6),
+    ("app.billing.charge_order", 300, 0.08, 0.35, 2.5),
+    ("app.reports.build_monthly_report", 6, 0.0, 42.0, 1.3),
+    ("app.uploads.resize_image", 90, 0.5, 1.2, 2.0),
+)
+
+
+def _function_figures(at: float, started_at: float, queues: Sequence[str]) -> list[dict[str, Any]]:
+    """Each sample function's last five minutes (one dead letter, one hard timeout)."""
+    since = max(started_at, at - at % 60 - 240)
+    minutes = (at - since) / 60
+    figures = []
+    for number, load in enumerate(_FUNCTION_LOADS):
+        function, per_minute, failed_share, median_s, spread = load
+        runs = int(per_minute * minutes)
+        failed = int(runs * failed_share)
+        buckets = RuntimeHistogram()
+        for step in range(40):  # a log-normal-ish spread around the median
+            seconds = median_s * spread ** ((step - 20) / 10)
+            for _ in range(max(1, runs // 40 if abs(step - 20) < 10 else runs // 200)):
+                buckets.add(seconds)
+        figures.append(
+            {
+                "function": function,
+                "queue": queues[number % len(queues)],
+                "since": since,
+                "succeeded": runs - failed,
+                "retried": max(0, failed - 1),
+                "dead_lettered": min(1, failed),
+                "cancelled": 0,
+                "hard_timeouts": 1 if function.endswith("resize_image") else 0,
+                "runtimes": buckets.pairs(),
+            }
+        )
+    return figures
+
+
+def _minute_history(at: float, started_at: float, workers: int) -> list[list[float]]:
+    """An hour of minutes: a steady load, a burst half an hour ago, failures in a few."""
+    current = at - at % 60
+    first = max(started_at - started_at % 60, current - 3600)
+    history = []
+    for minute, start in enumerate(range(int(first), int(current) + 1, 60)):
+        succeeded = 600 * workers + (4000 if 28 <= minute <= 31 else 0) + 37 * (minute % 7)
+        failed = 12 if minute % 13 == 5 else 0
+        history.append([float(start), succeeded, failed, 1 if failed else 0, 0, 0])
+    return history
 
 
 def _queue_entry(

@@ -204,8 +204,9 @@ class NamedQueueView:
             (``None``: unknown); unacked added up over the supervisors.
         enqueue_rate: jobs/s arriving.
         completion_rate: jobs/s ended.
-        wait_p50_s: median queue wait over the last minute (with several supervisors,
-            the mean of theirs weighted by the starts each counted); ``None``: no start.
+        wait_p50_s: median queue wait over the last minute (with several supervisors
+            counting starts, estimated: ``fast_app.farm.queue_waits.merge_waits``);
+            ``None``: no start.
         wait_max_s: the longest queue wait over the last minute.
         waits_counted: the starts those figures come from.
         clear_s: estimated seconds to clear the backlog (``None``: unknown).
@@ -214,6 +215,8 @@ class NamedQueueView:
             between its supervisor's reads if longer (the figures are old).
         backlog_history: ready plus unacked, one point a second, oldest first
             (``None``: unknown then).
+        wait_p50_approximate: ``wait_p50_s`` is an estimate from several supervisors'
+            medians (shown ``≈``).
     """
 
     name: str
@@ -233,6 +236,7 @@ class NamedQueueView:
     read_age_s: float | None
     stale: bool
     backlog_history: tuple[float | None, ...]
+    wait_p50_approximate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,4 @@
-"""What several ``fast-app`` commands share: exit codes, settings, the queues a farm
-knows, errors, telemetry."""
+"""What several ``fast-app`` commands share: exit codes, settings, errors, telemetry."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "broker_unreachable",
-    "known_queues",
     "load_settings",
     "queue_settings",
     "set_up_telemetry",
@@ -44,18 +42,6 @@ def load_settings(
         print(f"fast-app {command}: {error}", file=sys.stderr)
         return None
     return farm, queue
-
-
-def known_queues(queue: QueueSettings, farm: FarmSettings) -> tuple[str, ...]:
-    """The queues this farm knows, each once: ``QUEUE_NAME`` (the default), the queues of
-    ``FARM_QUEUES``, then the targets of ``QUEUE_ROUTES``, in that order.
-
-    What ``status`` reads from the broker when no supervisor serves them, and what ``dlq``
-    looks through unless told ``--queue``.
-    """
-    names = [queue.name, *(pool.queue for pool in farm.queues)]
-    names += [target for _, target in queue.routes.routes]
-    return tuple(dict.fromkeys(names))
 
 
 def queue_settings(command: str, queue_name: str | None) -> QueueSettings | None:

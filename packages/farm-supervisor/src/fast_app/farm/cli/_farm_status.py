@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fast_app.farm.broker_queues import QueueReading
 from fast_app.farm.messages import Snapshot
 from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
+from fast_app.farm.queue_waits import merge_waits
 
 __all__ = ["FarmStatus", "QueueRow", "farm_status", "stale_after_s"]
 
@@ -49,9 +50,11 @@ class QueueRow:
         min_workers: the fewest workers of its pools together.
         max_workers: the most workers of its pools together.
         wait_p50_s: median queue wait of the jobs started in the last minute (with
-            several supervisors, the largest of their medians).
+            several supervisors, estimated: ``queue_waits.merge_waits``).
         wait_max_s: the longest of those waits.
         waits_counted: how many starts those come from.
+        wait_p50_approximate: ``wait_p50_s`` is an estimate from several supervisors'
+            medians.
         clear_s: estimated seconds to clear its backlog (0: empty).
         completion_rate: jobs/s its workers end.
         read_at: Unix time of the broker figures (``None``: never read).
@@ -76,6 +79,7 @@ class QueueRow:
     wait_p50_s: float | None = None
     wait_max_s: float | None = None
     waits_counted: int | None = None
+    wait_p50_approximate: bool = False
     clear_s: float | None = None
     completion_rate: float | None = None
     read_at: float | None = None
@@ -191,7 +195,7 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
     )
     freshest = by_freshness[0][1]
     figures = [entry.figures for _, entry in by_freshness]
-    waited = [entry for _, entry in entries if entry.waits_counted and entry.wait_p50_s is not None]
+    waits = merge_waits(entry for _, entry in entries)
     read_at = freshest.read_at
     heard_age_s = max(max(0.0, now - snapshot.at) for snapshot, _ in entries)
     read_age_s = None if read_at is None else max(0.0, now - read_at)
@@ -209,11 +213,10 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
         desired_workers=sum(entry.desired_workers for _, entry in entries),
         min_workers=sum(entry.min_workers for _, entry in entries),
         max_workers=sum(entry.max_workers for _, entry in entries),
-        wait_p50_s=max((entry.wait_p50_s or 0.0 for entry in waited), default=None),
-        wait_max_s=max(
-            (entry.wait_max_s or entry.wait_p50_s or 0.0 for entry in waited), default=None
-        ),
-        waits_counted=sum(entry.waits_counted for _, entry in entries),
+        wait_p50_s=None if waits is None else waits.p50_s,
+        wait_max_s=None if waits is None else waits.max_s,
+        waits_counted=0 if waits is None else waits.counted,
+        wait_p50_approximate=waits is not None and waits.approximate,
         # Each supervisor estimates it for the whole queue (every consumer's drain).
         clear_s=freshest.clear_s,
         completion_rate=sum(entry.completion_rate for _, entry in entries),

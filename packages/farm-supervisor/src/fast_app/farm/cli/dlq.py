@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
 from fast_app.core.queue.queues import check_queue_name
 from fast_app.core.queue.settings import QueueSettings, get_settings
-from fast_app.farm.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, known_queues
+from fast_app.farm.broker_queues import known_queues
+from fast_app.farm.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from fast_app.farm.dead_letters import (
     MIN_PREFIX_LENGTH,
     AmbiguousJobIdError,

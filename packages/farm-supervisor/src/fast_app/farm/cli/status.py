@@ -12,15 +12,16 @@ from typing import Any
 import msgspec
 
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.broker_queues import known_queues
 from fast_app.farm.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     broker_unreachable,
-    known_queues,
     load_settings,
 )
 from fast_app.farm.cli._farm_status import FarmStatus, QueueRow, farm_status
+from fast_app.farm.cli._function_table import function_lines, functions_json, history_json
 from fast_app.farm.messages import Snapshot
 from fast_app.farm.messages.snapshots import WorkerEntry
 from fast_app.farm.printable import printable
@@ -96,13 +97,16 @@ async def _survey(queue: QueueSettings, known: tuple[str, ...], wait_s: float) -
 
 def status_json(status: FarmStatus) -> dict[str, Any]:
     """The farm as JSON-ready data, for scripts: the verdict, one object per queue (every
-    field of ``QueueRow``, ``null`` where unknown) and the snapshots heard."""
+    field of ``QueueRow``, ``null`` where unknown), the snapshots heard, each function's
+    figures (``functions``) and the per-minute totals of the last hour (``history``)."""
     return {
         "queue": status.queue,
         "healthy": status.healthy,
         "problems": list(status.problems),
         "queues": [_row_json(row) for row in status.queues],
         "supervisors": [msgspec.to_builtins(snapshot) for snapshot in status.snapshots],
+        "functions": functions_json(status.snapshots),
+        "history": history_json(status.snapshots),
     }
 
 
@@ -117,10 +121,11 @@ def _row_json(row: QueueRow) -> dict[str, Any]:
 
 
 def render_status(status: FarmStatus) -> str:
-    """The farm as text, for people: what is wrong first, the queues, then each
-    supervisor and its workers."""
+    """The farm as text, for people: what is wrong first, the queues, the busiest
+    functions and the last hour, then each supervisor and its workers."""
     lines = list(status.problems)
     lines += _queue_table(status.queues, heard=bool(status.snapshots))
+    lines += function_lines(status.snapshots)
     now = time.time()
     for snapshot in status.snapshots:
         lines += _supervisor_lines(snapshot, now)
@@ -142,6 +147,8 @@ _COLUMNS = (
     "",
 )
 _RIGHT_ALIGNED = {1, 2, 3, 4, 5}
+#: Marks a median estimated from several supervisors' medians (``merge_waits``).
+_ESTIMATED = "≈"
 
 
 def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
@@ -156,6 +163,11 @@ def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
             for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ]
         lines.append("  ".join(shown).rstrip())
+    if any(row.wait_p50_approximate for row in rows):
+        lines.append(
+            f"{_ESTIMATED} median wait estimated: the mean of several supervisors' medians, "
+            "weighted by their starts"
+        )
     return lines
 
 
@@ -169,7 +181,8 @@ def _queue_cells(row: QueueRow, *, heard: bool) -> list[str]:
         workers += f" ({_count(row.min_workers)}..{_count(row.max_workers)})"
     wait = _UNKNOWN
     if row.wait_p50_s is not None:
-        wait = f"{_duration(row.wait_p50_s)}/{_duration(row.wait_max_s)}"
+        estimated = _ESTIMATED if row.wait_p50_approximate else ""
+        wait = f"{estimated}{_duration(row.wait_p50_s)}/{_duration(row.wait_max_s)}"
     if row.waits_counted is not None:
         wait += f" ({row.waits_counted:,})"
     notes = []

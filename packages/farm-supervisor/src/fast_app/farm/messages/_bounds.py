@@ -14,6 +14,7 @@ from msgspec import Meta
 
 __all__ = [
     "Count",
+    "Elapsed",
     "Function",
     "JobId",
     "Line",
@@ -44,6 +45,8 @@ Traceparent = Annotated[str, Meta(pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{1
 Moment = Annotated[float, Meta(ge=0, le=8_000_000_000)]
 #: A duration or age in seconds.
 Seconds = Annotated[float, Meta(ge=-1e9, le=1e9)]
+#: A time that cannot be negative (a wait, a time to clear), in seconds.
+Elapsed = Annotated[float, Meta(ge=0, le=1e9)]
 #: A process id.
 Pid = Annotated[int, Meta(ge=0, le=2**31)]
 #: A count of jobs, messages or events.

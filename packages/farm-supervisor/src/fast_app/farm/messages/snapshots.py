@@ -14,6 +14,7 @@ from msgspec import Meta
 
 from fast_app.farm.messages._bounds import (
     Count,
+    Elapsed,
     Function,
     JobId,
     Line,
@@ -22,6 +23,12 @@ from fast_app.farm.messages._bounds import (
     Pid,
     Seconds,
     WorkerLimit,
+)
+from fast_app.farm.messages.job_figures import (
+    FUNCTION_FIGURES_LISTED,
+    HISTORY_MINUTES,
+    FunctionFigures,
+    MinuteTotals,
 )
 from fast_app.farm.messages.worker_link import EndedJob, InFlightEntry, WorkerCounters
 
@@ -109,10 +116,10 @@ class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     figures: QueueFigures
     completion_rate: _Rate
     enqueue_rate: _Rate
-    wait_p50_s: Seconds | None = None
-    wait_max_s: Seconds | None = None
+    wait_p50_s: Elapsed | None = None
+    wait_max_s: Elapsed | None = None
     waits_counted: Count = 0
-    clear_s: Seconds | None = None
+    clear_s: Elapsed | None = None
     read_at: Moment | None = None
 
 
@@ -187,6 +194,15 @@ class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="sna
         default_factory=dict
     )
     queues: Annotated[list[QueueEntry], Meta(max_length=64)] = msgspec.field(default_factory=list)
+    #: Each function's runs over the last minutes (see ``FunctionFigures.since``).
+    functions: Annotated[list[FunctionFigures], Meta(max_length=FUNCTION_FIGURES_LISTED)] = (
+        msgspec.field(default_factory=list)
+    )
+    #: Per-minute totals since the supervisor started, at most the last hour, oldest
+    #: first; the last minute is the current one, partial.
+    history: Annotated[list[MinuteTotals], Meta(max_length=HISTORY_MINUTES)] = msgspec.field(
+        default_factory=list
+    )
 
 
 _decoder = msgspec.json.Decoder(Snapshot)

@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from fast_app.farm.messages._bounds import (
     Count,
+    Elapsed,
     Function,
     JobId,
     Line,
@@ -25,6 +26,7 @@ from fast_app.farm.messages._bounds import (
     Text,
     Traceparent,
 )
+from fast_app.farm.messages.job_figures import FUNCTIONS_LISTED, FunctionRuns
 
 __all__ = [
     "ENDED_LISTED",
@@ -54,7 +56,8 @@ ENDED_LISTED = 16
 #: Queue waits one heartbeat carries.
 WAITS_LISTED = 256
 #: The longest line the supervisor reads; a heartbeat stays far below it by construction
-#: (256 jobs of at most ~1.5 KB, 16 ended jobs of at most ~7 KB).
+#: (256 jobs of at most ~1.5 KB, 16 ended jobs of at most ~7 KB, 65 functions of at
+#: most ~4 KB).
 HEARTBEAT_MAX_BYTES = 1 << 20
 
 WorkerState = Literal["starting", "idle", "busy", "paused", "draining"]
@@ -124,7 +127,12 @@ class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="he
     last_error: Line | None = None
     #: Queue waits (seconds from due to started) of the jobs started since the last
     #: heartbeat, at most ``WAITS_LISTED`` (the longest, when more started).
-    waits: Annotated[list[Seconds], Meta(max_length=WAITS_LISTED)] = msgspec.field(
+    waits: Annotated[list[Elapsed], Meta(max_length=WAITS_LISTED)] = msgspec.field(
+        default_factory=list
+    )
+    #: Runs ended since the last heartbeat, by function (the busiest ``FUNCTIONS_LISTED``,
+    #: the rest summed as ``OTHER_FUNCTIONS``).
+    functions: Annotated[list[FunctionRuns], Meta(max_length=FUNCTIONS_LISTED + 1)] = msgspec.field(
         default_factory=list
     )
 

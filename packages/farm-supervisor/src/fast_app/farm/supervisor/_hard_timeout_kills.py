@@ -19,6 +19,7 @@ from fast_app.farm.messages import Tombstone, Tombstoned
 from fast_app.farm.messages.snapshots import Failure
 from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._events import EventLog, failure_entry
+from fast_app.farm.supervisor._job_figures import JobFigures
 from fast_app.farm.supervisor._workers import WorkerProcess
 from fast_app.farm.telemetry import record_hard_timeout_kill
 
@@ -83,6 +84,7 @@ class HardTimeoutEnforcer:
         broker: publishes each tombstone to the rest of the farm.
         events: where each kill is told.
         failures: where each kill is listed for snapshots.
+        figures: where each kill is counted against its job's function.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class HardTimeoutEnforcer:
         broker: SupervisorBroker,
         events: EventLog,
         failures: collections.deque[Failure],
+        figures: JobFigures,
     ) -> None:
         self._supervisor_id = supervisor_id
         self._queue_name = queue_name
@@ -103,6 +106,7 @@ class HardTimeoutEnforcer:
         self._broker = broker
         self._events = events
         self._failures = failures
+        self._figures = figures
 
     async def enforce(self) -> None:
         """Kill each worker holding a job past its hard deadline (and margin)."""
@@ -137,6 +141,7 @@ class HardTimeoutEnforcer:
                     logger.warning("could not publish the tombstone of job %s: %s", job_id, error)
                 await asyncio.sleep(0.05)  # let the links deliver it before the redelivery
                 self._failures.append(failure_entry("hard_timeout", worker.worker_id, job))
+                self._figures.hard_timeout(worker.queue, function, wall)
                 try:
                     record_hard_timeout_kill(
                         worker.queue or self._queue_name,

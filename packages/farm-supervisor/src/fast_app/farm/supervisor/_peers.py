@@ -57,6 +57,10 @@ class PeerLoads:
         capped = {
             queue: min(count, workers[queue] * concurrency) for queue, count in in_flight.items()
         }
+        # A pace is not capped further: it feeds only the time to clear this supervisor
+        # publishes, never a scaling decision, and without a signing key a peer is
+        # trusted there (docs/security.md). Jobs in flight, which do steer the scaling,
+        # can only add workers, up to the supervisor's maximum.
         rates = {entry.name: max(0.0, entry.completion_rate) for entry in snapshot.queues}
         self._heard[snapshot.supervisor_id] = _Heard(now, capped, rates)
 

@@ -24,6 +24,7 @@ from fast_app.farm.messages import Pause, Refusals
 from fast_app.farm.messages.snapshots import Failure
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.supervisor._events import EventLog, failure_entry
+from fast_app.farm.supervisor._job_figures import JobFigures
 from fast_app.farm.supervisor._snapshot import RecentJobEnds
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, describe_exit
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, EXIT_STARTUP_FAILED
@@ -58,6 +59,7 @@ class WorkerPool:
         events: where starts, ends and kills are told.
         failures: where hung and dead workers are listed for snapshots.
         recent: takes what each worker reported ended, before it is reaped.
+        figures: likewise for each function's runs.
         stopping: set when the supervisor stops: ends are expected, counts not kept.
         refusals: where the workers' heartbeats that do not decode are counted.
         queue: the queue its workers consume (``None``: ``QUEUE_NAME``).
@@ -77,6 +79,7 @@ class WorkerPool:
         events: EventLog,
         failures: collections.deque[Failure],
         recent: RecentJobEnds,
+        figures: JobFigures,
         stopping: asyncio.Event,
         refusals: Refusals | None = None,
         queue: str | None = None,
@@ -92,6 +95,7 @@ class WorkerPool:
         self._events = events
         self._failures = failures
         self._recent = recent
+        self._figures = figures
         self._stopping = stopping
         self.workers: dict[str, WorkerProcess] = {}
         self.min_workers, self.max_workers = limits or (farm.min_workers, farm.max_workers)
@@ -229,7 +233,9 @@ class WorkerPool:
                 self._all_exited.set()
 
     def _reap(self, worker: WorkerProcess, code: int) -> None:
-        self._recent.collect(worker)  # its last heartbeat may have ended a few more
+        # Its last heartbeat may have ended a few more.
+        self._recent.collect(worker)
+        self._figures.collect(worker, time.time())
         now = time.monotonic()
         uptime = now - worker.spawned_at
         how = describe_exit(code)

@@ -28,6 +28,8 @@ from fast_app.farm.messages import (
     decode_heartbeat,
     encode_line,
 )
+from fast_app.farm.messages.job_figures import OTHER_FUNCTIONS
+from fast_app.farm.run_tallies import RunTally
 from fast_app.farm.settings import FarmSettings
 
 __all__ = ["OutputSink", "WorkerProcess", "describe_exit", "worker_environment"]
@@ -37,6 +39,7 @@ OutputSink = Callable[[str, str], None]
 
 _ENDED_KEPT = 32  # jobs ended, between two snapshots (the supervisor takes them)
 _WAITS_KEPT = 4096  # queue waits between two ticks (the supervisor takes them)
+_FUNCTIONS_KEPT = 1024  # functions with runs between two ticks (likewise)
 
 logger = logging.getLogger("fast_app.farm.supervisor")
 
@@ -117,6 +120,7 @@ class WorkerProcess:
         kill_reason: why the supervisor killed it, if it did.
         ended: jobs it reported ended (described), not yet taken by the supervisor.
         waits: queue waits of the jobs it reported started, not yet taken.
+        function_runs: each function's runs it reported ended, not yet taken.
         queue: the queue it consumes.
     """
 
@@ -135,6 +139,7 @@ class WorkerProcess:
     )
     refusals: Refusals = field(default_factory=lambda: Refusals(logger))
     waits: list[float] = field(default_factory=list)
+    function_runs: dict[str, RunTally] = field(default_factory=dict)
     queue: str | None = None
     _writer: asyncio.StreamWriter | None = None
     _reader_task: asyncio.Task[None] | None = None
@@ -271,6 +276,14 @@ class WorkerProcess:
             self.ended.extend(beat.ended)
             if len(self.waits) < _WAITS_KEPT:
                 self.waits.extend(beat.waits)
+            for runs in beat.functions:
+                name = runs.function
+                if name not in self.function_runs and len(self.function_runs) >= _FUNCTIONS_KEPT:
+                    name = OTHER_FUNCTIONS  # taken every tick: only a flood comes here
+                tally = self.function_runs.get(name)
+                if tally is None:
+                    tally = self.function_runs[name] = RunTally()
+                tally.merge(runs)
             self.heartbeat = beat
             self._completed_marks.append((self.last_seen, self.completed()))
             cutoff = self.last_seen - 10.0
@@ -324,6 +337,11 @@ class WorkerProcess:
         if self._writer is not None:
             self._writer.close()
         return code
+
+    def take_function_runs(self) -> dict[str, RunTally]:
+        """Each function's runs it reported ended since the last call."""
+        runs, self.function_runs = self.function_runs, {}
+        return runs
 
     def take_waits(self) -> list[float]:
         """The queue waits it reported since the last call."""

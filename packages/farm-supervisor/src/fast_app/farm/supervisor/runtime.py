@@ -38,6 +38,7 @@ from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._commands import carry_out
 from fast_app.farm.supervisor._events import EventLog
 from fast_app.farm.supervisor._hard_timeout_kills import FarmTombstones, HardTimeoutEnforcer
+from fast_app.farm.supervisor._job_figures import JobFigures
 from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor._pools import QueuePools
@@ -100,6 +101,7 @@ class Supervisor:
         self.decisions: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.failures: collections.deque[Failure] = collections.deque(maxlen=50)
         self.started_at = time.time()
+        self._job_figures = JobFigures(queue.name, self.started_at)
         self._stopping = asyncio.Event()
         self._forced = False
         self._cannot_start: str | None = None
@@ -121,6 +123,7 @@ class Supervisor:
                     events=self.events,
                     failures=self.failures,
                     recent=self._recent,
+                    figures=self._job_figures,
                     stopping=self._stopping,
                     refusals=self.refusals,
                     queue=pool.queue,
@@ -155,6 +158,7 @@ class Supervisor:
             broker=self._broker,
             events=self.events,
             failures=self.failures,
+            figures=self._job_figures,
         )
         self._feeds = {
             name: QueueFeed(
@@ -335,6 +339,9 @@ class Supervisor:
             pool.kill_the_slow_to_drain(now)
         for feed in self._feeds.values():
             feed.collect_waits(now)
+        wall = time.time()
+        for worker in self.workers.values():
+            self._job_figures.collect(worker, wall)
         if now >= self._next_scale_at:
             self._next_scale_at = now + self.farm.scale_check_interval_s
             await self._rebalance(now)
@@ -472,9 +479,10 @@ class Supervisor:
         Bounded in size whatever the load: the oldest jobs in flight only (each worker's
         ``in_flight_count`` counts them all), the last few ended jobs and events.
         """
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         for worker in self.workers.values():
             self._recent.collect(worker)
+            self._job_figures.collect(worker, wall)
         workers = worker_entries(self.workers.values(), now)
         queues = []
         first = next(iter(self._feeds))
@@ -491,7 +499,7 @@ class Supervisor:
             supervisor_id=self.supervisor_id,
             host=_HOST,
             pid=os.getpid(),
-            at=time.time(),
+            at=wall,
             started_at=self.started_at,
             settings=SnapshotSettings(
                 queue=self.queue.name,
@@ -514,6 +522,8 @@ class Supervisor:
             events=self.events.recent(),
             refused=self.refusals.as_dict(),
             queues=queues,
+            functions=self._job_figures.functions(wall),
+            history=self._job_figures.history(wall),
         )
 
     async def _publish_snapshot(self, *, wait_s: float | None = None) -> None:

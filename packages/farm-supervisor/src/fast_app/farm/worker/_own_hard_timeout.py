@@ -35,6 +35,7 @@ class HardTimeouts:
         settlement: records the job's failure (retry or dead letter) and acknowledges it.
         round_trip: a round trip on the consuming channel, which returns once the broker
             has processed what was sent on it before.
+        last_words: sends a last heartbeat (with the job's outcome) before the exit.
     """
 
     def __init__(
@@ -44,11 +45,13 @@ class HardTimeouts:
         in_flight: Sized,
         settlement: Settlement,
         round_trip: Callable[[], Awaitable[None]],
+        last_words: Callable[[], None],
     ) -> None:
         self._worker_id = worker_id
         self._in_flight = in_flight
         self._settlement = settlement
         self._round_trip = round_trip
+        self._last_words = last_words
 
     def on_hard_timeout(self, job: InFlightJob) -> None:
         """Called (by the event loop's timer) when ``job`` reaches its hard timeout."""
@@ -98,4 +101,5 @@ class HardTimeouts:
         finally:
             if delivery is not None:
                 delivery.hooks.settled(delivery.run)
+            self._last_words()
             exit_now(EXIT_HARD_TIMEOUT)

@@ -1,6 +1,6 @@
 """The worker's statistics, kept as a hook on the job path: its counters (every
-heartbeat carries a copy), the jobs it ended and the queue waits of the jobs it started
-since the last heartbeat."""
+heartbeat carries a copy), the jobs it ended, the queue waits of the jobs it started and
+each function's runs since the last heartbeat."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fast_app.core.queue.handle import JobOutcome, JobStatus
 from fast_app.core.queue.hooks import Hook, JobRun
 from fast_app.farm.dead_letters.reasons import DeadReason
 from fast_app.farm.messages import WAITS_LISTED, WorkerCounters
+from fast_app.farm.worker._function_tally import FunctionTally
 from fast_app.farm.worker._state import RecentJobs
 
 __all__ = ["CANCELLED", "DEAD_LETTERED", "RETRIED", "SUCCEEDED", "WorkerStatistics"]
@@ -21,6 +22,7 @@ RETRIED = "retried"
 DEAD_LETTERED = "dead_lettered"
 CANCELLED = "cancelled"  # by an operator; its dead letter says so too
 _ABANDONED = "abandoned"
+_STARTED = "started"
 
 
 class QueueWaits:
@@ -66,14 +68,17 @@ class WorkerStatistics(Hook):
         counters: totals since the worker started.
         recent: the jobs ended since the last heartbeat took them.
         waits: the queue waits of the jobs started since the last heartbeat took them.
+        functions: each function's runs since the last heartbeat took them.
     """
 
     def __init__(self) -> None:
         self.counters = WorkerCounters()
         self.recent = RecentJobs()
         self.waits = QueueWaits()
+        self.functions = FunctionTally()
 
     def before_run(self, run: JobRun) -> None:
+        run.hook_state[self] = _STARTED
         due_at = run.due_at
         if due_at is not None:
             self.waits.add(min(1e8, max(0.0, time.time() - due_at)))
@@ -93,27 +98,49 @@ class WorkerStatistics(Hook):
     def hard_timeout(self, run: JobRun, description: str) -> None:
         self.counters.hard_timeouts += 1
         self.counters.failed += 1
+        envelope = run.envelope
+        if envelope is not None and run.hook_state.get(self) is not None:  # it ran here
+            self.functions.of(envelope.function).hard_timeouts += 1
 
     def retried(self, run: JobRun) -> None:
         self.counters.retried += 1
-        run.hook_state[self] = RETRIED
+        if self in run.hook_state:  # it ran here (see ``settled``)
+            run.hook_state[self] = RETRIED
 
     def dead_lettered(self, run: JobRun, reason: str) -> None:
+        ran_here = self in run.hook_state  # (see ``settled``)
         if reason == DeadReason.CANCELLED:  # not a failure: counted apart
             self.counters.cancelled += 1
-            run.hook_state[self] = CANCELLED
+            if ran_here:
+                run.hook_state[self] = CANCELLED
             return
         self.counters.dead_lettered += 1
-        run.hook_state[self] = DEAD_LETTERED
+        if ran_here:
+            run.hook_state[self] = DEAD_LETTERED
 
     def cancelled(self, run: JobRun) -> None:
-        run.hook_state[self] = _ABANDONED
+        if self in run.hook_state:
+            run.hook_state[self] = _ABANDONED
 
     def settled(self, run: JobRun) -> None:
-        # A job whose code ended is listed with how its delivery ended; one stopped by
-        # its hard timeout or abandoned is not (its code did not end).
+        # Only runs that started here are tallied: a delivery refused before it ran
+        # (not allowed, not a job) names a function nobody vetted. A job whose code
+        # ended is also listed with how its delivery ended; one stopped by its hard
+        # timeout or abandoned is not (its code did not end).
         ended = run.hook_state.get(self)
         outcome, envelope = run.outcome, run.envelope
-        if ended is None or ended is _ABANDONED or outcome is None or envelope is None:
+        if ended is None or ended is _ABANDONED or envelope is None:
             return
+        tally = self.functions.of(envelope.function)
+        if ended == SUCCEEDED:
+            tally.succeeded += 1
+        elif ended == RETRIED:
+            tally.retried += 1
+        elif ended == DEAD_LETTERED:
+            tally.dead_lettered += 1
+        elif ended == CANCELLED:
+            tally.cancelled += 1
+        if outcome is None:
+            return
+        tally.runtimes.add(outcome.duration_s)
         self.recent.add(envelope, ended, outcome.duration_s, outcome.error)

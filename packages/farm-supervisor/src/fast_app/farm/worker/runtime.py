@@ -138,6 +138,7 @@ class Worker:
             counters=msgspec.structs.replace(statistics.counters),
             ended=statistics.recent.take(),
             waits=statistics.waits.take(),
+            functions=statistics.functions.take(),
             rss_bytes=resident_memory_bytes(),
             last_error=None
             if last_error is None
@@ -253,6 +254,7 @@ class Worker:
             in_flight=self.in_flight,
             settlement=settlement,
             round_trip=self._consumer.round_trip,
+            last_words=self._beat_now,
         )
         return Deliveries(
             worker=WorkerIdentity(self.worker_id, self.queue, self.topology, self._signing_key),

@@ -1,15 +1,19 @@
-"""What every dashboard screen shares: the app's side of things, and the status bar."""
+"""What every dashboard screen shares: the app's side of things, the status bar, and a
+footer that keeps the keys that matter on a narrow terminal."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from rich.text import Text
+from textual import events, on
+from textual.binding import ActiveBinding
 from textual.screen import Screen
 from textual.widgets import Static
 
 from fast_app.farm_tui.link import FarmLink, LogLine
 from fast_app.farm_tui.model import FarmModel
+from fast_app.farm_tui.screens._footer import footer_bindings
 from fast_app.farm_tui.view import FarmView
 
 __all__ = ["Dashboard", "DashboardScreen", "StatusBar"]
@@ -18,6 +22,10 @@ __all__ = ["Dashboard", "DashboardScreen", "StatusBar"]
 class Dashboard(Protocol):
     """What the screens use of the app (``FarmApp``)."""
 
+    #: Actions whose keys every footer shows, however narrow (``?``, ``q``).
+    FOOTER_KEPT: ClassVar[frozenset[str]]
+    #: Actions of the app's keys that the footers leave out first when narrow.
+    FOOTER_SPARE: ClassVar[frozenset[str]]
     model: FarmModel
     link: FarmLink
     selected_supervisor_id: str | None
@@ -57,12 +65,43 @@ class StatusBar(Static):
 
 
 class DashboardScreen(Screen[None]):
-    """A screen the app refreshes with each new view (only while it is shown)."""
+    """A screen the app refreshes with each new view (only while it is shown).
+
+    Its footer shows every key that fits; on a terminal too narrow for all of them it
+    leaves out the spare ones first (``FOOTER_SPARE``, the app's and the screen's), then
+    others, but never the app's ``FOOTER_KEPT`` (``?`` and ``q``). The keys left out
+    still work, and ``?`` lists them.
+    """
+
+    #: Actions of this screen's keys that its footer leaves out first when narrow.
+    FOOTER_SPARE: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def dashboard(self) -> Dashboard:
         """The app, as the screens see it."""
         return cast(Dashboard, self.app)
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The keys active here, those the footer has no room for marked not shown.
+
+        Textual reads this for the footer only (keys are dispatched along the binding
+        chain), so hiding a key here leaves it bound.
+        """
+        dashboard = self.dashboard
+        return footer_bindings(
+            super().active_bindings,
+            self.size.width or self.app.size.width,
+            kept=dashboard.FOOTER_KEPT,
+            spare=dashboard.FOOTER_SPARE | self.FOOTER_SPARE,
+            key_display=self.app.get_key_display,
+        )
+
+    @on(events.Resize)
+    def _choose_footer_keys(self) -> None:
+        """The footer's room changed: choose its keys again (a handler of its own name:
+        a screen may handle ``Resize`` too)."""
+        self.refresh_bindings()
 
     def on_screen_resume(self) -> None:
         """Catch up at once when shown again (it was not refreshed while hidden)."""

@@ -132,6 +132,8 @@ class DeadLettersScreen(DashboardScreen):
         ),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
+    #: At 80 columns the footer has no room for every key: these go first.
+    FOOTER_SPARE: ClassVar[frozenset[str]] = frozenset({"requeue_all", "reload"})
 
     DEFAULT_CSS = """
     DeadLettersScreen #letters { height: 1fr; border: round $primary; }

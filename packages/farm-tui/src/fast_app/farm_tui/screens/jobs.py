@@ -53,6 +53,9 @@ _OUTCOME_STYLES = {
     "cancelled": "magenta",
 }
 _TRACEBACK_LINES = 40
+#: Under 32 lines the Jobs screen is ``-short``: the running jobs take the room they need
+#: first (up to half the height), the recent runs and the selected job share the rest.
+_HEIGHT_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
 
 def running_key(job: RunningJob) -> str:
@@ -151,7 +154,14 @@ def _append_arguments(text: Text, args: str, context_keys: tuple[str, ...]) -> N
 
 
 class JobsScreen(DashboardScreen):
-    """Running jobs with deadline bars, recent successes and failures, and details."""
+    """Running jobs with deadline bars, recent successes and failures, and details.
+
+    On a terminal under 32 lines the Running table is as tall as its rows (up to half
+    the screen, then it scrolls), and the others share what it leaves: splitting the
+    height evenly left it a single row at 80 by 24.
+    """
+
+    VERTICAL_BREAKPOINTS = _HEIGHT_BREAKPOINTS
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_job", "Cancel job", tooltip="the running job under the cursor"),
@@ -161,6 +171,8 @@ class JobsScreen(DashboardScreen):
     JobsScreen #running { height: 1fr; border: round $primary; }
     JobsScreen #recent { height: 1fr; border: round $primary; }
     JobsScreen #detail-box { height: 12; border: round $primary; padding: 0 1; }
+    JobsScreen.-short #running { height: auto; max-height: 50%; }
+    JobsScreen.-short #detail-box { height: 1fr; }
     """
 
     def compose(self) -> ComposeResult:

@@ -277,10 +277,7 @@ def _queue_cells(queue: NamedQueueView) -> tuple[Cell, ...]:
         name += f" ({fmt.coarse_age(queue.read_age_s)} old)"
     figures = queue.figures
     pool = f"{queue.workers}/{queue.desired_workers} {queue.min_workers}..{queue.max_workers}"
-    if queue.wait_p50_s is None and queue.wait_max_s is None:
-        wait = "-"
-    else:
-        wait = f"{fmt.age(queue.wait_p50_s)}/{fmt.age(queue.wait_max_s)}"
+    wait = fmt.wait(queue.wait_p50_s, queue.wait_max_s, approximate=queue.wait_p50_approximate)
     return (
         (name, alarm or "bold"),
         (pool, alarm or ("italic" if queue.limits_pending else "")),

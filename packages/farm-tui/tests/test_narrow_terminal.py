@@ -1,0 +1,178 @@
+"""At 80 by 24 every screen's footer keeps ``q`` and ``?``, and the Jobs screen shows every
+running job; the footer's choice of keys is a pure function, tested on its own."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widget import Widget
+from textual.widgets import Footer
+
+from fast_app.farm_tui import FarmApp, StaticFarm
+from fast_app.farm_tui.sample import sample_dead_letters, sample_history
+from fast_app.farm_tui.screens._footer import KEPT, SHOWN, SPARE, fit_footer
+from fast_app.farm_tui.table import LiveTable
+
+NOW = 1_700_000_000.0
+NARROW = (80, 24)
+WIDE = (200, 50)
+#: The keys to press for each screen, from the overview.
+SCREENS = {
+    "overview": [],
+    "jobs": ["2"],
+    "dead_letters": ["3"],
+    "output": ["4"],
+    "functions": ["5"],
+    "help": ["question_mark"],
+}
+
+
+def farm(*, owns_farm: bool) -> StaticFarm:
+    """The sample farm of the snapshots: 3 workers with 2 jobs each (6 running)."""
+    return StaticFarm(
+        sample_history(NOW), dead_letters=sample_dead_letters(NOW), owns_farm=owns_farm
+    )
+
+
+def dashboard(*, owns_farm: bool) -> FarmApp:
+    return FarmApp(farm(owns_farm=owns_farm), clock=lambda: NOW)
+
+
+def shown_footer_keys(app: FarmApp) -> list[str]:
+    """The footer's keys on screen (``q Quit``), those past its right edge left out.
+
+    The help is a dialog without a footer: the one seen is the screen's under it.
+    """
+    footer = next(
+        screen.query_one(Footer) for screen in reversed(app.screen_stack) if screen.query(Footer)
+    )
+    keys: list[Widget] = list(footer.children)
+    return [
+        str(key.render()).strip()
+        for key in keys
+        if key.region.width and footer.region.contains_region(key.region)
+    ]
+
+
+def running_rows_shown(app: FarmApp) -> int:
+    """How many rows of the Running table fit in view, under its header."""
+    table = app.screen.query_one("#running", LiveTable)
+    return min(table.row_count, table.scrollable_content_region.height - 1)
+
+
+@pytest.mark.parametrize("owns_farm", [True, False], ids=["work --tui", "top"])
+@pytest.mark.parametrize("screen", list(SCREENS))
+async def test_the_footer_keeps_quit_and_help_at_80_by_24(screen: str, owns_farm: bool) -> None:
+    # Given the dashboard of a farm on an 80 by 24 terminal
+    app = dashboard(owns_farm=owns_farm)
+    async with app.run_test(size=NARROW) as pilot:
+        # When the operator opens the screen
+        await pilot.press(*SCREENS[screen])
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then its footer shows the quit (or detach) key and the help key, whole
+        keys = shown_footer_keys(app)
+    quit_key = "q Quit" if owns_farm else "q Detach"
+    assert quit_key in keys, keys
+    assert "? Help" in keys, keys
+
+
+async def test_the_footer_shows_every_key_where_there_is_room() -> None:
+    # Given the dead letters of top on a 200-column terminal
+    app = dashboard(owns_farm=False)
+    async with app.run_test(size=WIDE) as pilot:
+        # When it is shown
+        await pilot.press("3")
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then nothing is left out of its footer
+        keys = shown_footer_keys(app)
+    assert keys == [
+        "r Requeue",
+        "a Requeue all",
+        "x Purge",
+        "u Reload",
+        "/ Filter",
+        "1 Overview",
+        "2 Jobs",
+        "3 DLQ",
+        "4 Output",
+        "5 Functions",
+        "p Pause",
+        "S Shut down",
+        "? Help",
+        "q Detach",
+    ]
+
+
+async def test_the_footer_gives_back_its_keys_when_the_terminal_widens() -> None:
+    # Given the dead letters on an 80-column terminal, some keys left out of the footer
+    app = dashboard(owns_farm=True)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        await pilot.pause()
+        narrow = shown_footer_keys(app)
+
+        # When the terminal widens
+        await pilot.resize_terminal(*WIDE)
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then they are back
+        wide = shown_footer_keys(app)
+    assert "p Pause" not in narrow
+    assert "p Pause" in wide
+    assert set(narrow) < set(wide)
+
+
+async def test_keys_left_out_of_the_footer_still_work() -> None:
+    # Given the dead letters at 80 by 24, whose footer has no room for p Pause
+    link = farm(owns_farm=True)
+    app = FarmApp(link, clock=lambda: NOW)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        await pilot.pause()
+        assert "p Pause" not in shown_footer_keys(app)
+
+        # When the operator presses p all the same
+        await pilot.press("p")
+        await pilot.pause()
+
+    # Then the farm is asked to pause
+    assert link.commands == [("web-1-4242", {"command": "pause"})]
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "200x50"])
+async def test_the_jobs_screen_shows_every_running_job(size: tuple[int, int]) -> None:
+    # Given a farm with 6 jobs running
+    app = dashboard(owns_farm=True)
+    async with app.run_test(size=size) as pilot:
+        # When the operator opens the Jobs screen
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then the Running table has room for all 6 rows, and the recent runs and the
+        # selected job keep some room of their own
+        table = app.screen.query_one("#running", LiveTable)
+        assert table.row_count == 6
+        assert running_rows_shown(app) == 6
+        recent = app.screen.query_one("#recent", LiveTable)
+        assert recent.scrollable_content_region.height >= 3  # its header and 2 runs
+        assert app.screen.query_one("#detail-box").scrollable_content_region.height >= 4
+
+
+def test_every_key_shows_when_all_fit() -> None:
+    assert fit_footer([(6, SPARE), (7, SHOWN), (6, KEPT)], room=19) == [True, True, True]
+
+
+def test_spare_keys_go_first_then_the_others_right_to_left_never_the_kept_ones() -> None:
+    keys = [(10, SHOWN), (8, SPARE), (6, SHOWN), (9, SPARE), (6, KEPT), (7, KEPT)]
+
+    assert fit_footer(keys, room=40) == [True, True, True, False, True, True]
+    assert fit_footer(keys, room=30) == [True, False, True, False, True, True]
+    assert fit_footer(keys, room=25) == [True, False, False, False, True, True]
+    assert fit_footer(keys, room=5) == [False, False, False, False, True, True]
