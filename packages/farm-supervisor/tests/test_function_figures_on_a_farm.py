@@ -24,8 +24,9 @@ def _functions(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def test_status_shows_each_functions_runs_failures_and_runtimes_and_the_hours_history(
     farm: Farm,
 ) -> None:
-    # Given a farm that ran five quick jobs, one slow one and one that always fails
-    # (retried once, then dead-lettered).
+    # Given a farm that ran five quick jobs, one slow one, one that always fails
+    # (retried once, then dead-lettered) and one its worker ended at its hard timeout
+    # (the worker exits after a last heartbeat that tells it).
     supervisor = await start_supervisor(farm, "--min-workers", "1", "--max-workers", "1")
     await wait_until(lambda: len(supervisor.live_worker_pids()) == 1, message="a worker")
     started = time.time()
@@ -33,6 +34,8 @@ async def test_status_shows_each_functions_runs_failures_and_runtimes_and_the_ho
         await queue(farm_jobs.record, str(farm.results), f"quick-{number}")
     await queue(farm_jobs.sleep_then_record, str(farm.results), "slow", 0.4)
     await queue(farm_jobs.fail, str(farm.results), "doomed", __retries=1)
+    await farm.dead_letters(1)
+    await queue(farm_jobs.traced_sleep, str(farm.results), "stuck", 60, __hard_timeout_s=1)
     await farm.dead_letters(1)
 
     # When status is asked, once the supervisor has counted them.
@@ -46,6 +49,7 @@ async def test_status_shows_each_functions_runs_failures_and_runtimes_and_the_ho
             and rows.get("farm_jobs.sleep_then_record", {}).get("succeeded") == 1
             and doomed.get("dead_lettered") == 1
             and doomed.get("retried") == 1
+            and rows.get("farm_jobs.traced_sleep", {}).get("hard_timeouts") == 1
         )
 
     report = await status_json_until(farm, counted)
@@ -63,12 +67,15 @@ async def test_status_shows_each_functions_runs_failures_and_runtimes_and_the_ho
     assert quick["p95_s"] < 0.2
     assert quick["runs_per_minute"] == pytest.approx(5 * 60 / quick["window_s"], rel=0.2)
     assert quick["supervisors"] == 1
+    stuck = rows["farm_jobs.traced_sleep"]
+    assert (stuck["dead_lettered"], stuck["hard_timeouts"], stuck["p50_s"]) == (1, 1, None)
     # And the supervisor's history has this minute (and the last) with the same runs.
     history = report["history"]
     assert history and history[-1]["at"] <= time.time()
     assert sum(minute["succeeded"] for minute in history) == 6
     assert sum(minute["retried"] for minute in history) == 1
-    assert sum(minute["dead_lettered"] for minute in history) == 1
+    assert sum(minute["dead_lettered"] for minute in history) == 2
+    assert sum(minute["hard_timeouts"] for minute in history) == 1
     assert history[0]["at"] >= (started // 60 - 1) * 60
 
     # And the text lists the functions, busiest first, with their figures.

@@ -129,6 +129,9 @@ async def test_status_of_a_two_queue_farm_has_one_row_per_queue(farm: Farm) -> N
     assert email_row["supervisors"] == report_row["supervisors"] == ["sup-q"]
     assert email_row["source"] == "supervisors"
     assert (email_row["ready"], email_row["delayed"], email_row["dead"]) == (0, 1, 0)
+    # Its delayed email (600 s) waits in the 409.6 s level: due within twice that.
+    assert email_row["next_due_within_s"] == pytest.approx(819.2)
+    assert report_row["next_due_within_s"] is None
     assert (email_row["workers"], email_row["min_workers"], email_row["max_workers"]) == (1, 1, 2)
     assert email_row["consumers"] == 1
     assert email_row["wait_p50_s"] is not None and email_row["wait_max_s"] is not None
@@ -159,12 +162,18 @@ async def test_status_of_a_two_queue_farm_has_one_row_per_queue(farm: Farm) -> N
     table = {line.split()[0]: line.split() for line in lines[1:4]}
     assert table[emails][1:6] == ["0", "0", "1", "0", "1"]
     assert table[emails][6:8] == ["1/1", "(1..2)"]
+    assert "next delayed due within 14m" in lines[1] + lines[2] + lines[3]
     assert table[reports][1:8] == ["0", "0", "0", "1", "0", "0/0", "(0..3)"]
     assert table[farm.queue_name][1:7] == ["0", "?", "0", "0", "0", "?"]
     assert "no supervisor serves it" in " ".join(table[farm.queue_name])
-    assert lines[4].startswith("supervisor sup-q on ")
-    assert f"serving {emails}, {reports};" in lines[4]
-    assert lines[5].rstrip().endswith(f"on {emails}")
+    # then the functions that ran (the due email) and the last hour, then the supervisor
+    assert lines[4].split()[:2] == ["FUNCTION", "QUEUE"]
+    assert lines[5].split()[:2] == ["farm_jobs.record_queue", emails]
+    supervisor_line = next(n for n, line in enumerate(lines) if line.startswith("supervisor "))
+    assert lines[supervisor_line - 1].startswith("last hour: 1 succeeded")
+    assert lines[supervisor_line].startswith("supervisor sup-q on ")
+    assert f"serving {emails}, {reports};" in lines[supervisor_line]
+    assert lines[supervisor_line + 1].rstrip().endswith(f"on {emails}")
 
 
 # -- without a supervisor -----------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology, install_tolerant_decoding
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.delays import next_due_within_s
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection
@@ -57,6 +58,8 @@ class QueueReading:
             exist: nothing was ever dead-lettered there).
         delayed: messages in its delay queues together (``None``: unknown).
         read_at: Unix time of the reading.
+        next_due_within_s: the next delayed job is due within this many seconds (see
+            ``fast_app.farm.delays``); ``None`` when none is delayed, or unknown.
     """
 
     name: str
@@ -66,6 +69,7 @@ class QueueReading:
     dead: int | None
     delayed: int | None
     read_at: float
+    next_due_within_s: float | None = None
 
 
 async def read_queues(settings: QueueSettings, names: Sequence[str]) -> list[QueueReading]:
@@ -105,11 +109,14 @@ async def _read(probe: _Probe, topology: Topology) -> QueueReading:
     dead_counts = await probe.counts(topology.dead)
     dead = _ready_of(dead_counts)
     delayed: int | None = 0
+    waiting_by_level: dict[int, int] = {}
     for level in DELAY_LEVELS_MS:
         waiting = _ready_of(await probe.counts(topology.delay_queue(level)))
         # One level unreadable and the sum is unknown.
         delayed = None if delayed is None or waiting is None else delayed + waiting
-    return QueueReading(topology.jobs, True, ready, consumers, dead, delayed, read_at)
+        waiting_by_level[level] = waiting or 0
+    next_due = None if delayed is None else next_due_within_s(waiting_by_level)
+    return QueueReading(topology.jobs, True, ready, consumers, dead, delayed, read_at, next_due)
 
 
 class _Absent:

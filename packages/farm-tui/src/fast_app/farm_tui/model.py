@@ -398,6 +398,7 @@ class FarmModel:
                 delayed=reading.delayed,
                 dead=reading.dead,
                 consumers=reading.consumers,
+                next_due_within_s=reading.next_due_within_s,
             )
             fresh = broker_queue(reading, now=now, interval_s=self._broker_read_interval_s)
             merged.append(
@@ -452,4 +453,8 @@ def _totals(queues: list[NamedQueueView]) -> QueueView:
         delayed=total([f.delayed for f in figures]),
         dead=total([f.dead for f in figures]),
         consumers=total([f.consumers for f in figures]),
+        next_due_within_s=min(
+            (f.next_due_within_s for f in figures if f.next_due_within_s is not None),
+            default=None,
+        ),
     )

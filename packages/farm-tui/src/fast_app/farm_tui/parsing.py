@@ -162,6 +162,7 @@ def _figures(queue: Mapping[str, Any], unacked: int) -> QueueView:
         delayed=optional_integer(queue.get("delayed")),
         dead=optional_integer(queue.get("dead")),
         consumers=optional_integer(queue.get("consumers")),
+        next_due_within_s=optional_number(queue.get("next_due_within_s")),
     )
 
 

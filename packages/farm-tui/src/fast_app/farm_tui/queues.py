@@ -65,6 +65,7 @@ def merge_queue(
         delayed=freshest.figures.delayed,
         dead=freshest.figures.dead,
         consumers=freshest.figures.consumers,
+        next_due_within_s=freshest.figures.next_due_within_s,
     )
     enqueue_rate, completion_rate = merged_rates(
         (report.enqueue_rate, report.completion_rate) for report in reports
@@ -135,6 +136,7 @@ def broker_queue(
         delayed=reading.delayed,
         dead=reading.dead,
         consumers=reading.consumers,
+        next_due_within_s=reading.next_due_within_s,
     )
     age = max(0.0, now - reading.read_at)
     return NamedQueueView(

@@ -124,8 +124,11 @@ def sample_snapshot(
         "stopped": False,
         "workers": worker_entries,
         "queue": {
-            key: _total([entry["figures"][key] for entry in queue_entries])
-            for key in ("ready", "unacked", "consumers", "dead", "delayed")
+            **{
+                key: _total([entry["figures"][key] for entry in queue_entries])
+                for key in ("ready", "unacked", "consumers", "dead", "delayed")
+            },
+            "next_due_within_s": 25.6,
         },
         "completion_rate": completion,
         "enqueue_rate": sum(entry["enqueue_rate"] for entry in queue_entries),
@@ -237,6 +240,7 @@ def _queue_entry(
             "consumers": len(workers),
             "dead": 3 if first else 1,
             "delayed": 4 if first else None,
+            "next_due_within_s": 25.6 if first else None,
         },
         "completion_rate": completion,
         "enqueue_rate": completion + 15 + 10 * (tick % 7) if first else completion,

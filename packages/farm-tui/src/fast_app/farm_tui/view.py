@@ -132,13 +132,18 @@ class FarmEvent:
 
 @dataclass(frozen=True, slots=True)
 class QueueView:
-    """The jobs queue; ``None`` where no supervisor could read it."""
+    """The jobs queue; ``None`` where no supervisor could read it.
+
+    ``next_due_within_s``: the next delayed job is due within this many seconds (an
+    upper bound, ``fast_app.farm.delays``; ``None``: none delayed, or unknown).
+    """
 
     ready: int | None
     unacked: int
     delayed: int | None
     dead: int | None
     consumers: int | None
+    next_due_within_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class QueueRow:
         ready: jobs waiting for a consumer.
         unacked: jobs in flight on the supervisors' workers.
         delayed: jobs waiting in its delay queues (delays and retries).
+        next_due_within_s: the next of them is due within this many seconds
+            (``fast_app.farm.delays``; ``None``: none delayed, or unknown).
         dead: dead letters.
         consumers: its consumers, every supervisor's and lone workers'.
         workers: the supervisors' live workers for it.
@@ -70,6 +72,7 @@ class QueueRow:
     ready: int | None = None
     unacked: int | None = None
     delayed: int | None = None
+    next_due_within_s: float | None = None
     dead: int | None = None
     consumers: int | None = None
     workers: int | None = None
@@ -207,6 +210,11 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
         ready=_freshest_known(figures, lambda figure: figure.ready),
         unacked=sum(entry.figures.unacked for _, entry in entries),
         delayed=_freshest_known(figures, lambda figure: figure.delayed),
+        # From the read that gave the delayed count.
+        next_due_within_s=next(
+            (figure.next_due_within_s for figure in figures if figure.delayed is not None),
+            None,
+        ),
         dead=_freshest_known(figures, lambda figure: figure.dead),
         consumers=_freshest_known(figures, lambda figure: figure.consumers),
         workers=sum(entry.workers for _, entry in entries),
@@ -240,6 +248,7 @@ def _read_row(reading: QueueReading, now: float) -> QueueRow:
         exists=reading.exists,
         ready=reading.ready,
         delayed=reading.delayed,
+        next_due_within_s=reading.next_due_within_s,
         dead=reading.dead,
         consumers=reading.consumers,
         read_at=reading.read_at,

@@ -190,6 +190,8 @@ def _queue_cells(row: QueueRow, *, heard: bool) -> list[str]:
         notes.append("STALE")
     if row.unconsumed_backlog:
         notes.append("NO CONSUMER")
+    if row.delayed and row.next_due_within_s is not None:
+        notes.append(f"next delayed due within {_duration(row.next_due_within_s)}")
     if not row.supervisors:
         served_by = "no supervisor serves it" if heard else "no supervisor heard"
         notes.append(f"{served_by}: read from the broker")

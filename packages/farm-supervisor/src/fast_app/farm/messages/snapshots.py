@@ -78,13 +78,18 @@ class WorkerEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class QueueFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The jobs queue as the supervisor last saw it (``None``: not known yet)."""
+    """The jobs queue as the supervisor last saw it (``None``: not known yet).
+
+    ``next_due_within_s``: the next delayed job is due within this many seconds (see
+    ``fast_app.farm.delays``); ``None`` when none is delayed, or unknown.
+    """
 
     ready: Count | None
     unacked: Count
     consumers: Count | None
     dead: Count | None
     delayed: Count | None
+    next_due_within_s: Elapsed | None = None
 
 
 class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

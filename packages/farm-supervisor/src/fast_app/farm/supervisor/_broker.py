@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology
 from fast_app.core.queue.amqp.headers import SIGNATURE
 from fast_app.core.queue.settings import QueueSettings
+from fast_app.farm.delays import next_due_within_s
 from fast_app.farm.messages import (
     Command,
     CommandGate,
@@ -227,15 +228,19 @@ class SupervisorBroker:
         result = declared.declaration_result
         return QueueDepth(result.message_count or 0, result.consumer_count or 0)
 
-    async def dead_and_delayed(self, topology: Topology | None = None) -> tuple[int, int]:
-        """Messages in the dead-letter queue, and in all delay queues together (of
-        ``topology``, or the farm's)."""
+    async def dead_and_delayed(
+        self, topology: Topology | None = None
+    ) -> tuple[int, int, float | None]:
+        """Messages in the dead-letter queue, in all delay queues together (of
+        ``topology``, or the farm's), and the seconds within which the next delayed one
+        is due (``fast_app.farm.delays``)."""
         channel = await self._ready()
         topology = topology or self.topology
         dead = await channel.declare_queue(topology.dead, passive=True)
         dead_count = dead.declaration_result.message_count or 0
         assert self._connection is not None
         delayed = 0
+        waiting_by_level: dict[int, int] = {}
         # A passive declare of a delay queue that was never used closes its channel (404):
         # probe on a channel of its own, reopened after each miss.
         probe = await self._connection.channel()
@@ -243,13 +248,15 @@ class SupervisorBroker:
             for level in DELAY_LEVELS_MS:
                 try:
                     queue = await probe.declare_queue(topology.delay_queue(level), passive=True)
-                    delayed += queue.declaration_result.message_count or 0
+                    waiting = queue.declaration_result.message_count or 0
+                    waiting_by_level[level] = waiting
+                    delayed += waiting
                 except Exception:
                     probe = await self._connection.channel()
         finally:
             if not probe.is_closed:
                 await probe.close()
-        return dead_count, delayed
+        return dead_count, delayed, next_due_within_s(waiting_by_level)
 
     async def publish_snapshot(self, snapshot: Snapshot) -> None:
         """Publish a farm snapshot on the events exchange (transient, unconfirmed)."""

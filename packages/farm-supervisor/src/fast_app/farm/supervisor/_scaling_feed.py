@@ -70,6 +70,7 @@ class QueueFeed:
         self.read_at: float | None = None
         self.dead: int | None = None
         self.delayed: int | None = None
+        self.next_due_within_s: float | None = None
         self.enqueue_rate = 0.0
 
     async def load(self, now: float) -> FarmLoad | None:
@@ -79,7 +80,8 @@ class QueueFeed:
             self.read_at = time.time()
             if now >= self._next_depth_probe_at:
                 self._next_depth_probe_at = now + 5 * self._farm.heartbeat_interval_s
-                self.dead, self.delayed = await self._broker.dead_and_delayed(self.topology)
+                delays = await self._broker.dead_and_delayed(self.topology)
+                self.dead, self.delayed, self.next_due_within_s = delays
             self._broker_warned = False
         except Exception as error:
             if not self._broker_warned:
@@ -142,6 +144,7 @@ class QueueFeed:
                 consumers=None if depth is None else depth.consumers,
                 dead=self.dead,
                 delayed=self.delayed,
+                next_due_within_s=self.next_due_within_s,
             ),
             completion_rate=completion_rate,
             enqueue_rate=self.enqueue_rate,

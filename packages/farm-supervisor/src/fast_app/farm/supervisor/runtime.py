@@ -558,4 +558,8 @@ def _totals(figures: list[QueueFigures]) -> QueueFigures:
         consumers=total([f.consumers for f in figures]),
         dead=total([f.dead for f in figures]),
         delayed=total([f.delayed for f in figures]),
+        next_due_within_s=min(
+            (f.next_due_within_s for f in figures if f.next_due_within_s is not None),
+            default=None,
+        ),
     )

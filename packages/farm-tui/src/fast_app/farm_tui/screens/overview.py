@@ -18,6 +18,7 @@ from fast_app.farm_tui.view import (
     FarmEvent,
     FarmView,
     NamedQueueView,
+    QueueView,
     SupervisorView,
     WorkerView,
 )
@@ -203,7 +204,7 @@ def queue_text(view: FarmView, now: float | None = None) -> Text:
     text.append("  unacked ", "dim").append(figure(queue.unacked), bold)
     if stale and view.data_at is not None and now is not None:
         text.append(f"  ({fmt.coarse_age(now - view.data_at)} old)", "bold red")
-    text.append("\ndelayed ", "dim").append(figure(queue.delayed), bold)
+    text.append("\ndelayed ", "dim").append(_delayed(queue), bold)
     dead_style = bold if stale or not queue.dead else "bold red"
     text.append("  dead ", "dim").append(figure(queue.dead), dead_style)
     text.append("  consumers ", "dim").append(figure(queue.consumers), bold)
@@ -248,7 +249,8 @@ def queue_rows(view: FarmView, width: int) -> list[Row]:
     Unknown figures read ``-``; a queue whose broker figures are older than 3 heartbeat
     intervals is red from end to end, with their age.
     """
-    rows = [(queue.name, _queue_cells(queue)) for queue in view.queues]
+    narrow = width < _NARROW_BELOW  # the delayed counts without their bound
+    rows = [(queue.name, _queue_cells(queue, narrow=narrow)) for queue in view.queues]
     columns = queue_columns(width)
     used = sum(column + 2 for column in column_widths(columns[:-1], rows))
     # Every peak fits the widest label a count takes (``1.8k``, ``300``).
@@ -270,7 +272,7 @@ def queue_layout(view: FarmView, width: int) -> tuple[tuple[Column, ...], list[R
     return (*columns[:-1], Column(last.label, last.key, max(backlog, len(last.label)))), rows
 
 
-def _queue_cells(queue: NamedQueueView) -> tuple[Cell, ...]:
+def _queue_cells(queue: NamedQueueView, *, narrow: bool) -> tuple[Cell, ...]:
     alarm = "bold red" if queue.stale else ""
     name = queue.name
     if queue.stale and queue.read_age_s is not None:
@@ -283,11 +285,19 @@ def _queue_cells(queue: NamedQueueView) -> tuple[Cell, ...]:
         (pool, alarm or ("italic" if queue.limits_pending else "")),
         (fmt.figure(figures.ready), alarm),
         (fmt.figure(figures.unacked), alarm),
-        (fmt.figure(figures.delayed), alarm),
+        (fmt.figure(figures.delayed) if narrow else _delayed(figures), alarm),
         (fmt.figure(figures.dead), alarm or ("red" if figures.dead else "")),
         (wait, alarm),
         (fmt.age(queue.clear_s), alarm),
     )
+
+
+def _delayed(figures: QueueView) -> str:
+    """The delayed count, with the bound on when the next is due: ``3 ≤14m``."""
+    count = fmt.figure(figures.delayed)
+    if not figures.delayed or figures.next_due_within_s is None:
+        return count
+    return f"{count} ≤{fmt.age(figures.next_due_within_s)}"
 
 
 def _backlog_cell(queue: NamedQueueView, width: int) -> Cell:
