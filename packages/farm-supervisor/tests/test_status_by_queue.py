@@ -24,6 +24,7 @@ from fast_app.farm.broker_queues import QueueReading
 from fast_app.farm.cli._farm_status import farm_status
 from fast_app.farm.cli.status import render_status, status_json
 from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
+from fast_app.farm.supervisor._broker import SupervisorBroker
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -174,6 +175,43 @@ async def test_status_of_a_two_queue_farm_has_one_row_per_queue(farm: Farm) -> N
     assert lines[supervisor_line].startswith("supervisor sup-q on ")
     assert f"serving {emails}, {reports};" in lines[supervisor_line]
     assert lines[supervisor_line + 1].rstrip().endswith(f"on {emails}")
+
+
+async def test_a_paused_farm_with_a_backlog_says_how_long_its_oldest_job_waited_at_least(
+    farm: Farm,
+) -> None:
+    # Given a paused supervisor (its worker cancels its consumer), then jobs arriving.
+    supervisor = await start_supervisor(
+        farm, "--min-workers", "1", "--max-workers", "1", "--supervisor-id", "sup-p"
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    sender = SupervisorBroker(get_settings(), "test-sender", lambda _command: None)
+    try:
+        await sender.send_command("sup-p", {"command": "pause"})
+    finally:
+        await sender.close()
+    await wait_until(lambda: "pauses consumption" in supervisor.log(), message="the pause")
+    queued_at = time.time()
+    for number in range(3):
+        await queue(farm_jobs.record, str(farm.results), f"held-{number}")
+
+    # When status is asked once the supervisor has watched it for a few seconds.
+    def watched(report: dict[str, Any]) -> bool:
+        row = rows_by_name(report).get(farm.queue_name, {})
+        return (row.get("oldest_wait_at_least_s") or 0) >= 3
+
+    report = await status_json_until(farm, watched)
+
+    # Then the oldest job has waited at least as long as it has seen no consumer — a
+    # lower bound, never more than the jobs have really waited.
+    row = rows_by_name(report)[farm.queue_name]
+    assert (row["ready"], row["consumers"]) == (3, 0)
+    assert row["wait_p50_s"] is None  # no job started: no measured wait
+    assert 3 <= row["oldest_wait_at_least_s"] <= time.time() - queued_at
+    finished = await asyncio.to_thread(run_status, farm, "--wait", "1")
+    [line] = [line for line in finished.stdout.splitlines() if line.startswith(farm.queue_name)]
+    assert "oldest ≥" in line and "NO CONSUMER for ≥" in line
+    assert farm.tags("ran") == []
 
 
 # -- without a supervisor -----------------------------------------------------------

@@ -208,12 +208,14 @@ class FarmApp(App[int]):
         text = Text(no_wrap=True, overflow="ellipsis")
         if view.unconsumed:
             # First on the line: the one state that needs someone now, whatever else.
-            ready = sum(
-                queue.figures.ready or 0 for queue in view.queues if queue.name in view.unconsumed
-            )
+            unconsumed = [queue for queue in view.queues if queue.name in view.unconsumed]
+            ready = sum(queue.figures.ready or 0 for queue in unconsumed)
             names = ", ".join(view.unconsumed)
+            watched = [q.oldest_wait_at_least_s for q in unconsumed if q.oldest_wait_at_least_s]
+            since = f" for ≥{fmt.age(max(watched))}" if watched else ""
             text.append(
-                f" BACKLOG WITH NO CONSUMERS: {ready:,} ready in {names} ", "bold white on red"
+                f" BACKLOG WITH NO CONSUMERS{since}: {ready:,} ready in {names} ",
+                "bold white on red",
             )
             text.append(" ")
         farm = view.queue_name or self.link.queue_name

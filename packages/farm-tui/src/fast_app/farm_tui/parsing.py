@@ -184,6 +184,7 @@ def _queue_report(
         waits_counted=integer(entry.get("waits_counted")),
         clear_s=optional_number(entry.get("clear_s")),
         read_at=optional_number(entry.get("read_at")),
+        unconsumed_since=optional_number(entry.get("unconsumed_since")),
         snapshot_at=at,
         heartbeat_interval_s=heartbeat_interval_s,
     )

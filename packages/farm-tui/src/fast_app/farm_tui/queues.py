@@ -74,6 +74,9 @@ def merge_queue(
     # Unread figures are unknown, not old; the pools' numbers are as old as the snapshot.
     basis = read_at if read_at is not None else max(report.snapshot_at for report in reports)
     waits = merge_waits(reports)
+    unconsumed = [report.unconsumed_since for report in reports if report.unconsumed_since]
+    # Only while the freshest read still finds ready jobs and no consumer.
+    unconsumed_now = bool(figures.ready) and figures.consumers == 0
     return NamedQueueView(
         name=name,
         supervisors=len({report.supervisor_id for report in reports}),
@@ -98,6 +101,9 @@ def merge_queue(
         ),
         backlog_history=tuple(backlog_history),
         wait_p50_approximate=waits is not None and waits.approximate,
+        oldest_wait_at_least_s=max(0.0, now - min(unconsumed))
+        if unconsumed and unconsumed_now
+        else None,
     )
 
 

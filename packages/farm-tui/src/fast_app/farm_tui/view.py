@@ -172,6 +172,8 @@ class QueueReport:
         read_interval_s: how long its latest read came after the one before (``None``:
             not seen yet); the supervisor reads at each scaling check, which may be less
             often than it sends snapshots.
+        unconsumed_since: Unix time since when each of its reads found ready jobs and no
+            consumer (``None``: not so at its last read).
     """
 
     supervisor_id: str
@@ -191,6 +193,7 @@ class QueueReport:
     snapshot_at: float
     heartbeat_interval_s: float
     read_interval_s: float | None = None
+    unconsumed_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,9 @@ class NamedQueueView:
             (``None``: unknown then).
         wait_p50_approximate: ``wait_p50_s`` is an estimate from several supervisors'
             medians (shown ``≈``).
+        oldest_wait_at_least_s: the queue has had ready jobs and no consumer for at least
+            this long, as its supervisors saw at each read, so its oldest job has waited
+            that long at least (``None``: not so, or nobody watched).
     """
 
     name: str
@@ -242,6 +248,7 @@ class NamedQueueView:
     stale: bool
     backlog_history: tuple[float | None, ...]
     wait_p50_approximate: bool = False
+    oldest_wait_at_least_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

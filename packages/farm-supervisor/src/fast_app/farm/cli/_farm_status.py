@@ -64,6 +64,10 @@ class QueueRow:
         heard_age_s: age of the oldest snapshot its supervisors' figures come from
             (``None``: read from the broker, no supervisor's figures).
         stale: a figure is older than ``stale_after_s`` allows.
+        oldest_wait_at_least_s: its jobs have had no consumer for at least this long, as
+            its supervisors saw at each read: the oldest ready job has waited that long
+            at least (``None``: not so, or nobody watched; the broker does not tell the
+            age of a quorum queue's oldest job).
     """
 
     name: str
@@ -81,6 +85,7 @@ class QueueRow:
     max_workers: int | None = None
     wait_p50_s: float | None = None
     wait_max_s: float | None = None
+    oldest_wait_at_least_s: float | None = None
     waits_counted: int | None = None
     wait_p50_approximate: bool = False
     clear_s: float | None = None
@@ -198,6 +203,9 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
     )
     freshest = by_freshness[0][1]
     figures = [entry.figures for _, entry in by_freshness]
+    unconsumed = [entry.unconsumed_since for _, entry in entries if entry.unconsumed_since]
+    # Only while the freshest read still finds ready jobs and no consumer.
+    unconsumed_now = bool(freshest.figures.ready) and freshest.figures.consumers == 0
     waits = merge_waits(entry for _, entry in entries)
     read_at = freshest.read_at
     heard_age_s = max(max(0.0, now - snapshot.at) for snapshot, _ in entries)
@@ -223,6 +231,9 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
         max_workers=sum(entry.max_workers for _, entry in entries),
         wait_p50_s=None if waits is None else waits.p50_s,
         wait_max_s=None if waits is None else waits.max_s,
+        oldest_wait_at_least_s=max(0.0, now - min(unconsumed))
+        if unconsumed and unconsumed_now
+        else None,
         waits_counted=0 if waits is None else waits.counted,
         wait_p50_approximate=waits is not None and waits.approximate,
         # Each supervisor estimates it for the whole queue (every consumer's drain).

@@ -185,11 +185,16 @@ def _queue_cells(row: QueueRow, *, heard: bool) -> list[str]:
         wait = f"{estimated}{_duration(row.wait_p50_s)}/{_duration(row.wait_max_s)}"
     if row.waits_counted is not None:
         wait += f" ({row.waits_counted:,})"
+    if not row.waits_counted and row.oldest_wait_at_least_s is not None:
+        wait = f"oldest ≥{_duration(row.oldest_wait_at_least_s)}"
     notes = []
     if row.stale:
         notes.append("STALE")
     if row.unconsumed_backlog:
-        notes.append("NO CONSUMER")
+        unconsumed_for = row.oldest_wait_at_least_s
+        notes.append(
+            "NO CONSUMER" if unconsumed_for is None else f"NO CONSUMER for ≥{_age(unconsumed_for)}"
+        )
     if row.delayed and row.next_due_within_s is not None:
         notes.append(f"next delayed due within {_duration(row.next_due_within_s)}")
     if not row.supervisors:

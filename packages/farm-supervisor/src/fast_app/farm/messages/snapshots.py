@@ -111,6 +111,9 @@ class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         clear_s: estimated seconds to clear its backlog at the drain rate of every
             consumer; ``None`` when unknown (no drain measured yet), 0 when empty.
         read_at: Unix time the broker figures were read (``None``: never).
+        unconsumed_since: Unix time since when each of its reads found ready jobs and no
+            consumer: the oldest job has waited at least since then (``None``: not so at
+            the last read).
     """
 
     name: Name
@@ -126,6 +129,7 @@ class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     waits_counted: Count = 0
     clear_s: Elapsed | None = None
     read_at: Moment | None = None
+    unconsumed_since: Moment | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

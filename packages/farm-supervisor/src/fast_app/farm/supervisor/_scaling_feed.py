@@ -36,6 +36,11 @@ class QueueFeed:
         dead: messages in its dead-letter queue, as last read.
         delayed: messages in its delay queues, as last read.
         enqueue_rate: jobs/s arriving, as last estimated.
+        unconsumed_since: Unix time since when every read found ready jobs and no
+            consumer (``None``: the last read found a consumer, no ready job, or failed).
+            Nothing took a job from the queue since, so its oldest job has waited at
+            least that long: the one wait the broker lets a farm measure without a
+            consumer (RabbitMQ does not expose the age of a quorum queue's head).
 
     Args:
         supervisor_id: named in logs.
@@ -71,19 +76,25 @@ class QueueFeed:
         self.dead: int | None = None
         self.delayed: int | None = None
         self.next_due_within_s: float | None = None
+        self.unconsumed_since: float | None = None
         self.enqueue_rate = 0.0
 
     async def load(self, now: float) -> FarmLoad | None:
         """The queue's load now; ``None`` if the broker cannot be read."""
         try:
-            self.depth = await self._broker.depth(self.topology)
+            self.depth = depth = await self._broker.depth(self.topology)
             self.read_at = time.time()
+            if depth.ready == 0 or depth.consumers > 0:
+                self.unconsumed_since = None
+            elif self.unconsumed_since is None:
+                self.unconsumed_since = self.read_at
             if now >= self._next_depth_probe_at:
                 self._next_depth_probe_at = now + 5 * self._farm.heartbeat_interval_s
                 delays = await self._broker.dead_and_delayed(self.topology)
                 self.dead, self.delayed, self.next_due_within_s = delays
             self._broker_warned = False
         except Exception as error:
+            self.unconsumed_since = None  # not seen continuously any more
             if not self._broker_warned:
                 logger.warning(
                     "supervisor %s cannot read the depth of %s (%s); not scaling it until it can",
@@ -153,6 +164,7 @@ class QueueFeed:
             waits_counted=waits.counted,
             clear_s=_time_to_clear(depth, unacked, completion_rate + peers_rate),
             read_at=self.read_at,
+            unconsumed_since=self.unconsumed_since,
         )
 
     def _estimate_enqueue_rate(self, now: float, ready: int, completion_rate: float) -> None:

@@ -280,6 +280,8 @@ def _queue_cells(queue: NamedQueueView, *, narrow: bool) -> tuple[Cell, ...]:
     figures = queue.figures
     pool = f"{queue.workers}/{queue.desired_workers} {queue.min_workers}..{queue.max_workers}"
     wait = fmt.wait(queue.wait_p50_s, queue.wait_max_s, approximate=queue.wait_p50_approximate)
+    if queue.wait_p50_s is None and queue.oldest_wait_at_least_s is not None:
+        wait = f"≥{fmt.age(queue.oldest_wait_at_least_s)}"  # unconsumed that long at least
     return (
         (name, alarm or "bold"),
         (pool, alarm or ("italic" if queue.limits_pending else "")),
