@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 import pytest
-from farm_messages import snapshot
+from farm_messages import job_run, snapshot
 
-from fast_app.core.queue import JobError, JobOutcome, JobStatus, QueueSettings
-from fast_app.core.queue.hooks import HookChain, JobRun
-from fast_app.core.queue.worker_side import JobEnvelope, JobOptions
+from fast_app.core.queue import JobError, JobOutcome, JobStatus
+from fast_app.core.queue.hooks import HookChain
 from fast_app.farm.function_figures import function_rows, merged_history
 from fast_app.farm.histograms import BUCKETS, RuntimeHistogram, bucket_of, bucket_value
 from fast_app.farm.messages import decode_heartbeat, decode_snapshot, encode_snapshot
@@ -80,20 +79,6 @@ def test_merged_histograms_give_the_percentiles_of_all_their_durations() -> None
 # -- the worker's tally -----------------------------------------------------------------
 
 
-def _run(job_id: str, function: str = "app.jobs.work") -> JobRun:
-    envelope = JobEnvelope(
-        format=1,
-        id=job_id,
-        function=function,
-        args=[],
-        kwargs={},
-        context={},
-        options=JobOptions(retries=1),
-        enqueued_at=time.time(),
-    )
-    return JobRun(QueueSettings(), "jobs", "rabbitmq", envelope, job_id, None)
-
-
 def test_the_worker_tallies_each_function_that_ran_by_how_its_run_ended() -> None:
     statistics_hook = WorkerStatistics()
     hooks = HookChain([statistics_hook])
@@ -106,7 +91,7 @@ def test_the_worker_tallies_each_function_that_ran_by_how_its_run_ended() -> Non
         ("c", failed, "retried"),
         ("d", failed, "dead_lettered"),
     ]:
-        run = _run(job_id)
+        run = job_run(job_id)
         hooks.delivered(run)
         hooks.before_run(run)
         hooks.after_run(run, outcome)
@@ -115,22 +100,22 @@ def test_the_worker_tallies_each_function_that_ran_by_how_its_run_ended() -> Non
         elif then == "dead_lettered":
             hooks.dead_lettered(run, "failed")
         hooks.settled(run)
-    cancelled = _run("e")
+    cancelled = job_run("e")
     hooks.before_run(cancelled)
     hooks.cancelled(cancelled)
     hooks.dead_lettered(cancelled, "cancelled")
     hooks.settled(cancelled)
-    hard = _run("f", "app.jobs.slow")
+    hard = job_run("f", "app.jobs.slow")
     hooks.before_run(hard)
     hooks.hard_timeout(hard, "passed its hard timeout")
     hooks.retried(hard)
     hooks.settled(hard)
     # and deliveries that never ran: refused (a name nobody vetted) and abandoned.
-    refused = _run("g", "evil.forged_name")
+    refused = job_run("g", "evil.forged_name")
     hooks.refused(refused, "not_allowed", "no")
     hooks.dead_lettered(refused, "not_allowed")
     hooks.settled(refused)
-    abandoned = _run("h")
+    abandoned = job_run("h")
     hooks.before_run(abandoned)
     hooks.cancelled(abandoned)
     hooks.settled(abandoned)

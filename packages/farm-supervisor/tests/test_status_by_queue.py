@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import aio_pika
 import farm_jobs
 import pytest
+from farm_cli import run_status, status_json_until
 from farm_messages import snapshot
 from farm_testkit import Farm, start_supervisor, wait_until
 
@@ -27,40 +25,6 @@ from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
 from fast_app.farm.supervisor._broker import SupervisorBroker
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def run_status(farm: Farm, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``fast-app status`` as an operator runs it, against the farm's broker."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("QUEUE_", "FARM_", "RABBITMQ_", "ASYNC_FARM_"))
-    }
-    environment |= {"RABBITMQ_URL": farm.url, "QUEUE_NAME": farm.queue_name, **env}
-    return subprocess.run(
-        [sys.executable, "-m", "fast_app.farm", "status", *flags],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-async def status_json_until(
-    farm: Farm, condition: Any, *flags: str, timeout: float = 30, **env: str
-) -> dict[str, Any]:
-    """``status --json`` run until ``condition(report)`` holds; that report."""
-    deadline = time.monotonic() + timeout
-    while True:
-        finished = await asyncio.to_thread(run_status, farm, "--json", "--wait", "1", *flags, **env)
-        report = json.loads(finished.stdout)
-        if condition(report):
-            return report
-        if time.monotonic() > deadline:
-            logs = "\n".join(s.log()[-3000:] for s in farm.supervisors)
-            raise AssertionError(f"status never showed it:\n{finished.stdout}\n{logs}")
-        await asyncio.sleep(0.2)
 
 
 async def bury(farm: Farm, jobs_queue: str, job_id: str) -> None:

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import time
+from farm_messages import job_run
 
-from fast_app.core.queue import JobError, JobOutcome, JobStatus, QueueSettings
-from fast_app.core.queue.hooks import HookChain, JobRun
-from fast_app.core.queue.worker_side import JobEnvelope, JobOptions
+from fast_app.core.queue import JobError, JobOutcome, JobStatus
+from fast_app.core.queue.hooks import HookChain
 from fast_app.farm.worker._statistics import WorkerStatistics
-
-
-def _run(job_id: str) -> JobRun:
-    envelope = JobEnvelope(
-        format=1,
-        id=job_id,
-        function="app.jobs.work",
-        args=[],
-        kwargs={},
-        context={},
-        options=JobOptions(retries=1),
-        enqueued_at=time.time(),
-    )
-    return JobRun(QueueSettings(), "jobs", "rabbitmq", envelope, job_id, None)
 
 
 def test_each_run_is_counted_and_listed_with_how_its_delivery_ended() -> None:
@@ -36,7 +21,7 @@ def test_each_run_is_counted_and_listed_with_how_its_delivery_ended() -> None:
         ("c", failed, "dead_lettered"),
         ("d", JobOutcome(JobStatus.SOFT_TIMEOUT, 2.0), "retried"),
     ]:
-        run = _run(job_id)
+        run = job_run(job_id)
         hooks.delivered(run)
         hooks.after_run(run, outcome)
         if then == "retried":
@@ -45,7 +30,7 @@ def test_each_run_is_counted_and_listed_with_how_its_delivery_ended() -> None:
             hooks.dead_lettered(run, "failed")
         hooks.settled(run)
     # one abandoned at shutdown, one stopped by its hard timeout, one refused
-    abandoned, hard, refused = _run("e"), _run("f"), _run("g")
+    abandoned, hard, refused = job_run("e"), job_run("f"), job_run("g")
     hooks.cancelled(abandoned)
     hooks.settled(abandoned)
     hooks.hard_timeout(hard, "passed its hard timeout")

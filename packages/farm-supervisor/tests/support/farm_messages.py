@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fast_app.core.queue import QueueSettings
+from fast_app.core.queue.hooks import JobRun
+from fast_app.core.queue.worker_side import JobEnvelope, JobOptions
 from fast_app.farm.messages import Heartbeat, Snapshot, WorkerCounters
 from fast_app.farm.messages.snapshots import (
     QueueFigures,
@@ -64,6 +67,21 @@ def snapshot(supervisor_id: str, *in_flight: int, concurrency: int = 16, **field
         **fields,
     }
     return Snapshot(**values)
+
+
+def job_run(job_id: str, function: str = "app.jobs.work") -> JobRun:
+    """One delivery of a job of ``function`` (one retry allowed), as hooks see it."""
+    envelope = JobEnvelope(
+        format=1,
+        id=job_id,
+        function=function,
+        args=[],
+        kwargs={},
+        context={},
+        options=JobOptions(retries=1),
+        enqueued_at=time.time(),
+    )
+    return JobRun(QueueSettings(), "jobs", "rabbitmq", envelope, job_id, None)
 
 
 def heartbeat(worker_id: str = "w1", **fields: Any) -> Heartbeat:

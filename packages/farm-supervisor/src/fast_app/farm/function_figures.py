@@ -100,19 +100,5 @@ def merged_history(histories: Iterable[Sequence[MinuteTotals]]) -> list[MinuteTo
             tally = minutes.get(minute.at)
             if tally is None:
                 tally = minutes[minute.at] = RunTally()
-            tally.succeeded += minute.succeeded
-            tally.retried += minute.retried
-            tally.dead_lettered += minute.dead_lettered
-            tally.cancelled += minute.cancelled
-            tally.hard_timeouts += minute.hard_timeouts
-    return [
-        MinuteTotals(
-            at=at,
-            succeeded=tally.succeeded,
-            retried=tally.retried,
-            dead_lettered=tally.dead_lettered,
-            cancelled=tally.cancelled,
-            hard_timeouts=tally.hard_timeouts,
-        )
-        for at, tally in sorted(minutes.items())
-    ]
+            tally.add_counts(minute)
+    return [tally.as_minute(at) for at, tally in sorted(minutes.items())]

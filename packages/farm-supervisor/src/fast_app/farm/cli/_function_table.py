@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from fast_app.farm.function_figures import FunctionRow, function_rows, merged_history
 from fast_app.farm.messages import Snapshot
 from fast_app.farm.messages.job_figures import MinuteTotals
@@ -27,15 +29,7 @@ def functions_json(snapshots: Sequence[Snapshot]) -> list[dict[str, Any]]:
 def history_json(snapshots: Sequence[Snapshot]) -> list[dict[str, Any]]:
     """The supervisors' per-minute totals added up, oldest first."""
     return [
-        {
-            "at": minute.at,
-            "succeeded": minute.succeeded,
-            "retried": minute.retried,
-            "dead_lettered": minute.dead_lettered,
-            "cancelled": minute.cancelled,
-            "hard_timeouts": minute.hard_timeouts,
-        }
-        for minute in merged_history(s.history for s in snapshots)
+        msgspec.structs.asdict(minute) for minute in merged_history(s.history for s in snapshots)
     ]
 
 

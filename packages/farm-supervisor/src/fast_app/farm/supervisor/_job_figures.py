@@ -25,6 +25,7 @@ __all__ = ["FUNCTION_WINDOW_MINUTES", "JobFigures"]
 
 #: The minutes each function's figures cover (the current one, partial, included).
 FUNCTION_WINDOW_MINUTES = 5
+_NOTHING = RunTally()  # a minute without runs (only read)
 # Functions kept a minute, over all queues; past it, runs count as ``OTHER_FUNCTIONS``
 # (the names passed the workers' allow-lists, so only a huge application reaches it).
 _FUNCTIONS_KEPT = 1024
@@ -83,13 +84,14 @@ class JobFigures:
                     total = summed[key] = RunTally()
                 total.merge(tally)
         busiest = sorted(summed.items(), key=lambda item: _activity(item[1]), reverse=True)
-        listed = [_figures(key, tally, since) for key, tally in busiest[:FUNCTIONS_LISTED]]
+        listed = [
+            tally.as_figures(function, queue, since)
+            for (queue, function), tally in busiest[:FUNCTIONS_LISTED]
+        ]
         others: dict[str, RunTally] = {}
         for (queue, _), tally in busiest[FUNCTIONS_LISTED:]:
             others.setdefault(queue, RunTally()).merge(tally)
-        listed += [
-            _figures((queue, OTHER_FUNCTIONS), tally, since) for queue, tally in others.items()
-        ]
+        listed += [tally.as_figures(OTHER_FUNCTIONS, q, since) for q, tally in others.items()]
         return listed
 
     def history(self, now: float) -> list[MinuteTotals]:
@@ -99,22 +101,10 @@ class JobFigures:
         current = _minute_start(now)
         first = max(_minute_start(self._started_at), current - 60 * (HISTORY_MINUTES - 1))
         kept = {minute.at: minute.totals for minute in self._minutes}
-        history = []
-        for at in range(int(first), int(current) + 1, 60):
-            totals = kept.get(float(at))
-            history.append(
-                MinuteTotals(at=float(at))
-                if totals is None
-                else MinuteTotals(
-                    at=float(at),
-                    succeeded=totals.succeeded,
-                    retried=totals.retried,
-                    dead_lettered=totals.dead_lettered,
-                    cancelled=totals.cancelled,
-                    hard_timeouts=totals.hard_timeouts,
-                )
-            )
-        return history
+        return [
+            kept.get(float(at), _NOTHING).as_minute(float(at))
+            for at in range(int(first), int(current) + 1, 60)
+        ]
 
     def _minute(self, now: float) -> _Minute:
         at = _minute_start(now)
@@ -143,18 +133,3 @@ def _minute_start(moment: float) -> float:
 
 def _activity(tally: RunTally) -> int:
     return tally.runs + tally.hard_timeouts
-
-
-def _figures(key: tuple[str, str], tally: RunTally, since: float) -> FunctionFigures:
-    queue, function = key
-    return FunctionFigures(
-        function=function,
-        queue=queue,
-        since=since,
-        succeeded=tally.succeeded,
-        retried=tally.retried,
-        dead_lettered=tally.dead_lettered,
-        cancelled=tally.cancelled,
-        hard_timeouts=tally.hard_timeouts,
-        runtimes=tally.runtimes.pairs(),
-    )
