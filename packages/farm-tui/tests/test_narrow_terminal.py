@@ -1,5 +1,6 @@
 """At 80 by 24 every screen's footer keeps ``q`` and ``?``, and the Jobs screen shows every
-running job; the footer's choice of keys is a pure function, tested on its own."""
+running job, every column of it; the footer's choice of keys and the Running table's
+layout are pure functions, tested on their own."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from textual.widget import Widget
 from textual.widgets import Footer
 
 from fast_app.farm_tui import FarmApp, StaticFarm
+from fast_app.farm_tui.model import FarmModel
 from fast_app.farm_tui.sample import sample_dead_letters, sample_history
 from fast_app.farm_tui.screens._footer import KEPT, SHOWN, SPARE, fit_footer
+from fast_app.farm_tui.screens.jobs import running_layout
 from fast_app.farm_tui.table import LiveTable
+from fast_app.farm_tui.view import FarmView
 
 NOW = 1_700_000_000.0
 NARROW = (80, 24)
@@ -51,6 +55,14 @@ def shown_footer_keys(app: FarmApp) -> list[str]:
         for key in keys
         if key.region.width and footer.region.contains_region(key.region)
     ]
+
+
+def sample_view() -> FarmView:
+    """What the dashboard sees of the sample farm at ``NOW``."""
+    model = FarmModel()
+    for snapshot in sample_history(NOW):
+        model.ingest(snapshot)
+    return model.view(NOW)
 
 
 def running_rows_shown(app: FarmApp) -> int:
@@ -163,6 +175,109 @@ async def test_the_jobs_screen_shows_every_running_job(size: tuple[int, int]) ->
         recent = app.screen.query_one("#recent", LiveTable)
         assert recent.scrollable_content_region.height >= 3  # its header and 2 runs
         assert app.screen.query_one("#detail-box").scrollable_content_region.height >= 4
+
+
+async def test_the_running_table_fits_80_columns_hard_timeouts_and_all() -> None:
+    # Given a farm with 6 jobs running, 3 of them with a hard timeout
+    app = dashboard(owns_farm=True)
+    async with app.run_test(size=NARROW) as pilot:
+        # When the operator opens the Jobs screen on an 80 by 24 terminal
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then the Running table is no wider than its room (nothing to scroll sideways to)
+        table = app.screen.query_one("#running", LiveTable)
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.max_scroll_x == 0
+        # and its last column, the hard timeouts, is on screen with both bars' figures
+        lines = [table.render_line(y).text for y in range(table.row_count + 1)]
+    assert lines[0].rstrip().endswith("Hard timeout"), lines[0]
+    for line in lines[1:]:
+        assert "/10s" in line, line  # the soft timeout's figures
+    assert sum("/20s" in line for line in lines[1:]) == 3, lines  # the hard timeouts'
+    assert any("…-w3" in line or "web-1-4242-w3" in line for line in lines[1:]), lines
+
+
+async def test_the_running_table_fits_again_when_the_terminal_narrows() -> None:
+    # Given the Jobs screen on a 200-column terminal, its bars 10 cells wide (and no
+    # periodic refresh in the time of the test: only the resize may lay it out again)
+    app = FarmApp(farm(owns_farm=True), clock=lambda: NOW, refresh_s=3600)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.screen.query_one("#running", LiveTable)
+        assert table.columns[-1].width == 22
+
+        # When the terminal narrows to 80 by 24
+        await pilot.resize_terminal(*NARROW)
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then the table is laid out anew to fit its room
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.columns[-1].width == len("Hard timeout")
+
+
+def test_the_running_layout_shortens_bars_then_names_from_the_left_when_narrow() -> None:
+    # Given the sample farm's 6 running jobs
+    running = sample_view()
+
+    # When the Running table is laid out 78 cells wide (an 80-column terminal's)
+    columns, rows = running_layout(running, NOW, 78)
+
+    # Then its columns fit, every cell whole in its column
+    widths = [column.width or 0 for column in columns]
+    assert [column.key for column in columns] == [
+        "job",
+        "function",
+        "worker",
+        "attempt",
+        "elapsed",
+        "soft",
+        "hard",
+    ]
+    assert sum(width + 2 for width in widths) <= 78
+    assert len(rows) == 6
+    for _, cells in rows:
+        assert all(len(text) <= width for (text, _), width in zip(cells, widths, strict=True))
+    # with 4-cell bars and their figures
+    soft = [cells[5][0] for _, cells in rows]
+    assert soft[0] == "███░ 7.5/10s"
+    assert {cells[6][0] for _, cells in rows} == {
+        "-",
+        "█░░░ 4.0/20s",
+        "█░░░ 3.0/20s",
+        "░░░░ 2.0/20s",
+    }
+    # the functions cut on the left, the end of their path kept; the workers to their end
+    functions = {cells[1][0] for _, cells in rows}
+    assert "…billing.charge" in functions
+    assert all(name.endswith(("pull", "charge", "send_digest", "render")) for name in functions)
+    assert {cells[2][0] for _, cells in rows} == {"…-w1", "…-w2", "…-w3"}
+
+
+def test_the_running_layout_keeps_wide_bars_and_whole_names_where_there_is_room() -> None:
+    # Given the sample farm's 6 running jobs
+    running = sample_view()
+
+    # When the Running table is laid out 198 cells wide (a 200-column terminal's)
+    columns, rows = running_layout(running, NOW, 198)
+
+    # Then the bars are 10 cells with 12 for their figures, the names whole
+    assert [(column.label, column.width) for column in columns] == [
+        ("Job", 8),
+        ("Function", len("app.mail.send_digest")),
+        ("Worker", len("web-1-4242-w3")),
+        ("Try", 3),
+        ("Elapsed", 7),
+        ("Soft timeout", 22),
+        ("Hard timeout", 22),
+    ]
+    first = rows[0][1]
+    assert first[1][0] == "app.sync.pull"
+    assert first[2][0] == "web-1-4242-w3"
+    assert first[5][0] == "████████░░ 7.5/10s"
 
 
 def test_every_key_shows_when_all_fit() -> None:

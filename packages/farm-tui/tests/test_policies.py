@@ -15,6 +15,7 @@ from fast_app.farm_tui._format import (
     seconds,
     shorten,
     sparkline,
+    tail,
     wait,
 )
 from fast_app.farm_tui.limits import LIMIT_CEILING, PendingLimits
@@ -170,6 +171,10 @@ def test_other_formats() -> None:
     assert per_second(12_345) == "12.3k/s"
     assert shorten("a\nb   c", 10) == "a b c"
     assert shorten("abcdefghij", 5) == "abcd…"
+    assert tail("app.sync.pull", 20) == "app.sync.pull"
+    assert tail("app.billing.charge_order", 22) == "…billing.charge_order"  # the dot goes too
+    assert tail("app.mail.send_digest", 16) == "…ail.send_digest"
+    assert tail("web-1-4242-w3", 4) == "…-w3"
     assert figure(1840) == "1,840"
     assert figure(0) == "0"
     assert figure(None) == "-"

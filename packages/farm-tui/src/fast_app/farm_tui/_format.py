@@ -19,6 +19,7 @@ __all__ = [
     "shorten",
     "short_id",
     "sparkline",
+    "tail",
     "wait",
 ]
 
@@ -176,6 +177,18 @@ def shorten(text: str, width: int) -> str:
     """``text`` on one line, at most ``width`` characters (an ellipsis marks the cut)."""
     line = " ".join(text.split())
     return line if len(line) <= width else line[: max(0, width - 1)] + "…"
+
+
+def tail(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters, cut on the left so that its end
+    stays (an ellipsis marks the cut): ``app.billing.charge_order`` in 22 reads
+    ``…billing.charge_order``, a dot the cut leaves first going too."""
+    line = " ".join(text.split())
+    if len(line) <= width:
+        return line
+    if width <= 1:
+        return "…"[:width]
+    return "…" + line[len(line) - width + 1 :].removeprefix(".")
 
 
 def deadline_bar(elapsed: float, limit: float | None, width: int = 10) -> tuple[str, str]:

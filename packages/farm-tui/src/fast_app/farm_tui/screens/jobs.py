@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -24,17 +25,31 @@ from fast_app.farm_tui.screens.confirm import ConfirmScreen
 from fast_app.farm_tui.table import Cell, Column, LiveTable, Row, column_widths
 from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
 
-__all__ = ["JobsScreen", "ended_details", "recent_rows", "running_details", "running_rows"]
+__all__ = ["JobsScreen", "ended_details", "recent_rows", "running_details", "running_layout"]
 
-_BAR_WIDTH = 10
+#: Where the table has room a deadline bar is 10 cells and its figures get 12 (the column
+#: holds still as they grow); short of room the bars shrink, down to 4 cells, and the
+#: columns to the figures they show.
+_WIDE_BAR = 10
+_NARROW_BAR = 4
+_FIGURES_ROOM = 12
+#: The function column takes the width the others leave; when that is under 16 cells (or
+#: under its longest name, if shorter) the worker ids give way, cut to their last part.
+_FUNCTION_MIN = 16
+_NAME_CAP = 48  # the most an auto-sized column takes (table.py)
+_JOB_COLUMN = Column("Job", "job", 8)
+_ATTEMPT_COLUMN = Column("Try", "attempt", 3)
+_ELAPSED_COLUMN = Column("Elapsed", "elapsed", 7)
+_SOFT_LABEL = "Soft timeout"
+_HARD_LABEL = "Hard timeout"
 _RUNNING_COLUMNS = (
-    Column("Job", "job", 8),
+    _JOB_COLUMN,
     Column("Function", "function"),
     Column("Worker", "worker"),
-    Column("Try", "attempt", 3),
-    Column("Elapsed", "elapsed", 7),
-    Column("Soft timeout", "soft", _BAR_WIDTH + 12),
-    Column("Hard timeout", "hard", _BAR_WIDTH + 12),
+    _ATTEMPT_COLUMN,
+    _ELAPSED_COLUMN,
+    Column(_SOFT_LABEL, "soft", _WIDE_BAR + _FIGURES_ROOM),
+    Column(_HARD_LABEL, "hard", _WIDE_BAR + _FIGURES_ROOM),
 )
 _RECENT_COLUMNS = (
     Column("Ended", "ended", 9),
@@ -63,25 +78,108 @@ def running_key(job: RunningJob) -> str:
     return f"{job.job_id}@{job.worker_id}"
 
 
-def running_rows(view: FarmView, now: float) -> list[Row]:
-    """Jobs in flight, oldest first, with their soft and hard timeouts as bars."""
-    rows = []
-    for job in view.running:
+def running_layout(view: FarmView, now: float, width: int) -> tuple[tuple[Column, ...], list[Row]]:
+    """The Running table's columns and rows (jobs in flight, oldest first, their soft and
+    hard timeouts as bars) for a table ``width`` cells wide.
+
+    Where it has room, 10-cell bars and every name whole. Short of room the bars shrink
+    (to 4 cells; their figures stay whole), then the function column takes the width the
+    others leave, long names cut on the left (``…billing.charge_order``: the end of the
+    path stays); and if that leaves it under 16 cells, the worker ids step back to their
+    last part (``…-w3``).
+    """
+    jobs = view.running
+    function_width = _widest("Function", [job.function for job in jobs])
+    worker_width = _widest("Worker", [job.worker_id for job in jobs])
+    # Each column has a cell of padding either side.
+    fixed = (_JOB_COLUMN, _ATTEMPT_COLUMN, _ELAPSED_COLUMN)
+    room = width - 2 * len(_RUNNING_COLUMNS) - sum(column.width or 0 for column in fixed)
+    bar = _WIDE_BAR
+    deadline_widths = (_WIDE_BAR + _FIGURES_ROOM, _WIDE_BAR + _FIGURES_ROOM)
+    if function_width + worker_width + sum(deadline_widths) > room:
+        figures = _figure_widths(jobs, now)
+        for bar in range(_WIDE_BAR, _NARROW_BAR - 1, -1):
+            deadline_widths = _deadline_widths(figures, bar)
+            if function_width + worker_width + sum(deadline_widths) <= room:
+                break
+    names_room = room - sum(deadline_widths)
+    if function_width + worker_width > names_room:
+        if names_room - worker_width < min(function_width, _FUNCTION_MIN):
+            worker_width = _widest("Worker", [_last_part(job.worker_id) for job in jobs])
+        function_width = max(len("Function"), min(function_width, names_room - worker_width))
+    columns = (
+        _JOB_COLUMN,
+        Column("Function", "function", function_width),
+        Column("Worker", "worker", worker_width),
+        _ATTEMPT_COLUMN,
+        _ELAPSED_COLUMN,
+        Column(_SOFT_LABEL, "soft", deadline_widths[0]),
+        Column(_HARD_LABEL, "hard", deadline_widths[1]),
+    )
+    rows = [_running_row(job, now, bar, function_width, worker_width) for job in jobs]
+    return columns, rows
+
+
+def _running_row(
+    job: RunningJob, now: float, bar: int, function_width: int, worker_width: int
+) -> Row:
+    elapsed = max(0.0, now - job.started_at)
+    soft, hard = _timeouts(job)
+    worker = job.worker_id
+    if cell_len(worker) > worker_width:
+        worker = _last_part(worker)
+    cells: tuple[Cell, ...] = (
+        (fmt.short_id(job.job_id), ""),
+        (fmt.tail(job.function, function_width), "bold red" if job.still_running else ""),
+        (worker, ""),
+        (str(job.attempt), ""),
+        (fmt.age(elapsed), ""),
+        fmt.deadline_bar(elapsed, soft, bar),
+        fmt.deadline_bar(elapsed, hard, bar),
+    )
+    return running_key(job), cells
+
+
+def _timeouts(job: RunningJob) -> tuple[float | None, float | None]:
+    """A job's soft and hard timeouts, in seconds from its start."""
+    soft = None if job.soft_deadline is None else job.soft_deadline - job.started_at
+    hard = None if job.hard_deadline is None else job.hard_deadline - job.started_at
+    return soft, hard
+
+
+def _figure_widths(jobs: Sequence[RunningJob], now: float) -> tuple[int, int]:
+    """The widest figures (`` 7.5/10s``, the space before them included) of the soft and
+    the hard deadline bars; 0 for one no job has."""
+    soft_width = hard_width = 0
+    for job in jobs:
         elapsed = max(0.0, now - job.started_at)
-        soft = None if job.soft_deadline is None else job.soft_deadline - job.started_at
-        hard = None if job.hard_deadline is None else job.hard_deadline - job.started_at
-        function_style = "bold red" if job.still_running else ""
-        cells: tuple[Cell, ...] = (
-            (fmt.short_id(job.job_id), ""),
-            (job.function, function_style),
-            (job.worker_id, ""),
-            (str(job.attempt), ""),
-            (fmt.age(elapsed), ""),
-            fmt.deadline_bar(elapsed, soft, _BAR_WIDTH),
-            fmt.deadline_bar(elapsed, hard, _BAR_WIDTH),
-        )
-        rows.append((running_key(job), cells))
-    return rows
+        soft, hard = _timeouts(job)
+        if soft is not None:
+            soft_width = max(soft_width, len(fmt.deadline_bar(elapsed, soft, 0)[0]))
+        if hard is not None:
+            hard_width = max(hard_width, len(fmt.deadline_bar(elapsed, hard, 0)[0]))
+    return soft_width, hard_width
+
+
+def _deadline_widths(figures: tuple[int, int], bar: int) -> tuple[int, int]:
+    """The soft and hard timeout columns' widths with ``bar``-cell bars: their label's, or
+    their widest cell's if wider."""
+    soft, hard = figures
+    return (
+        max(len(_SOFT_LABEL), bar + soft if soft else 1),
+        max(len(_HARD_LABEL), bar + hard if hard else 1),
+    )
+
+
+def _widest(label: str, texts: Sequence[str]) -> int:
+    """An auto-sized column's width: its widest text or its label, 48 at most."""
+    return min(_NAME_CAP, max([cell_len(label), *(cell_len(text) for text in texts)]))
+
+
+def _last_part(worker_id: str) -> str:
+    """A worker id cut to its last part: ``web-1-4242-w3`` reads ``…-w3``."""
+    dash = worker_id.rfind("-")
+    return "…" + worker_id[dash:] if dash > 0 else worker_id
 
 
 def recent_columns(width: int, rows: Sequence[Row] = ()) -> tuple[Column, ...]:
@@ -196,10 +294,18 @@ class JobsScreen(DashboardScreen):
         self._last: tuple[FarmView, float] | None = None
         self._running_table.focus()
 
+    def on_resize(self) -> None:
+        """Lay the tables out again once the screen is laid out anew: their columns fit
+        their width."""
+        self.call_after_refresh(self.dashboard.refresh_screen)
+
     def refresh_view(self, view: FarmView, now: float) -> None:
         """Tables and the selected job's details."""
         super().refresh_view(view, now)
-        self._running_table.update(running_rows(view, now))
+        width = self._running_table.scrollable_content_region.width or self.app.size.width - 2
+        columns, rows = running_layout(view, now, width)
+        self._running_table.set_columns(columns)
+        self._running_table.update(rows)
         width = self._recent_table.size.width or self.app.size.width - 2
         columns = recent_columns(width, recent_rows(view, now))
         self._recent_table.set_columns(columns)
