@@ -13,7 +13,7 @@ from fast_app.farm_tui.model import FarmModel
 from fast_app.farm_tui.sample import sample_dead_letters, sample_history, sample_snapshot
 from fast_app.farm_tui.screens import HelpScreen
 from fast_app.farm_tui.screens.dead_letters import letter_details
-from fast_app.farm_tui.screens.jobs import recent_columns, recent_rows
+from fast_app.farm_tui.screens.jobs import recent_layout
 from fast_app.farm_tui.table import LiveTable
 
 NOW = 1_700_000_000.0
@@ -225,8 +225,7 @@ def test_errors_show_their_message_not_the_job_id_again() -> None:
     model.ingest(snapshot)
 
     # When the rows are drawn 200 columns wide
-    columns = recent_columns(198)
-    rows = recent_rows(model.view(NOW), NOW, columns[-1].width or 0)
+    _, rows = recent_layout(model.view(NOW), NOW, 198)
 
     # Then the message is whole, the type without its module, the id short
     shown_error = rows[0][1][-1][0]

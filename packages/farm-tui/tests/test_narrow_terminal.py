@@ -1,6 +1,6 @@
 """At 80 by 24 every screen's footer keeps ``q`` and ``?``, and the Jobs screen shows every
-running job, every column of it; the footer's choice of keys and the Running table's
-layout are pure functions, tested on their own."""
+running job, every column of it and of the recent runs; the footer's choice of keys and
+the Jobs tables' layouts are pure functions, tested on their own."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fast_app.farm_tui import FarmApp, StaticFarm
 from fast_app.farm_tui.model import FarmModel
 from fast_app.farm_tui.sample import sample_dead_letters, sample_history
 from fast_app.farm_tui.screens._footer import KEPT, SHOWN, SPARE, fit_footer
-from fast_app.farm_tui.screens.jobs import running_layout
+from fast_app.farm_tui.screens.jobs import recent_layout, running_layout
 from fast_app.farm_tui.table import LiveTable
 from fast_app.farm_tui.view import FarmView
 
@@ -219,6 +219,29 @@ async def test_the_running_table_fits_again_when_the_terminal_narrows() -> None:
         assert table.columns[-1].width == len("Hard timeout")
 
 
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "200x50"])
+async def test_the_recent_table_fits_its_width_took_and_error_whole(size: tuple[int, int]) -> None:
+    # Given a farm with more recent runs than the Recent table has lines, some failed
+    app = dashboard(owns_farm=True)
+    async with app.run_test(size=size) as pilot:
+        # When the operator opens the Jobs screen (on an 80 by 24 terminal, say)
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then the Recent table is no wider than its room inside its vertical scrollbar
+        # (nothing to scroll sideways to)
+        table = app.screen.query_one("#recent", LiveTable)
+        assert table.show_vertical_scrollbar
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.max_scroll_x == 0
+        # and its header ends with Took and Error, whole, the failures' messages under them
+        header = table.render_line(0).text
+        errors = {cells[-1][0] for _, cells in table.rows} - {""}
+    assert header.split()[-2:] == ["Took", "Error"], header
+    assert errors and all(error.startswith("GatewayErr") for error in errors), errors
+
+
 def test_the_running_layout_shortens_bars_then_names_from_the_left_when_narrow() -> None:
     # Given the sample farm's 6 running jobs
     running = sample_view()
@@ -278,6 +301,64 @@ def test_the_running_layout_keeps_wide_bars_and_whole_names_where_there_is_room(
     assert first[1][0] == "app.sync.pull"
     assert first[2][0] == "web-1-4242-w3"
     assert first[5][0] == "████████░░ 7.5/10s"
+
+
+def test_the_recent_layout_shares_the_width_between_function_and_error_when_narrow() -> None:
+    # Given the sample farm's recent runs, successes and failures
+    recent = sample_view()
+
+    # When the Recent table is laid out 78 cells wide (an 80-column terminal's)
+    columns, rows = recent_layout(recent, NOW, 78)
+
+    # Then its columns fit, every cell whole in its column, and Took and Error whole
+    widths = [column.width or 0 for column in columns]
+    labels = [column.label for column in columns]
+    assert labels == ["Ended", "Outcome", "Job", "Function", "Worker", "Took", "Error"]
+    assert sum(width + 2 for width in widths) <= 78
+    assert all(len(label) <= width for label, width in zip(labels, widths, strict=True))
+    assert len(rows) == len(recent.recent)
+    for _, cells in rows:
+        assert all(len(text) <= width for (text, _), width in zip(cells, widths, strict=True))
+    # the columns of figures as wide as what they show, the error 12 cells at least
+    assert widths[:3] == [len("1.5s ago"), len("dead_lettered"), 8]
+    assert widths[5] == len("1.04s")
+    assert widths[6] >= 12
+    # the functions cut on the left, the end of their path kept; the workers to their end
+    functions = {cells[3][0] for _, cells in rows}
+    assert any(name.startswith("…") for name in functions), functions
+    assert all(name.endswith(("pull", "charge", "send_digest", "render")) for name in functions)
+    assert {cells[4][0] for _, cells in rows} == {"…-w1"}
+    # the errors by the start of their message
+    errors = {cells[6][0] for _, cells in rows} - {""}
+    assert errors == {"GatewayError: card declined for order 1042"[: widths[6] - 1] + "…"}
+
+
+def test_the_recent_layout_keeps_every_name_whole_where_there_is_room() -> None:
+    # Given the sample farm's recent runs
+    recent = sample_view()
+
+    # When the Recent table is laid out 198 cells wide (a 200-column terminal's)
+    columns, rows = recent_layout(recent, NOW, 198)
+
+    # Then every column has its usual width, the error the rest, every name and error whole
+    assert [(column.label, column.width) for column in columns] == [
+        ("Ended", 9),
+        ("Outcome", 13),
+        ("Job", 8),
+        ("Function", len("app.mail.send_digest")),
+        ("Worker", len("web-1-4242-w1")),
+        ("Took", 7),
+        ("Error", 198 - 2 * 7 - (9 + 13 + 8 + 20 + 13 + 7)),
+    ]
+    assert {cells[3][0] for _, cells in rows} == {
+        "app.mail.send_digest",
+        "app.reports.render",
+        "app.billing.charge",
+        "app.sync.pull",
+    }
+    assert {cells[4][0] for _, cells in rows} == {"web-1-4242-w1"}
+    errors = {cells[6][0] for _, cells in rows} - {""}
+    assert errors == {"GatewayError: card declined for order 1042"}
 
 
 def test_every_key_shows_when_all_fit() -> None:

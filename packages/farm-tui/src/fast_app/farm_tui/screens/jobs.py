@@ -8,10 +8,8 @@ function runs in a thread, which cannot be stopped: refused at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -21,191 +19,24 @@ from textual.widgets import Footer, Static
 
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
+from fast_app.farm_tui.screens._job_tables import (
+    OUTCOME_STYLES,
+    RECENT_COLUMNS,
+    RUNNING_COLUMNS,
+    recent_layout,
+    running_key,
+    running_layout,
+)
 from fast_app.farm_tui.screens.confirm import ConfirmScreen
-from fast_app.farm_tui.table import Cell, Column, LiveTable, Row, column_widths
+from fast_app.farm_tui.table import LiveTable
 from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
 
-__all__ = ["JobsScreen", "ended_details", "recent_rows", "running_details", "running_layout"]
+__all__ = ["JobsScreen", "ended_details", "recent_layout", "running_details", "running_layout"]
 
-#: Where the table has room a deadline bar is 10 cells and its figures get 12 (the column
-#: holds still as they grow); short of room the bars shrink, down to 4 cells, and the
-#: columns to the figures they show.
-_WIDE_BAR = 10
-_NARROW_BAR = 4
-_FIGURES_ROOM = 12
-#: The function column takes the width the others leave; when that is under 16 cells (or
-#: under its longest name, if shorter) the worker ids give way, cut to their last part.
-_FUNCTION_MIN = 16
-_NAME_CAP = 48  # the most an auto-sized column takes (table.py)
-_JOB_COLUMN = Column("Job", "job", 8)
-_ATTEMPT_COLUMN = Column("Try", "attempt", 3)
-_ELAPSED_COLUMN = Column("Elapsed", "elapsed", 7)
-_SOFT_LABEL = "Soft timeout"
-_HARD_LABEL = "Hard timeout"
-_RUNNING_COLUMNS = (
-    _JOB_COLUMN,
-    Column("Function", "function"),
-    Column("Worker", "worker"),
-    _ATTEMPT_COLUMN,
-    _ELAPSED_COLUMN,
-    Column(_SOFT_LABEL, "soft", _WIDE_BAR + _FIGURES_ROOM),
-    Column(_HARD_LABEL, "hard", _WIDE_BAR + _FIGURES_ROOM),
-)
-_RECENT_COLUMNS = (
-    Column("Ended", "ended", 9),
-    Column("Outcome", "outcome", 13),
-    Column("Job", "job", 8),
-    Column("Function", "function"),
-    Column("Worker", "worker"),
-    Column("Took", "took", 7),
-    Column("Error", "error"),
-)
-_ERROR_WIDTHS = (20, 400)  # the error column takes the width the others leave
-_OUTCOME_STYLES = {
-    "succeeded": "green",
-    "retried": "yellow",
-    "dead_lettered": "bold red",
-    "cancelled": "magenta",
-}
 _TRACEBACK_LINES = 40
 #: Under 32 lines the Jobs screen is ``-short``: the running jobs take the room they need
 #: first (up to half the height), the recent runs and the selected job share the rest.
 _HEIGHT_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
-
-
-def running_key(job: RunningJob) -> str:
-    """A running job's row key (a job may run twice at once after a redelivery)."""
-    return f"{job.job_id}@{job.worker_id}"
-
-
-def running_layout(view: FarmView, now: float, width: int) -> tuple[tuple[Column, ...], list[Row]]:
-    """The Running table's columns and rows (jobs in flight, oldest first, their soft and
-    hard timeouts as bars) for a table ``width`` cells wide.
-
-    Where it has room, 10-cell bars and every name whole. Short of room the bars shrink
-    (to 4 cells; their figures stay whole), then the function column takes the width the
-    others leave, long names cut on the left (``…billing.charge_order``: the end of the
-    path stays); and if that leaves it under 16 cells, the worker ids step back to their
-    last part (``…-w3``).
-    """
-    jobs = view.running
-    function_width = _widest("Function", [job.function for job in jobs])
-    worker_width = _widest("Worker", [job.worker_id for job in jobs])
-    # Each column has a cell of padding either side.
-    fixed = (_JOB_COLUMN, _ATTEMPT_COLUMN, _ELAPSED_COLUMN)
-    room = width - 2 * len(_RUNNING_COLUMNS) - sum(column.width or 0 for column in fixed)
-    bar = _WIDE_BAR
-    deadline_widths = (_WIDE_BAR + _FIGURES_ROOM, _WIDE_BAR + _FIGURES_ROOM)
-    if function_width + worker_width + sum(deadline_widths) > room:
-        figures = _figure_widths(jobs, now)
-        for bar in range(_WIDE_BAR, _NARROW_BAR - 1, -1):
-            deadline_widths = _deadline_widths(figures, bar)
-            if function_width + worker_width + sum(deadline_widths) <= room:
-                break
-    names_room = room - sum(deadline_widths)
-    if function_width + worker_width > names_room:
-        if names_room - worker_width < min(function_width, _FUNCTION_MIN):
-            worker_width = _widest("Worker", [_last_part(job.worker_id) for job in jobs])
-        function_width = max(len("Function"), min(function_width, names_room - worker_width))
-    columns = (
-        _JOB_COLUMN,
-        Column("Function", "function", function_width),
-        Column("Worker", "worker", worker_width),
-        _ATTEMPT_COLUMN,
-        _ELAPSED_COLUMN,
-        Column(_SOFT_LABEL, "soft", deadline_widths[0]),
-        Column(_HARD_LABEL, "hard", deadline_widths[1]),
-    )
-    rows = [_running_row(job, now, bar, function_width, worker_width) for job in jobs]
-    return columns, rows
-
-
-def _running_row(
-    job: RunningJob, now: float, bar: int, function_width: int, worker_width: int
-) -> Row:
-    elapsed = max(0.0, now - job.started_at)
-    soft, hard = _timeouts(job)
-    worker = job.worker_id
-    if cell_len(worker) > worker_width:
-        worker = _last_part(worker)
-    cells: tuple[Cell, ...] = (
-        (fmt.short_id(job.job_id), ""),
-        (fmt.tail(job.function, function_width), "bold red" if job.still_running else ""),
-        (worker, ""),
-        (str(job.attempt), ""),
-        (fmt.age(elapsed), ""),
-        fmt.deadline_bar(elapsed, soft, bar),
-        fmt.deadline_bar(elapsed, hard, bar),
-    )
-    return running_key(job), cells
-
-
-def _timeouts(job: RunningJob) -> tuple[float | None, float | None]:
-    """A job's soft and hard timeouts, in seconds from its start."""
-    soft = None if job.soft_deadline is None else job.soft_deadline - job.started_at
-    hard = None if job.hard_deadline is None else job.hard_deadline - job.started_at
-    return soft, hard
-
-
-def _figure_widths(jobs: Sequence[RunningJob], now: float) -> tuple[int, int]:
-    """The widest figures (`` 7.5/10s``, the space before them included) of the soft and
-    the hard deadline bars; 0 for one no job has."""
-    soft_width = hard_width = 0
-    for job in jobs:
-        elapsed = max(0.0, now - job.started_at)
-        soft, hard = _timeouts(job)
-        if soft is not None:
-            soft_width = max(soft_width, len(fmt.deadline_bar(elapsed, soft, 0)[0]))
-        if hard is not None:
-            hard_width = max(hard_width, len(fmt.deadline_bar(elapsed, hard, 0)[0]))
-    return soft_width, hard_width
-
-
-def _deadline_widths(figures: tuple[int, int], bar: int) -> tuple[int, int]:
-    """The soft and hard timeout columns' widths with ``bar``-cell bars: their label's, or
-    their widest cell's if wider."""
-    soft, hard = figures
-    return (
-        max(len(_SOFT_LABEL), bar + soft if soft else 1),
-        max(len(_HARD_LABEL), bar + hard if hard else 1),
-    )
-
-
-def _widest(label: str, texts: Sequence[str]) -> int:
-    """An auto-sized column's width: its widest text or its label, 48 at most."""
-    return min(_NAME_CAP, max([cell_len(label), *(cell_len(text) for text in texts)]))
-
-
-def _last_part(worker_id: str) -> str:
-    """A worker id cut to its last part: ``web-1-4242-w3`` reads ``…-w3``."""
-    dash = worker_id.rfind("-")
-    return "…" + worker_id[dash:] if dash > 0 else worker_id
-
-
-def recent_columns(width: int, rows: Sequence[Row] = ()) -> tuple[Column, ...]:
-    """The recent table's columns for a table ``width`` cells wide showing ``rows``:
-    the error column takes what the others leave."""
-    others = sum(width + 2 for width in column_widths(_RECENT_COLUMNS[:-1], rows))
-    error_width = max(_ERROR_WIDTHS[0], min(_ERROR_WIDTHS[1], width - others - 2))
-    return (*_RECENT_COLUMNS[:-1], Column("Error", "error", error_width))
-
-
-def recent_rows(view: FarmView, now: float, error_width: int = 60) -> list[Row]:
-    """Ended runs, latest first; each error by its message, ``error_width`` at most."""
-    rows = []
-    for job in view.recent:
-        error = fmt.error_message(job.error or "", job.job_id)
-        cells: tuple[Cell, ...] = (
-            (fmt.age(now - job.ended_at) + " ago", "dim"),
-            (job.outcome, _OUTCOME_STYLES.get(job.outcome, "")),
-            (fmt.short_id(job.job_id), ""),
-            (job.function, ""),
-            (job.worker_id, ""),
-            (fmt.seconds(job.duration_s), ""),
-            (fmt.shorten(error, error_width), "red" if job.error else ""),
-        )
-        rows.append((job.key, cells))
-    return rows
 
 
 def running_details(job: RunningJob, now: float) -> Text:
@@ -227,7 +58,7 @@ def running_details(job: RunningJob, now: float) -> Text:
 def ended_details(job: EndedJob, now: float) -> Text:
     """Everything known of an ended run: arguments, context keys, error, traceback."""
     text = _header(job.job_id, job.function, job.attempt, job.worker_id)
-    text.append(job.outcome, _OUTCOME_STYLES.get(job.outcome, "bold"))
+    text.append(job.outcome, OUTCOME_STYLES.get(job.outcome, "bold"))
     text.append(f" {fmt.age(now - job.ended_at)} ago after {fmt.seconds(job.duration_s)}")
     _append_arguments(text, job.args, job.context_keys)
     if job.error:
@@ -276,8 +107,8 @@ class JobsScreen(DashboardScreen):
     def compose(self) -> ComposeResult:
         """Running, recent, details."""
         yield StatusBar(id="status")
-        yield LiveTable(_RUNNING_COLUMNS, id="running")
-        yield LiveTable(_RECENT_COLUMNS, id="recent")
+        yield LiveTable(RUNNING_COLUMNS, id="running")
+        yield LiveTable(RECENT_COLUMNS, id="recent")
         with VerticalScroll(id="detail-box"):
             yield Static(id="detail")
         yield Footer(compact=True)
@@ -306,10 +137,11 @@ class JobsScreen(DashboardScreen):
         columns, rows = running_layout(view, now, width)
         self._running_table.set_columns(columns)
         self._running_table.update(rows)
-        width = self._recent_table.size.width or self.app.size.width - 2
-        columns = recent_columns(width, recent_rows(view, now))
+        # The width inside its scrollbar: the recent runs outnumber its lines.
+        width = self._recent_table.scrollable_content_region.width or self.app.size.width - 2
+        columns, rows = recent_layout(view, now, width)
         self._recent_table.set_columns(columns)
-        self._recent_table.update(recent_rows(view, now, columns[-1].width or 60))
+        self._recent_table.update(rows)
         listed = len(view.running)
         title = f"Running: {view.running_total}"
         if listed < view.running_total:
