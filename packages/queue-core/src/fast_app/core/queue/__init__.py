@@ -5,6 +5,7 @@
     from fast_app.core.queue import queue
 
     await queue(send_welcome_email, user_id="66f2d3...", __soft_timeout_s=300)
+    await queue_many(job_call(send_welcome_email, user_id=u) for u in user_ids)
 
 ``QUEUE_DRIVER=sync`` (the default) runs the job at once, in-process.
 
@@ -14,7 +15,9 @@ work (``Hook``, ``add_hook``) in ``fast_app.core.queue.hooks``.
 """
 
 from .api import JobPortabilityWarning, close, queue
+from .bulk import BatchResult, JobCall, job_call, queue_many
 from .errors import (
+    BatchError,
     FunctionNotAllowedError,
     InvalidJobError,
     JobSoftTimeoutError,
@@ -30,9 +33,12 @@ from .running import RunningJob, current_job
 from .settings import QueueSettings, configure, get_settings, override_settings, reset_settings
 
 __all__ = [
+    "BatchError",
+    "BatchResult",
     "FunctionNotAllowedError",
     "InvalidJobError",
     "Job",
+    "JobCall",
     "JobError",
     "JobOutcome",
     "JobPortabilityWarning",
@@ -50,7 +56,9 @@ __all__ = [
     "configure",
     "current_job",
     "get_settings",
+    "job_call",
     "override_settings",
     "queue",
+    "queue_many",
     "reset_settings",
 ]

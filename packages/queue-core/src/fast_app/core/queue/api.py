@@ -131,12 +131,15 @@ def prepare(
     allow_unportable: bool,
     routes: QueueRoutes = _NO_ROUTES,
     stacklevel: int = 3,
+    snapshot: dict[str, Any] | None = None,
 ) -> Submission:
     """Validate a call and encode it as a job, the way ``queue()`` does before any driver.
 
     The job's queue is the one ``__queue`` names, else the one ``routes`` give its
     function, else ``None``: the driver's default (``QUEUE_NAME``).
     ``stacklevel`` points the portability warning at the caller's line (as ``warnings``).
+    ``snapshot``: the context to send with the job (``queue_many`` takes it once for the
+    batch); ``None``: the current context's.
 
     Raises:
         JobValidationError: naming the problem.
@@ -158,7 +161,8 @@ def prepare(
         )
     function_kwargs, options, named_queue = split_options(kwargs)
     spec.check_arguments(args, function_kwargs)
-    snapshot = context.snapshot()
+    if snapshot is None:
+        snapshot = context.snapshot()
     enqueued_at = time.time()
     envelope = JobEnvelope(
         format=FORMAT_VERSION,

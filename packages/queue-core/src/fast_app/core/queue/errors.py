@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BatchError",
     "FunctionNotAllowedError",
     "InvalidJobError",
     "JobSoftTimeoutError",
@@ -54,3 +55,14 @@ class JobSoftTimeoutError(QueueError, TimeoutError):
 
 class QueueUnavailableError(QueueError):
     """The broker could not be reached, or did not confirm a job, within the time allowed."""
+
+
+class BatchError(QueueError):
+    """Some jobs of a ``queue_many()`` batch were not enqueued (``BatchResult.raise_failures``)."""
+
+    def __init__(self, failures: list[tuple[int, QueueError]], total: int) -> None:
+        shown = "; ".join(f"[{index}] {error}" for index, error in failures[:3])
+        more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+        super().__init__(f"{len(failures)} of {total} jobs were not enqueued: {shown}{more}")
+        #: ``(position in the batch, error)`` of each job that was not enqueued.
+        self.failures = failures

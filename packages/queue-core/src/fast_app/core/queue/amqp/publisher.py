@@ -10,26 +10,32 @@ concurrent calls can take longer than the bound to confirm in full although the 
 healthy. So a call fails once it has waited the whole bound (``QUEUE_CONNECT_TIMEOUT_S``)
 with no confirm arriving for any call in that time: broker down, hung or partitioned.
 A watchdog checks a few times per bound, so a call fails within 1.25 times the bound.
+
+``publish_many`` publishes a batch, a window of messages at a time with their confirms
+pipelined: see ``_batch_publishing``, which it delegates to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from fast_app.core.queue.amqp._batch_publishing import CONFIRM_WINDOW, BatchPublisher, OutgoingJob
 from fast_app.core.queue.amqp.headers import job_properties
 from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
 from fast_app.core.queue.envelope import JobEnvelope
-from fast_app.core.queue.errors import QueueConfigurationError, QueueUnavailableError
+from fast_app.core.queue.errors import QueueConfigurationError, QueueError, QueueUnavailableError
 
 if TYPE_CHECKING:
     import aiormq.abc
     from aio_pika.abc import AbstractChannel, AbstractConnection
     from pamqp.commands import Basic
 
-__all__ = ["Publisher"]
+__all__ = ["CONFIRM_WINDOW", "OutgoingJob", "Publisher"]
 
 logger = logging.getLogger("fast_app.queue")
 
@@ -46,6 +52,10 @@ class Publisher:
         timeout_s: bound on connecting plus confirming one message.
         signing_key: add an HMAC-SHA256 signature header with this key.
         connection_name: shown in the broker's management UI.
+
+    Its batches (``publish_many``) are published by a ``BatchPublisher`` sharing its
+    connection, to which it is the ``BatchLink``: the methods from ``stall_bound`` to
+    ``describe``.
     """
 
     def __init__(
@@ -79,6 +89,9 @@ class Publisher:
         self._progressed = False
         self._last_progress = 0.0
         self._watchdog: asyncio.Task[None] | None = None
+        self._batches = BatchPublisher(
+            self, redacted_url=redacted_url, timeout_s=timeout_s, signing_key=signing_key
+        )
 
     async def publish(
         self,
@@ -105,6 +118,27 @@ class Publisher:
             level = delay_level_ms(envelope.not_before - time.time())
         await self._send(body, properties, envelope.id, queue or self.topology, level=level)
 
+    async def publish_many(
+        self, jobs: Sequence[OutgoingJob], *, window: int = CONFIRM_WINDOW
+    ) -> list[QueueError | None]:
+        """Store a batch of jobs; return once the broker has answered for each one.
+
+        Every message of the batch is published before their confirms are awaited (in
+        windows of ``window``, at most two windows unconfirmed at a time).
+
+        Returns:
+            One slot per job, in order: ``None`` when the broker confirmed it, else the
+            ``QueueUnavailableError`` saying why it is not stored (nacked, returned,
+            not confirmed in time, or not sent because the connection broke first).
+
+        Raises:
+            QueueUnavailableError: the broker could not be reached in time; nothing was
+                published.
+            QueueConfigurationError: a queue of the batch exists with other arguments,
+                or the user may not use it; nothing was published.
+        """
+        return await self._batches.publish(jobs, window=window)
+
     async def publish_dead(
         self,
         body: bytes,
@@ -114,6 +148,66 @@ class Publisher:
     ) -> None:
         """Store a message in the dead-letter queue (of ``queue``, or the publisher's own)."""
         await self._send(body, properties, job_id, queue or self.topology, dead=True)
+
+    # The BatchLink of ``_batch_publishing``: what a batch uses of the connection.
+
+    @contextlib.asynccontextmanager
+    async def stall_bound(self) -> AsyncIterator[None]:
+        """Raise ``TimeoutError`` inside once the broker has made no progress for
+        ``timeout_s`` (the bound of a ``publish``, applied to what runs inside)."""
+        async with asyncio.timeout(None) as deadline:
+            self._pending[deadline] = self.loop.time()
+            self._watch()
+            try:
+                yield
+            finally:
+                del self._pending[deadline]
+
+    async def ensure_connected(self) -> None:
+        """Open the connection and its channel, unless they are open."""
+        await self._ready_channel()
+
+    async def ensure_declared(self, topology: Topology) -> None:
+        """Declare ``topology`` on the connection, unless it was already."""
+        if topology.jobs not in self._declared:
+            await self._declare(topology)
+
+    async def ensure_delay_declared(self, topology: Topology, level: int) -> None:
+        """Declare the delay queue of ``level`` ms of ``topology``, unless it was already."""
+        if (topology.jobs, level) not in self._declared_delays:
+            channel = self._channel
+            assert channel is not None
+            await topology.declare_delay(channel, level)
+            self._declared_delays.add((topology.jobs, level))
+
+    def underlay(self) -> aiormq.abc.AbstractChannel:
+        """The aiormq channel to publish on (once connected)."""
+        underlay = self._underlay
+        assert underlay is not None
+        return underlay
+
+    def note_progress(self) -> None:
+        """Record that the broker answered for a message."""
+        self._progressed = True
+
+    def forget_channel(self) -> None:
+        """Make the next publish open a fresh connection (this one may be half-broken),
+        unless the channel is still open."""
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return  # a timeout on a healthy channel (slow broker): keep it
+        self._channel = None
+
+    def describe(self, error: BaseException) -> str:
+        """``error`` for a message, without the broker's password."""
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    def _watch(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = self.loop.create_task(self._fail_calls_when_stalled())
 
     async def _send(
         self,
@@ -166,7 +260,7 @@ class Publisher:
                 finally:
                     del self._pending[deadline]
         except TimeoutError:
-            self._forget_channel()
+            self.forget_channel()
             raise QueueUnavailableError(
                 f"the broker at {self._redacted_url} did not take job {job_id} within "
                 f"{self._timeout_s:g}s (QUEUE_CONNECT_TIMEOUT_S)"
@@ -177,14 +271,14 @@ class Publisher:
             # Trying again cannot help: the user of RABBITMQ_URL lacks a permission.
             raise QueueConfigurationError(
                 f"the broker at {self._redacted_url} refused job {job_id}: "
-                f"{self._describe(error)}; the user of RABBITMQ_URL lacks a permission (see "
+                f"{self.describe(error)}; the user of RABBITMQ_URL lacks a permission (see "
                 "the permissions recipe of the security docs)"
             ) from None
         except Exception as error:
-            self._forget_channel()
+            self.forget_channel()
             raise QueueUnavailableError(
                 f"the broker at {self._redacted_url} did not take job {job_id}: "
-                f"{self._describe(error)}"
+                f"{self.describe(error)}"
             ) from None
 
     async def _fail_calls_when_stalled(self) -> None:
@@ -253,7 +347,7 @@ class Publisher:
             logger.info(
                 "may not declare the queues of %r (%s); checking that they exist",
                 topology.jobs,
-                self._describe(refused),
+                self.describe(refused),
             )
             channel = await connection.channel(publisher_confirms=True)
             self._channel = channel
@@ -261,13 +355,6 @@ class Publisher:
             await topology.check_declared(channel)
         self._declared.add(topology.jobs)
         return channel
-
-    def _forget_channel(self) -> None:
-        """Make the next publish open a fresh connection (this one may be half-broken)."""
-        channel = self._channel
-        if channel is not None and not channel.is_closed:
-            return  # a timeout on a healthy channel (slow broker): keep it
-        self._channel = None
 
     async def _close_connection(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
@@ -282,12 +369,6 @@ class Publisher:
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self._close_connection()
-
-    def _describe(self, error: BaseException) -> str:
-        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text
 
 
 class _NotStoredError(Exception):

@@ -8,10 +8,17 @@ from contextlib import contextmanager
 
 from fast_app.core.queue.settings import QueueSettings
 
-from .base import QueueDriver, Submission
+from .base import BulkSubmitter, QueueDriver, Submission
 from .sync import SyncDriver
 
-__all__ = ["QueueDriver", "Submission", "SyncDriver", "driver_for", "override_driver"]
+__all__ = [
+    "BulkSubmitter",
+    "QueueDriver",
+    "Submission",
+    "SyncDriver",
+    "driver_for",
+    "override_driver",
+]
 
 _current: tuple[QueueSettings, QueueDriver] | None = None
 _override: QueueDriver | None = None

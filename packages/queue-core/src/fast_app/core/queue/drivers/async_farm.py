@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from fast_app.core.queue.amqp import Publisher, Topology
+from fast_app.core.queue.amqp.publisher import CONFIRM_WINDOW, OutgoingJob
 from fast_app.core.queue.drivers.base import Submission
+from fast_app.core.queue.errors import QueueError
 from fast_app.core.queue.handle import Job
 from fast_app.core.queue.settings import QueueSettings
 
@@ -56,6 +59,32 @@ class AsyncFarmDriver:
         )
         envelope = submission.envelope
         return Job(envelope.id, envelope.function, self.name, queue=topology.jobs)
+
+    async def submit_many(
+        self, submissions: Sequence[Submission], *, window: int = CONFIRM_WINDOW
+    ) -> list[Job | QueueError]:
+        """Publish the jobs with pipelined confirms; each one's handle, or why it is not
+        stored.
+
+        Raises:
+            QueueUnavailableError: the broker could not be reached; nothing was published.
+            QueueConfigurationError: a queue of the batch cannot be used as configured.
+        """
+        topologies = [self._topology_of(submission.queue) for submission in submissions]
+        failures = await self.publisher().publish_many(
+            [
+                OutgoingJob(submission.body, submission.envelope, submission.headers, topology)
+                for submission, topology in zip(submissions, topologies, strict=True)
+            ],
+            window=window,
+        )
+        name = self.name
+        return [
+            Job(submission.envelope.id, submission.envelope.function, name, queue=topology.jobs)
+            if failure is None
+            else failure
+            for submission, topology, failure in zip(submissions, topologies, failures, strict=True)
+        ]
 
     def _topology_of(self, queue: str | None) -> Topology:
         """The topology of a named queue (the default one for ``None``): same type and

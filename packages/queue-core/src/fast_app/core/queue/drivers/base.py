@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fast_app.core.queue.envelope import JobEnvelope
+from fast_app.core.queue.errors import QueueError
 from fast_app.core.queue.functions import FunctionSpec
 from fast_app.core.queue.handle import Job
 
-__all__ = ["QueueDriver", "Submission"]
+__all__ = ["BulkSubmitter", "QueueDriver", "Submission"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,4 +53,18 @@ class QueueDriver(Protocol):
 
     async def close(self) -> None:
         """Release connections and other resources."""
+        ...
+
+
+@runtime_checkable
+class BulkSubmitter(Protocol):
+    """A driver that takes a batch at once (``queue_many``); others get one job at a time."""
+
+    async def submit_many(
+        self, submissions: Sequence[Submission], *, window: int = ...
+    ) -> list[Job | QueueError]:
+        """Take the jobs; each one's handle, or the error that kept it from being stored.
+
+        ``window``: how many jobs to have in flight at once, where that means something.
+        """
         ...

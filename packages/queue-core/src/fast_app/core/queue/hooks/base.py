@@ -6,7 +6,11 @@ class does nothing. The enqueue side runs in the process that calls ``queue()``;
 side runs where the job runs (a worker, or in-process with the sync driver).
 
 Order along one enqueue: ``before_enqueue``, ``job_prepared`` (once the call is a valid,
-encoded job), ``after_enqueue`` (always, with the error if ``queue()`` raises).
+encoded job), ``after_enqueue`` (always, with the error if ``queue()`` raises). Each job of
+a ``queue_many()`` batch has its own three events (``call.in_batch`` is true); with the
+``async_farm`` driver every job's ``before_enqueue`` and ``job_prepared`` come first, then
+their ``after_enqueue`` once the batch is confirmed, so a hook must not leave anything
+current (an OpenTelemetry context attached) from one event to the next.
 
 Order along one delivery: ``delivered``, then either ``refused`` (it will not run) or
 ``before_run`` → ``after_run`` (or ``hard_timeout`` / ``cancelled`` if the code did not
@@ -41,14 +45,19 @@ class Enqueueing:
         envelope: the job, once ``queue()`` validated and encoded it (``None`` before).
         hook_state: room for hooks to keep what they need between their calls, keyed by
             the hook itself (``call.hook_state[self] = ...``).
+        in_batch: the job is one of a ``queue_many()`` batch (its events may interleave
+            with the other jobs' events).
     """
 
-    __slots__ = ("envelope", "hook_state", "queue", "settings", "system")
+    __slots__ = ("envelope", "hook_state", "in_batch", "queue", "settings", "system")
 
-    def __init__(self, settings: QueueSettings, queue: str, system: str) -> None:
+    def __init__(
+        self, settings: QueueSettings, queue: str, system: str, in_batch: bool = False
+    ) -> None:
         self.settings = settings
         self.queue = queue
         self.system = system
+        self.in_batch = in_batch
         self.envelope: JobEnvelope | None = None
         self.hook_state: dict[object, Any] = {}
 

@@ -32,7 +32,9 @@ class TelemetryHook(Hook):
     def job_prepared(self, call: Enqueueing, headers: dict[str, str]) -> None:
         observation: EnqueueObservation | None = call.hook_state.get(self)
         if observation is not None and call.envelope is not None:
-            headers.update(observation.published(call.envelope, call.queue) or {})
+            # In a batch, the jobs' spans are siblings: none is made current.
+            published = observation.published(call.envelope, call.queue, attach=not call.in_batch)
+            headers.update(published or {})
 
     def after_enqueue(self, call: Enqueueing, job: Job | None, error: BaseException | None) -> None:
         observation: EnqueueObservation | None = call.hook_state.pop(self, None)

@@ -96,11 +96,15 @@ class EnqueueObservation:
         self._started_ns = time.time_ns()
         return self
 
-    def published(self, envelope: JobEnvelope, queue: str | None = None) -> dict[str, str] | None:
+    def published(
+        self, envelope: JobEnvelope, queue: str | None = None, *, attach: bool = True
+    ) -> dict[str, str] | None:
         """Note the encoded job: start its span; return the headers that carry it to the job.
 
         ``queue``: the queue it goes to, when routing chose another than the one given
         at the start (``messaging.destination.name`` and the metrics' queue).
+        ``attach``: make the span current until the observation ends (not for a job of
+        a batch, whose observations end in another order than they start).
 
         Context keys listed in ``QUEUE_BAGGAGE_KEYS`` travel as baggage too (the
         caller's own baggage always does, as with any instrumented call).
@@ -117,7 +121,8 @@ class EnqueueObservation:
         current = trace.set_span_in_context(span)
         # Current while the driver submits the job: the sync driver's run, or spans of an
         # instrumented AMQP client, are its children.
-        self._token = otel_context.attach(current)
+        if attach:
+            self._token = otel_context.attach(current)
         if self._baggage_keys:
             current = with_context_baggage(current, envelope.context, self._baggage_keys)
         return inject_headers(current)
