@@ -11,6 +11,17 @@ Run: ``uv run python benchmarks/farm_throughput.py [--jobs 20000] [--queue-type 
 4. worker CPU time per job, from the processes' own CPU accounting;
 5. RSS of an idle worker.
 
+``--prefetch 16,64,256`` measures instead how ``FARM_PREFETCH`` (at ``FARM_CONCURRENCY``
+16) changes, for each value in alternating rounds:
+
+- the drain rate of ``--jobs`` no-op jobs (2 workers), beside raw aio-pika at the same
+  prefetch;
+- the drain of a mix: ``--mix-jobs`` jobs of which ``--long-jobs`` do ``--long-ms`` of CPU
+  work, spread evenly among no-op ones, 2 workers at ``--mix-concurrency``. A worker busy
+  with a long job holds the deliveries it prefetched; the figures are the time from the
+  first job to the last (the makespan) and how long the worker that finished first then
+  sat idle while the other still had jobs (the tail).
+
 Uses ``RABBITMQ_URL`` when set, else starts a private node from the installed server.
 """
 
@@ -38,7 +49,7 @@ import bench_jobs
 from fast_app.core.queue import close as close_queue
 from fast_app.core.queue import configure, queue
 from fast_app.core.queue.amqp import Topology
-from fast_app.core.queue.testing.rabbitmq import rabbitmq_node
+from fast_app.core.queue.testing.rabbitmq import RabbitMQNode, rabbitmq_node
 from fast_app.core.queue.worker_side import prepare
 
 HERE = Path(__file__).parent
@@ -46,13 +57,25 @@ PREFETCH = 16
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+_private_node: RabbitMQNode | None = None  # the node ``broker`` started, if it did
+
+
 @contextlib.contextmanager
-def broker() -> Iterator[str]:
+def broker(stats_interval_ms: int | None = None) -> Iterator[str]:
+    """The broker's URL; a private node's statistics every ``stats_interval_ms`` if given."""
+    global _private_node
     if os.environ.get("RABBITMQ_URL"):
         yield os.environ["RABBITMQ_URL"]
         return
-    with rabbitmq_node() as node:
-        yield node.url
+    extra = (
+        {} if stats_interval_ms is None else {"collect_statistics_interval": str(stats_interval_ms)}
+    )
+    with rabbitmq_node(extra_config=extra) as node:
+        _private_node = node
+        try:
+            yield node.url
+        finally:
+            _private_node = None
 
 
 @dataclass
@@ -79,7 +102,12 @@ async def start_consumers(
     count: int,
     figures: Path,
     extra_env: dict[str, str] | None = None,
+    *,
+    prefetch: int = PREFETCH,
+    concurrency: int | None = None,
 ) -> list[Consumer]:
+    """Start ``count`` consumers: farm workers (``FARM_CONCURRENCY`` ``concurrency``, default
+    the prefetch) or raw aio-pika ones, each with ``prefetch``."""
     consumers = []
     for index in range(count):
         log = figures / f"{kind}-{index}.log"
@@ -90,7 +118,8 @@ async def start_consumers(
                 "RABBITMQ_URL": url,
                 "QUEUE_NAME": queue_name,
                 "QUEUE_TYPE": queue_type,
-                "FARM_CONCURRENCY": str(PREFETCH),
+                "FARM_CONCURRENCY": str(concurrency or prefetch),
+                "FARM_PREFETCH": str(prefetch),
                 "FARM_ALLOWED_MODULES": "bench_jobs",
                 "FARM_SHUTDOWN": "bench_jobs:write_figures",
                 "BENCH_FIGURES_DIR": str(figures),
@@ -103,7 +132,7 @@ async def start_consumers(
                 str(HERE / "raw_consumer.py"),
                 url,
                 queue_name,
-                str(PREFETCH),
+                str(prefetch),
                 str(figures),
             ]
             env = dict(os.environ)
@@ -148,11 +177,18 @@ async def queue_empty(url: str, queue_name: str, expected: int, figures: Path, k
 
 
 def stop(consumers: list[Consumer], figures: Path) -> dict[str, Any]:
+    """Stop the consumers; their figures merged (``lasts``: each one's last job)."""
     for consumer in consumers:
         consumer.process.terminate()
     for consumer in consumers:
         consumer.process.wait(60)
-    merged: dict[str, Any] = {"count": 0, "first": None, "last": None, "latencies": []}
+    merged: dict[str, Any] = {
+        "count": 0,
+        "first": None,
+        "last": None,
+        "latencies": [],
+        "lasts": [],
+    }
     for consumer in consumers:
         path = figures / f"{consumer.process.pid}.json"
         if not path.exists():
@@ -162,6 +198,7 @@ def stop(consumers: list[Consumer], figures: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
         merged["count"] += data["count"]
         merged["latencies"] += data["latencies"]
+        merged["lasts"].append(data["last"])
         if data["first"] is not None:
             merged["first"] = min(filter(None, [merged["first"], data["first"]]))
             merged["last"] = max(filter(None, [merged["last"], data["last"]]))
@@ -319,9 +356,192 @@ def report(queue_type: str, jobs: int, rounds: int, r: dict[str, float]) -> None
     )
 
 
-async def main(jobs: int, queue_types: list[str], rounds: int) -> None:
-    with broker() as url, tempfile.TemporaryDirectory() as directory:
+# -- FARM_PREFETCH apart from FARM_CONCURRENCY -----------------------------------------
+
+SWEEP_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Mix:
+    """No-op jobs with a few long (CPU-bound) ones spread evenly among them."""
+
+    jobs: int
+    long_jobs: int
+    long_ms: float
+    concurrency: int
+
+
+async def enqueue_mix(mix: Mix) -> None:
+    """Enqueue the mix in its order (batches of concurrent calls, one after the other)."""
+    every = max(1, mix.jobs // (mix.long_jobs + 1))
+    calls: list[Any] = []
+    placed = 0
+    for index in range(mix.jobs):
+        if placed < mix.long_jobs and index % every == every - 1:
+            calls.append((bench_jobs.busy, mix.long_ms))
+            placed += 1
+        else:
+            calls.append((bench_jobs.noop,))
+    for start in range(0, len(calls), 200):
+        await asyncio.gather(*(queue(*call) for call in calls[start : start + 200]))
+
+
+async def drain_at(
+    kind: str,
+    url: str,
+    queue_name: str,
+    queue_type: str,
+    jobs: int,
+    directory: Path,
+    prefetch: int,
+    concurrency: int = SWEEP_CONCURRENCY,
+) -> dict[str, Any]:
+    """Drain the ``jobs`` queued on ``queue_name`` with 2 consumers at ``prefetch`` (farm
+    workers at ``concurrency``, or the prefetch if lower)."""
+    os.makedirs(directory)
+    consumers = await start_consumers(
+        kind,
+        url,
+        queue_name,
+        queue_type,
+        2,
+        directory,
+        prefetch=prefetch,
+        concurrency=min(concurrency, prefetch),
+    )
+    await queue_empty(url, queue_name, jobs, directory, kind)
+    if kind == "farm":
+        # Nothing is ready once every job is delivered, but the long ones may still run
+        # with deliveries waiting behind them: stopping now would hand those back.
+        await wait_all_acked(queue_name, fallback_s=30)
+    data = stop(consumers, directory)
+    assert data["count"] == jobs, f"{kind}: {data['count']} of {jobs} jobs ran"
+    return data
+
+
+async def wait_all_acked(queue_name: str, fallback_s: float) -> None:
+    """Wait until ``queue_name`` has nothing ready or unacknowledged (every job ended).
+
+    AMQP reads only the ready count: the unacknowledged one comes from ``rabbitmqctl`` of
+    the private node (its statistics lag by their interval: two readings a second apart
+    must agree); against ``RABBITMQ_URL``, wait ``fallback_s`` instead.
+    """
+    node = _private_node
+    if node is None:
+        await asyncio.sleep(fallback_s)
+        return
+    deadline = time.monotonic() + 600
+    empty_since: float | None = None
+    while time.monotonic() < deadline:
+        listed = await asyncio.to_thread(
+            node.rabbitmqctl, "list_queues", "name", "messages_ready", "messages_unacknowledged"
+        )
+        rows = [line.split("\t") for line in listed.stdout.splitlines()]
+        if not any(row[0] == queue_name and row[1:3] == ["0", "0"] for row in rows):
+            empty_since = None
+        elif empty_since is None:
+            empty_since = time.monotonic()
+        elif time.monotonic() - empty_since >= 1:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{queue_name} still has unacknowledged jobs")
+
+
+async def measure_prefetch(
+    url: str,
+    queue_type: str,
+    jobs: int,
+    figures: Path,
+    rounds: int,
+    prefetches: list[int],
+    mix: Mix,
+) -> dict[str, float]:
+    """Drain rates and mix drains at each prefetch, best of ``rounds`` alternating rounds."""
+    ours_queue = f"bench.farm.{queue_type}.{uuid.uuid4().hex[:6]}"
+    raw_queue = f"bench.raw.{queue_type}.{uuid.uuid4().hex[:6]}"
+    configure(
+        driver="async_farm",
+        rabbitmq_url=url,
+        name=ours_queue,
+        queue_type=queue_type,
+        connect_timeout_s=60,
+    )
+    await declare(url, Topology(raw_queue, queue_type, 10))  # type: ignore[arg-type]
+    results: dict[str, float] = {}
+    await enqueue_ours(200)  # connect and warm up
+    warmup = figures / f"warmup-{queue_type}"
+    await drain_at("farm", url, ours_queue, queue_type, 200, warmup, prefetches[0])
+    for round_number in range(rounds):
+        for prefetch in sorted({mix.concurrency, *prefetches}):
+            where = figures / f"{queue_type}-{round_number}-{prefetch}"
+            await enqueue_mix(mix)
+            data = await drain_at(
+                "farm",
+                url,
+                ours_queue,
+                queue_type,
+                mix.jobs,
+                where / "mix",
+                prefetch,
+                mix.concurrency,
+            )
+            best(results, f"mix_{prefetch}", data["last"] - data["first"], min)
+            best(results, f"tail_{prefetch}", max(data["lasts"]) - min(data["lasts"]), min)
+            if prefetch not in prefetches:
+                continue
+            await enqueue_raw(url, raw_queue, jobs)
+            data = await drain_at("raw", url, raw_queue, queue_type, jobs, where / "raw", prefetch)
+            best(results, f"raw_{prefetch}", (jobs - 1) / (data["last"] - data["first"]), max)
+            await enqueue_ours(jobs)
+            data = await drain_at(
+                "farm", url, ours_queue, queue_type, jobs, where / "farm", prefetch
+            )
+            best(results, f"farm_{prefetch}", (jobs - 1) / (data["last"] - data["first"]), max)
+    await close_queue()
+    return results
+
+
+def report_prefetch(
+    queue_type: str, jobs: int, rounds: int, prefetches: list[int], mix: Mix, r: dict[str, float]
+) -> None:
+    print(
+        f"\n{queue_type} queues, {jobs} no-op jobs, 2 worker processes at "
+        f"FARM_CONCURRENCY={SWEEP_CONCURRENCY} (or the prefetch if lower), best of {rounds} rounds"
+    )
+    print(f"{'FARM_PREFETCH':>14}{'farm drain (jobs/s)':>21}{'raw drain (msg/s)':>19}{'ratio':>7}")
+    for prefetch in prefetches:
+        farm, raw = r[f"farm_{prefetch}"], r[f"raw_{prefetch}"]
+        print(f"{prefetch:>14}{farm:21.0f}{raw:19.0f}{farm / raw:7.2f}")
+    ideal = mix.long_jobs * mix.long_ms / 1000 / 2
+    print(
+        f"mix: {mix.jobs} jobs of which {mix.long_jobs} of {mix.long_ms:g} ms CPU work spread "
+        f"evenly, 2 workers at FARM_CONCURRENCY={mix.concurrency} (the long jobs' work alone, "
+        f"shared by 2 workers: {ideal:.1f} s)"
+    )
+    print(f"{'FARM_PREFETCH':>14}{'makespan (s)':>14}{'tail idle (s)':>15}")
+    for prefetch in sorted({mix.concurrency, *prefetches}):
+        print(f"{prefetch:>14}{r[f'mix_{prefetch}']:14.2f}{r[f'tail_{prefetch}']:15.2f}")
+
+
+async def main(
+    jobs: int,
+    queue_types: list[str],
+    rounds: int,
+    prefetches: list[int] | None = None,
+    mix: Mix | None = None,
+) -> None:
+    # The prefetch sweep reads unacknowledged counts: fresher statistics (every 0.5 s).
+    with (
+        broker(500 if prefetches else None) as url,
+        tempfile.TemporaryDirectory() as directory,
+    ):
         for queue_type in queue_types:
+            if prefetches and mix is not None:
+                results = await measure_prefetch(
+                    url, queue_type, jobs, Path(directory), rounds, prefetches, mix
+                )
+                report_prefetch(queue_type, jobs, rounds, prefetches, mix, results)
+                continue
             report(
                 queue_type,
                 jobs,
@@ -335,6 +555,33 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--queue-type", choices=["quorum", "classic", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--prefetch",
+        help="comma-separated FARM_PREFETCH values to compare (e.g. 16,64,256) instead of "
+        "the comparison with raw aio-pika",
+    )
+    parser.add_argument("--mix-jobs", type=int, help="jobs in the mix (default: --jobs)")
+    parser.add_argument("--long-jobs", type=int, default=8, help="long jobs in the mix")
+    parser.add_argument("--long-ms", type=float, default=1000, help="CPU work of a long job")
+    parser.add_argument(
+        "--mix-concurrency", type=int, default=4, help="FARM_CONCURRENCY of the mix's workers"
+    )
     options = parser.parse_args()
     types = ["quorum", "classic"] if options.queue_type == "both" else [options.queue_type]
-    asyncio.run(main(options.jobs, types, options.rounds))
+    prefetch_values = (
+        [int(value) for value in options.prefetch.split(",")] if options.prefetch else None
+    )
+    asyncio.run(
+        main(
+            options.jobs,
+            types,
+            options.rounds,
+            prefetch_values,
+            Mix(
+                options.mix_jobs or options.jobs,
+                options.long_jobs,
+                options.long_ms,
+                options.mix_concurrency,
+            ),
+        )
+    )

@@ -278,9 +278,7 @@ def test_work_help_gives_each_flag_s_meaning_variable_and_default() -> None:
     text = _help("work")
 
     assert "--max-workers N most workers a supervisor runs (FARM_MAX_WORKERS, default 4)" in text
-    assert "jobs one worker runs at once (its prefetch count) (FARM_CONCURRENCY, default 16)" in (
-        text
-    )
+    assert "jobs one worker runs at once (FARM_CONCURRENCY, default 16)" in text
     assert "(FARM_GRACE_PERIOD_S, default 30)" in text
     assert "(FARM_MAX_STARTUP_FAILURES, default 5)" in text
     assert "(FARM_JSON_LOGS, default off)" in text
@@ -290,9 +288,7 @@ def test_work_help_gives_each_flag_s_meaning_variable_and_default() -> None:
 def test_worker_help_gives_each_flag_s_meaning_variable_and_default() -> None:
     text = _help("worker")
 
-    assert "jobs one worker runs at once (its prefetch count) (FARM_CONCURRENCY, default 16)" in (
-        text
-    )
+    assert "jobs one worker runs at once (FARM_CONCURRENCY, default 16)" in text
     assert "--grace-period SECONDS" in text
     assert "(FARM_GRACE_PERIOD_S, default 30)" in text
     assert "modules each worker imports at start (your job modules) (FARM_IMPORTS)" in text

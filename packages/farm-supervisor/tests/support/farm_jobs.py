@@ -157,3 +157,15 @@ async def write_on_link(results: str, tag: str, lines: list[str]) -> None:
     for line in lines:
         os.write(link, line.encode())
     report(results, "ran", tag)
+
+
+# -- prefetch apart from concurrency: a job that runs until the test lets it end ------
+
+
+async def run_until_file(results: str, tag: str, path: str, timeout: float = 60) -> None:
+    """Reports ``started``, runs until ``path`` exists (or ``timeout``), reports ``finished``."""
+    report(results, "started", tag)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:  # noqa: ASYNC240 (a stat)
+        await asyncio.sleep(0.02)
+    report(results, "finished", tag)

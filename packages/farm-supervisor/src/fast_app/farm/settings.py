@@ -29,7 +29,19 @@ class FarmSettings(BaseSettings):
         default=16,
         ge=1,
         le=10_000,
-        description="FARM_CONCURRENCY: jobs one worker runs at once (its prefetch count).",
+        description="FARM_CONCURRENCY: jobs one worker runs at once.",
+    )
+    prefetch: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description=(
+            "FARM_PREFETCH: deliveries the broker hands one worker before it acknowledges "
+            "any (its prefetch count), at least FARM_CONCURRENCY; those beyond the "
+            "concurrency wait inside the worker, unstarted. Raise it for many short jobs "
+            "(faster drain), keep it for long ones (no hoarding): see docs/deployment.md, "
+            "Prefetch. Default: FARM_CONCURRENCY."
+        ),
     )
     threads: int | None = Field(
         default=None,
@@ -225,6 +237,12 @@ class FarmSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> FarmSettings:
+        if self.prefetch is not None and self.prefetch < self.concurrency:
+            raise ValueError(
+                f"FARM_PREFETCH ({self.prefetch}) must not be below FARM_CONCURRENCY "
+                f"({self.concurrency}): a worker cannot run more jobs at once than the broker "
+                "hands it; lower FARM_CONCURRENCY instead"
+            )
         if self.min_workers > self.max_workers:
             raise ValueError(
                 f"FARM_MIN_WORKERS ({self.min_workers}) must not be above "
@@ -254,6 +272,13 @@ class FarmSettings(BaseSettings):
             )
             for pool in pools
         )
+
+    @property
+    def prefetch_count(self) -> int:
+        """Deliveries the broker hands one worker before it acknowledges any."""
+        # Chosen by measurement (docs/deployment.md, "Prefetch"): a larger prefetch gains
+        # little drain rate for the farm, and costs jobs held behind long ones.
+        return self.concurrency if self.prefetch is None else self.prefetch
 
     @property
     def thread_pool_size(self) -> int:

@@ -29,6 +29,7 @@ WORK_FLAGS = (
     ("--max-workers", "max_workers", int),
     ("--queues", "queues", str),
     ("--concurrency", "concurrency", int),
+    ("--prefetch", "prefetch", int),
     ("--threads", "threads", int),
     ("--imports", "imports", str),
     ("--allowed-modules", "allowed_modules", str),

@@ -28,6 +28,9 @@ def add_worker_parser(commands: Any) -> None:
         "--concurrency", type=int, metavar="N", help=setting_help(FarmSettings, "concurrency")
     )
     worker.add_argument(
+        "--prefetch", type=int, metavar="N", help=setting_help(FarmSettings, "prefetch")
+    )
+    worker.add_argument(
         "--threads", type=int, metavar="N", help=setting_help(FarmSettings, "threads")
     )
     worker.add_argument("--imports", help=setting_help(FarmSettings, "imports"))
@@ -62,6 +65,7 @@ def run_worker(options: argparse.Namespace) -> int:
         name: getattr(options, name)
         for name in (
             "concurrency",
+            "prefetch",
             "threads",
             "imports",
             "allowed_modules",

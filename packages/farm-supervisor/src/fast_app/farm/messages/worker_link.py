@@ -135,6 +135,9 @@ class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="he
     functions: Annotated[list[FunctionRuns], Meta(max_length=FUNCTIONS_LISTED + 1)] = msgspec.field(
         default_factory=list
     )
+    #: Deliveries received but not started (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``):
+    #: they wait for a slot and are not in ``in_flight``.
+    waiting: Count = 0
 
 
 class Drain(

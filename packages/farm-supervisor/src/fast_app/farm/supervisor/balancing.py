@@ -59,7 +59,9 @@ class BalancePolicy:
     Attributes:
         max_workers: most workers across every queue.
         queues: each queue's limits, by queue name (stored read-only).
-        concurrency: jobs one worker runs at once (its prefetch).
+        concurrency: jobs one worker runs at once (``FARM_CONCURRENCY``). Its prefetch
+            (``FARM_PREFETCH``) may be higher: deliveries beyond the concurrency wait
+            inside the worker, counted in ``unacked`` as work still to do.
         scale_up_step: most workers added to one queue by one decision.
         scale_down_step: most workers one queue removes by one decision when it has spare
             capacity.

@@ -20,7 +20,9 @@ class ScalingPolicy:
     Attributes:
         min_workers: fewest workers to run, even when idle.
         max_workers: most workers to run, whatever the backlog.
-        concurrency: jobs one worker runs at once (its prefetch).
+        concurrency: jobs one worker runs at once (``FARM_CONCURRENCY``). Its prefetch
+            (``FARM_PREFETCH``) may be higher: deliveries beyond the concurrency wait
+            inside the worker, counted in ``unacked`` as work still to do.
         scale_up_step: most workers added by one decision.
         scale_down_step: most workers removed by one decision.
         cooldown_s: spare capacity must last this long before a worker is removed, and no

@@ -5,6 +5,11 @@ jobs queue (unless paused) and the farm's tombstones. When the worker stops, it 
 taking deliveries and drains the jobs in flight within the grace period, before the
 connection closes (their acks travel on it). When the channel is lost, the jobs in
 flight are cancelled: the broker hands their deliveries out again.
+
+With a prefetch above the concurrency, deliveries beyond the concurrency wait in
+``JobSlots``; when the worker stops or pauses, those go back to the queue at once
+(rejected with requeue once the broker stopped sending to this consumer, so that it
+cannot hand them straight back).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm._wording import counted
 from fast_app.farm.messages import Refusals, decode_tombstone
 from fast_app.farm.messages.edge import decode_at_edge
+from fast_app.farm.printable import printable
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._deliveries import Deliveries
 from fast_app.farm.worker._exit import EXIT_OK, exit_now
+from fast_app.farm.worker._slots import RUN, JobSlots
 from fast_app.farm.worker._supervision import SupervisorLink
 from fast_app.farm.worker._threads import JobThreads
 from fast_app.farm.worker._tombstones import Tombstones
@@ -43,7 +50,7 @@ class JobConsumer:
 
     Args:
         worker_id: named in logs and in the connection's name.
-        farm: concurrency (the prefetch) and grace period.
+        farm: concurrency, prefetch and grace period.
         queue: the broker's URL and connect timeout.
         topology: the queues of the jobs this worker consumes.
         farm_topology: the farm's own queues (``QUEUE_NAME``'s), whose exchange carries
@@ -87,6 +94,15 @@ class JobConsumer:
         self._consuming = False
         self._paused = False
         self._deliveries: Deliveries | None = None  # set by run()
+        self._prefetch = farm.prefetch_count
+        # Only a prefetch above the concurrency needs slots: else the broker itself never
+        # hands the worker more deliveries than it runs at once.
+        self._slots = JobSlots(farm.concurrency) if self._prefetch > farm.concurrency else None
+        # Set while no jobs consumer of this worker is registered at the broker: deliveries
+        # handed back before that could be delivered straight back to it.
+        self._not_consuming_jobs = asyncio.Event()
+        self._not_consuming_jobs.set()
+        self._ending = False  # the process ends soon: no waiting delivery starts again
 
     @property
     def stopping(self) -> bool:
@@ -103,16 +119,39 @@ class JobConsumer:
         """Whether it consumes on an open connection (paused or not)."""
         return self._consuming
 
+    @property
+    def waiting(self) -> int:
+        """Deliveries received but not started, waiting for one of the concurrency's slots."""
+        return 0 if self._slots is None else self._slots.waiting
+
+    def start_no_waiting_delivery(self, why: str) -> None:
+        """Start none of the deliveries waiting for a slot (the process is about to end):
+        the broker takes them back when the connection closes."""
+        self._ending = True
+        if self._slots is not None and (waiting := self._slots.close()):
+            logger.info(
+                "worker %s starts none of its %s: %s",
+                self._worker_id,
+                counted(waiting, "waiting delivery", "waiting deliveries"),
+                why,
+            )
+
+    def cancel_waiting(self, job_id: str, sender: str) -> bool:
+        """Settle job ``job_id`` as cancelled without running it, if it waits for a slot;
+        whether it did."""
+        return self._slots is not None and self._slots.cancel(job_id, sender)
+
     def pause(self, why: str) -> None:
         """Stop taking new deliveries (jobs in flight go on)."""
         if self._paused:
             return
         self._paused = True
         logger.warning("worker %s pauses consumption: %s", self._worker_id, why)
+        self._close_slots()
         if self._consumer is not None:
             queue, tag = self._consumer
             self._consumer = None
-            asyncio.get_running_loop().create_task(queue.cancel(tag))
+            asyncio.get_running_loop().create_task(self._cancel_jobs_consumer(queue, tag))
 
     def resume(self) -> None:
         """Take deliveries again after ``pause``."""
@@ -120,6 +159,8 @@ class JobConsumer:
             return
         self._paused = False
         logger.info("worker %s resumes consumption", self._worker_id)
+        if self._slots is not None and not (self._stopping.is_set() or self._ending):
+            self._slots.reopen()
         self._resume_requested.set()
 
     def request_stop(self) -> None:
@@ -132,10 +173,30 @@ class JobConsumer:
             for task in self._tasks:
                 task.cancel()
             return
+        waiting = self.waiting
         logger.info(
-            "worker %s: stopping, draining %s", self._worker_id, counted(len(self._tasks), "job")
+            "worker %s: stopping, draining %s",
+            self._worker_id,
+            counted(len(self._tasks) - waiting, "job"),
         )
+        self._close_slots()
         self._stopping.set()
+
+    def _close_slots(self) -> None:
+        """Start no waiting delivery: each goes back to the queue (``_hand_back``)."""
+        if self._slots is not None and (waiting := self._slots.close()):
+            logger.info(
+                "worker %s hands %s back to the queue",
+                self._worker_id,
+                counted(waiting, "waiting delivery", "waiting deliveries"),
+            )
+
+    async def _cancel_jobs_consumer(self, queue: AbstractQueue, tag: str) -> None:
+        try:
+            await queue.cancel(tag)
+        finally:
+            if self._consumer is None:  # not consuming again already (a quick resume)
+                self._not_consuming_jobs.set()
 
     async def run(self, deliveries: Deliveries, link: SupervisorLink | None) -> None:
         """Consume, reconnecting after failures, until stopped.
@@ -175,7 +236,7 @@ class JobConsumer:
         only after it has processed everything sent on the channel before.
         """
         if self._channel is not None and not self._channel.is_closed:
-            await self._channel.set_qos(prefetch_count=self._farm.concurrency)
+            await self._channel.set_qos(prefetch_count=self._prefetch)
 
     async def _consume_one_connection(
         self, deliveries: Deliveries, link: SupervisorLink | None
@@ -194,7 +255,7 @@ class JobConsumer:
                 lambda _sender, error: self._channel_closed(error, lost, deliveries)
             )
             connection.close_callbacks.add(lambda _sender, _error: lost.set())
-            await channel.set_qos(prefetch_count=self._farm.concurrency)
+            await channel.set_qos(prefetch_count=self._prefetch)
             await self._topology.declare(channel)
             if self._farm_topology != self._topology:
                 await self._farm_topology.declare(channel)
@@ -204,13 +265,15 @@ class JobConsumer:
             await tombstones.consume(self._on_tombstone, no_ack=True)
             self._channel = channel
             if not self._paused:
+                self._not_consuming_jobs.clear()
                 self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
             self._consuming = True
             logger.info(
-                "worker %s consuming %s (concurrency %d)",
+                "worker %s consuming %s (concurrency %d, prefetch %d)",
                 self._worker_id,
                 self._topology.jobs,
                 self._farm.concurrency,
+                self._prefetch,
             )
             if link is not None:
                 await link.beat()
@@ -227,6 +290,7 @@ class JobConsumer:
                 if lost.is_set() or self._stopping.is_set():
                     break
                 if self._consumer is None and not self._paused:
+                    self._not_consuming_jobs.clear()
                     self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
             self._consuming = False
             if lost.is_set():
@@ -234,12 +298,13 @@ class JobConsumer:
                 self._abandon_in_flight()
                 raise ConnectionError("connection to the broker lost")
             if self._consumer is not None:
-                await jobs_queue.cancel(self._consumer[1])
-                self._consumer = None
+                queue_and_tag, self._consumer = self._consumer, None
+                await self._cancel_jobs_consumer(*queue_and_tag)
             await self._drain()
             self._end_if_threads_outlive_the_drain()
         finally:
             self._channel = None
+            self._not_consuming_jobs.set()
             if not connection.is_closed:
                 await connection.close()
 
@@ -323,9 +388,39 @@ class JobConsumer:
         # here, and the task is tracked so that shutdown can wait for it or cancel it.
         task = asyncio.current_task()
         assert task is not None
-        assert self._deliveries is not None  # consuming starts in run()
+        deliveries = self._deliveries
+        assert deliveries is not None  # consuming starts in run()
         self._tasks.add(task)
         try:
-            await self._deliveries.receive(message)
+            slots = self._slots
+            if slots is None:
+                await deliveries.receive(message)
+                return
+            admission = await slots.admit(message)
+            if admission is RUN:
+                try:
+                    await deliveries.receive(message)
+                finally:
+                    slots.release()
+            elif admission.cancelled_by is not None:
+                await deliveries.receive(message, cancelled_by=admission.cancelled_by)
+            else:
+                await self._hand_back(message)
         finally:
             self._tasks.discard(task)
+
+    async def _hand_back(self, message: AbstractIncomingMessage) -> None:
+        """Return a delivery that never started to the queue, for another worker."""
+        # Only once the broker stopped sending to this worker: before, it could hand the
+        # delivery straight back here. A lost connection returns it as well.
+        await self._not_consuming_jobs.wait()
+        try:
+            await message.reject(requeue=True)
+        except Exception as error:
+            logger.info(
+                "worker %s could not hand back job %s (%s): the broker takes it back when "
+                "the connection closes",
+                self._worker_id,
+                printable(message.message_id or "?")[:64],
+                type(error).__name__,
+            )

@@ -107,11 +107,18 @@ class Deliveries:
             maxlen=64
         )
 
-    async def receive(self, message: AbstractIncomingMessage) -> None:
+    async def receive(
+        self, message: AbstractIncomingMessage, *, cancelled_by: str | None = None
+    ) -> None:
         """Handle one delivery; dead-letter it if handling it fails unexpectedly.
 
         The consumer's edge: nothing a message holds may raise past it, and no delivery
         is left unsettled (``Settlement.dead_letter`` rejects what it cannot store).
+
+        Args:
+            message: the delivery.
+            cancelled_by: who cancelled it while it waited for a slot: it is checked as
+                any delivery, then settled as cancelled instead of run.
         """
         worker = self._worker
         headers = message.headers or {}
@@ -129,7 +136,7 @@ class Deliveries:
         delivery = Delivery(message, run, self._hooks.current())
         settled_elsewhere = False
         try:
-            settled_elsewhere = await self._process(delivery)
+            settled_elsewhere = await self._process(delivery, cancelled_by)
         except asyncio.CancelledError:
             # Shutting down: the delivery stays unacknowledged and is redelivered.
             delivery.hooks.cancelled(run)
@@ -158,7 +165,7 @@ class Deliveries:
         if candidates:
             self._outlived_consumer_timeout.add(min(candidates)[1])
 
-    async def _process(self, delivery: Delivery) -> bool:
+    async def _process(self, delivery: Delivery, cancelled_by: str | None = None) -> bool:
         """Check the delivery, run it if it may run, settle it; whether something else
         (the next delay level, or the hard-timeout handler) took it over."""
         message, run, hooks = delivery.message, delivery.run, delivery.hooks
@@ -216,6 +223,9 @@ class Deliveries:
         except JobImportError as not_importable:
             not_allowed = _error(DeadReason.NOT_ALLOWED, not_importable)
             await self._refuse(delivery, DeadReason.NOT_ALLOWED, not_allowed, envelope.attempt)
+            return False
+        if cancelled_by is not None:
+            await self._settle_cancelled_before_start(delivery, envelope, cancelled_by)
             return False
         return await self._run(delivery, envelope, describe_function(function))
 
@@ -298,6 +308,20 @@ class Deliveries:
         delivery.run.outcome = JobOutcome(JobStatus.FAILED, time.time() - job.started_at, error)
         logger.warning(
             "job %s (%s) cancelled by %s",
+            envelope.id,
+            envelope.function,
+            sender,
+            extra={"job_id": envelope.id, "job_function": envelope.function},
+        )
+        await self._settlement.dead_letter(delivery, DeadReason.CANCELLED, error, envelope.attempt)
+
+    async def _settle_cancelled_before_start(
+        self, delivery: Delivery, envelope: JobEnvelope, sender: str
+    ) -> None:
+        """Dead-letter a job an operator cancelled while it waited for a slot, unrun."""
+        error = JobError("cancelled", f"cancelled by {sender} before it started")
+        logger.warning(
+            "job %s (%s) cancelled by %s before it started",
             envelope.id,
             envelope.function,
             sender,

@@ -61,7 +61,8 @@ class Worker:
     """One worker process's consumer loop.
 
     Args:
-        farm: worker settings (concurrency, imports, hooks, grace period, allow-list).
+        farm: worker settings (concurrency, prefetch, imports, hooks, grace period,
+            allow-list).
         queue: queue settings (broker, queue name and type, retries, signing key).
     """
 
@@ -143,6 +144,7 @@ class Worker:
             last_error=None
             if last_error is None
             else printable(last_error[:_LAST_ERROR_WIDTH])[:_LAST_ERROR_WIDTH],
+            waiting=self._consumer.waiting,
         )
 
     def _handle_command(self, command: WorkerCommand) -> None:
@@ -160,7 +162,14 @@ class Worker:
 
     def _cancel(self, job_id: str, sender: str) -> None:
         answer = self.in_flight.cancel(job_id, sender)
-        if answer == "cancelling":
+        if answer == "not_running" and self._consumer.cancel_waiting(job_id, sender):
+            logger.warning(
+                "worker %s cancels job %s before it started, asked by %s",
+                self.worker_id,
+                job_id,
+                sender,
+            )
+        elif answer == "cancelling":
             logger.warning("worker %s cancels job %s, asked by %s", self.worker_id, job_id, sender)
         elif answer == "in_thread":
             logger.warning(
@@ -177,6 +186,9 @@ class Worker:
             self._link.beat_now()
 
     def _hard_timeout_reached(self, job: InFlightJob) -> None:
+        # The process ends soon: a waiting delivery started now would be cut short. The
+        # broker takes the waiting ones back when the connection closes.
+        self._consumer.start_no_waiting_delivery(f"job {job.envelope.id} passed its hard timeout")
         if self._hard_timeouts is not None:  # set before any job can start
             self._hard_timeouts.on_hard_timeout(job)
 

@@ -1,0 +1,120 @@
+"""A worker's job slots, when its prefetch is above its concurrency.
+
+The broker may then hand the worker more deliveries (``FARM_PREFETCH``) than it runs at
+once (``FARM_CONCURRENCY``): those beyond the concurrency wait here, in arrival order, and
+start as slots free. A waiting delivery is unacknowledged at the broker but has not
+started: it is no job in flight (no timeouts, no queue wait measured yet). When the worker
+stops taking jobs (drain, pause, a hard timeout) the line closes: every waiting delivery
+is told to go back to the queue, and so is each later one that finds no free slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage
+
+__all__ = ["HAND_BACK", "RUN", "Admission", "JobSlots"]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a delivery that asked for a slot does next.
+
+    Attributes:
+        verdict: ``run`` (a slot is its: run it, then ``JobSlots.release``), ``hand_back``
+            (the worker takes no more jobs: return it to the queue) or ``cancelled`` (an
+            operator cancelled it while it waited: settle it so, without running it).
+        cancelled_by: who cancelled it.
+    """
+
+    verdict: Literal["run", "hand_back", "cancelled"]
+    cancelled_by: str | None = None
+
+
+RUN = Admission("run")
+HAND_BACK = Admission("hand_back")
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    message: AbstractIncomingMessage
+    admission: asyncio.Future[Admission]
+
+
+class JobSlots:
+    """At most ``concurrency`` deliveries run at once; the others wait, first come first run.
+
+    Args:
+        concurrency: deliveries that may run at once.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        self._free = concurrency
+        # Invariant: a delivery waits only while no slot is free (a freed slot goes
+        # straight to the first in line), so nothing arriving later can overtake it.
+        self._line: collections.deque[_Waiting] = collections.deque()
+        self._closed = False
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries waiting for a slot."""
+        return len(self._line)
+
+    async def admit(self, message: AbstractIncomingMessage) -> Admission:
+        """Wait for a slot for ``message``, unless the line is closed or it is cancelled."""
+        if self._free > 0:
+            self._free -= 1
+            return RUN
+        if self._closed:
+            return HAND_BACK
+        entry = _Waiting(message, asyncio.get_running_loop().create_future())
+        self._line.append(entry)
+        try:
+            return await entry.admission
+        except asyncio.CancelledError:
+            admission = entry.admission
+            if admission.done() and not admission.cancelled() and admission.result() is RUN:
+                self.release()  # given a slot just as it was cancelled: the next one's
+            elif entry in self._line:
+                self._line.remove(entry)
+            raise
+
+    def release(self) -> None:
+        """A delivery that was admitted to run ended: its slot goes to the next in line."""
+        while self._line:
+            entry = self._line.popleft()
+            if not entry.admission.done():
+                entry.admission.set_result(RUN)
+                return
+        self._free += 1
+
+    def close(self) -> int:
+        """Start no more waiting deliveries: each is told to go back, as is any later one
+        that finds no free slot; how many were waiting."""
+        self._closed = True
+        waiting = 0
+        while self._line:
+            entry = self._line.popleft()
+            if not entry.admission.done():
+                entry.admission.set_result(HAND_BACK)
+                waiting += 1
+        return waiting
+
+    def reopen(self) -> None:
+        """Let deliveries wait again (after a pause)."""
+        self._closed = False
+
+    def cancel(self, job_id: str, sender: str) -> bool:
+        """Take the delivery of job ``job_id`` out of the line, cancelled by ``sender``;
+        whether one was waiting."""
+        for entry in self._line:
+            if entry.message.message_id == job_id and not entry.admission.done():
+                self._line.remove(entry)
+                entry.admission.set_result(Admission("cancelled", sender))
+                return True
+        return False
