@@ -105,6 +105,29 @@ async def test_work_tui_says_the_broker_is_unreachable_while_the_supervisor_is_f
     assert "STALE" not in status
 
 
+def fast_farm_read(read_age_s: float) -> FarmModel:
+    """A farm reading its queue every 0.2 s (stale after 0.6 s), its snapshot on time,
+    its latest read ``read_age_s`` old."""
+    snapshot = sample_snapshot(NOW)
+    snapshot["settings"]["heartbeat_interval_s"] = 0.2
+    for entry in snapshot["queues"]:
+        entry["read_at"] = NOW - read_age_s
+    model = FarmModel()
+    model.ingest(snapshot)
+    return model
+
+
+def test_a_read_a_second_late_on_a_fast_farm_is_no_broker_alarm() -> None:
+    # Given a read 1.5 s old: a busy host's scheduling, not an outage
+    view = fast_farm_read(1.5).view(NOW)
+
+    # Then the queue reads stale, but the broker is not said unreachable
+    assert all(queue.stale for queue in view.queues)
+    assert view.broker_unreachable_since is None
+    # ...which it is once the reads are a few seconds old
+    assert fast_farm_read(3.5).view(NOW).broker_unreachable_since == NOW - 3.5
+
+
 async def test_fresh_reads_show_no_broker_alarm() -> None:
     link = StaticFarm([sample_snapshot(NOW)])
     app = FarmApp(link, clock=lambda: NOW)

@@ -425,11 +425,20 @@ class FarmModel:
         return merged
 
 
+#: The freshest read must be at least this old before the broker is said unreachable: a
+#: farm reading every 0.3 s is stale after 0.9 s, which a busy host's scheduling can
+#: reach while the broker is fine.
+_BROKER_LOST_AFTER_S = 3.0
+
+
 def _broker_lost_since(queues: list[NamedQueueView], now: float) -> float | None:
-    """When the supervisors last read the broker, if every queue's read is stale while
-    their snapshots come on time (they are up, the broker is not)."""
+    """When the supervisors last read the broker, if every queue's read is stale (and at
+    least ``_BROKER_LOST_AFTER_S`` old) while their snapshots come on time (they are up,
+    the broker is not)."""
     reads = [queue.read_age_s for queue in queues if queue.read_age_s is not None]
     if not reads or not all(queue.stale for queue in queues):
+        return None
+    if min(reads) < _BROKER_LOST_AFTER_S:
         return None
     return now - min(reads)
 
