@@ -270,9 +270,9 @@ async def drain_round(
         best(results, f"cpu_us_{kind}", (cpu_after - cpu_before) / jobs * 1e6, min)
 
 
-async def measure(
-    url: str, queue_type: str, jobs: int, figures: Path, rounds: int
-) -> dict[str, float]:
+async def fresh_queues(url: str, queue_type: str) -> tuple[str, str]:
+    """New queues of ``queue_type`` for one measurement: the farm's (configured for
+    ``queue()``) and raw aio-pika's (declared); their names."""
     ours_queue = f"bench.farm.{queue_type}.{uuid.uuid4().hex[:6]}"
     raw_queue = f"bench.raw.{queue_type}.{uuid.uuid4().hex[:6]}"
     configure(
@@ -283,6 +283,13 @@ async def measure(
         connect_timeout_s=60,
     )
     await declare(url, Topology(raw_queue, queue_type, 10))  # type: ignore[arg-type]
+    return ours_queue, raw_queue
+
+
+async def measure(
+    url: str, queue_type: str, jobs: int, figures: Path, rounds: int
+) -> dict[str, float]:
+    ours_queue, raw_queue = await fresh_queues(url, queue_type)
     results: dict[str, float] = {}
 
     # 1, 2 and 4, in alternating rounds (2 shared cores make single runs noisy): the best
@@ -457,16 +464,7 @@ async def measure_prefetch(
     mix: Mix,
 ) -> dict[str, float]:
     """Drain rates and mix drains at each prefetch, best of ``rounds`` alternating rounds."""
-    ours_queue = f"bench.farm.{queue_type}.{uuid.uuid4().hex[:6]}"
-    raw_queue = f"bench.raw.{queue_type}.{uuid.uuid4().hex[:6]}"
-    configure(
-        driver="async_farm",
-        rabbitmq_url=url,
-        name=ours_queue,
-        queue_type=queue_type,
-        connect_timeout_s=60,
-    )
-    await declare(url, Topology(raw_queue, queue_type, 10))  # type: ignore[arg-type]
+    ours_queue, raw_queue = await fresh_queues(url, queue_type)
     results: dict[str, float] = {}
     await enqueue_ours(200)  # connect and warm up
     warmup = figures / f"warmup-{queue_type}"
