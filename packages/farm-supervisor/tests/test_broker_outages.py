@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import farm_jobs
@@ -232,3 +233,55 @@ async def test_a_queue_declared_with_another_delivery_limit_names_the_setting(
     message = str(raised.value)
     assert "x-delivery-limit differs from what QUEUE_DELIVERY_LIMIT asks for" in message
     assert "use another QUEUE_NAME" in message
+
+
+@contextlib.asynccontextmanager
+async def memory_alarm(node: RabbitMQNode) -> AsyncIterator[None]:
+    """A memory alarm on ``node`` (it blocks every connection that publishes), raised on
+    entry and cleared on exit."""
+    watermark = node.rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    assert watermark.returncode == 0, watermark.stderr
+    alarm = node.rabbitmqctl("set_vm_memory_high_watermark", "absolute", "1")
+    assert alarm.returncode == 0, alarm.stderr
+    try:
+        await wait_until(
+            lambda: "memory" in node.rabbitmqctl("eval", "rabbit_alarm:get_alarms().").stdout,
+            message="the memory alarm",
+        )
+        yield
+    finally:
+        restored = node.rabbitmqctl("set_vm_memory_high_watermark", watermark.stdout.strip())
+        assert restored.returncode == 0, restored.stderr
+
+
+async def test_a_retry_the_broker_will_not_store_hands_the_job_back_instead_of_dead_lettering_it(
+    farm: Farm, rabbitmq_node_session: RabbitMQNode | None, tmp_path: Path
+) -> None:
+    if rabbitmq_node_session is None:
+        pytest.skip("needs the private node to raise a memory alarm (RABBITMQ_URL is set)")
+    # Given a worker running a job that fails once it is told to
+    worker = await farm.start_worker(
+        QUEUE_RETRY_BASE_S="0.2", QUEUE_RETRY_CAP_S="0.4", QUEUE_CONNECT_TIMEOUT_S="0.5"
+    )
+    go = tmp_path / "fail-now"
+    await queue(
+        farm_jobs.flaky_once_file_exists, str(farm.results), "hand-back", 1, str(go), __retries=3
+    )
+    await wait_until(lambda: farm.tags("started") == ["hand-back"], message="the job to start")
+
+    # When the broker blocks every publisher (a memory alarm) as the job fails: its retry
+    # cannot be stored
+    async with memory_alarm(rabbitmq_node_session):
+        go.touch()
+        await wait_until(
+            lambda: "its delivery goes back to the queue" in worker.log(),
+            timeout=30,
+            message="the delivery handed back",
+        )
+
+    # Then it was not dead-lettered: its delivery went back and ran again (at least once:
+    # a retry the blocked broker stores late runs too)
+    await wait_until(lambda: "hand-back" in farm.tags("ran"), message="the job to succeed")
+    assert "could not store its retry" in worker.log()
+    assert "dead-lettered" not in worker.log()
+    assert await farm.queue_depth(f"{farm.queue_name}.dead") == 0

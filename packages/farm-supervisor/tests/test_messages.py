@@ -93,6 +93,28 @@ def test_a_heartbeat_of_hostile_jobs_stays_bounded_and_decodes() -> None:
     assert "\x1b" not in line.decode() and "\\\\x1b" in line.decode()
 
 
+def test_a_job_whose_code_returned_is_reported_without_a_hard_deadline() -> None:
+    # Given a job with a hard deadline, running, then returned and being settled (a slow
+    # broker may take longer than the deadline to confirm its retry)
+    now = time.time()
+    job = InFlightJob(
+        envelope=hostile_envelope("a" * 32),
+        message=None,  # type: ignore[arg-type]
+        started_at=now,
+        soft_deadline=None,
+        hard_deadline=now + 1,
+    )
+    running = job.describe()
+    job.code_returned = True
+
+    # Then heartbeats stop giving its deadline once its code returned (a supervisor
+    # would kill the worker past it), unless the code still runs past its soft timeout
+    assert running.hard_deadline == now + 1
+    assert job.describe().hard_deadline is None
+    job.still_running = True
+    assert job.describe().hard_deadline == now + 1
+
+
 async def test_the_supervisor_reads_past_an_oversized_or_malformed_heartbeat_line() -> None:
     # Given a link carrying a line over the limit, garbage, then a valid heartbeat
     reader = asyncio.StreamReader(limit=HEARTBEAT_MAX_BYTES)

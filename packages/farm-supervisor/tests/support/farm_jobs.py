@@ -169,3 +169,12 @@ async def run_until_file(results: str, tag: str, path: str, timeout: float = 60)
     while not os.path.exists(path) and time.monotonic() < deadline:  # noqa: ASYNC240 (a stat)
         await asyncio.sleep(0.02)
     report(results, "finished", tag)
+
+
+async def flaky_once_file_exists(results: str, tag: str, failures: int, path: str) -> None:
+    """Waits until ``path`` exists (60 s at most), then behaves as ``flaky``."""
+    report(results, "started", tag)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:  # noqa: ASYNC240 (a stat)
+        await asyncio.sleep(0.02)
+    await flaky(results, tag, failures)

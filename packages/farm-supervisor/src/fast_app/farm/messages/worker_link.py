@@ -72,6 +72,8 @@ class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attempt: Count
     started_at: Moment
     soft_deadline: Moment | None
+    #: While its code runs (or still runs past its soft timeout): a job whose code
+    #: returned is only being settled, and a slow broker is no reason to kill its worker.
     hard_deadline: Moment | None
     still_running: bool
     args: Line

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from fast_app.farm.messages import Tombstone, Tombstoned
+from fast_app.farm.messages import InFlightEntry, Tombstone, Tombstoned
 from fast_app.farm.messages.snapshots import Failure
 from fast_app.farm.supervisor._broker import SupervisorBroker
 from fast_app.farm.supervisor._events import EventLog, failure_entry
@@ -28,6 +28,7 @@ __all__ = ["FarmTombstones", "HardTimeoutEnforcer"]
 logger = logging.getLogger("fast_app.farm.supervisor")
 
 _HARD_TIMEOUT_MARGIN_S = 0.3  # the worker gets this long to end the job itself
+_SECOND_LOOK_S = 0.1  # before a kill, for the heartbeats not read yet
 _TOMBSTONE_KEPT_S = 3600
 _TOMBSTONES_PASSED_AT_SPAWN = 1000
 
@@ -110,48 +111,63 @@ class HardTimeoutEnforcer:
 
     async def enforce(self) -> None:
         """Kill each worker holding a job past its hard deadline (and margin)."""
+        if not self._overdue(time.time()):
+            return
+        # A second look, once the links have been read: heartbeats that came while this
+        # supervisor was busy may say that the job ended in time (a busy host delays the
+        # reading, not the worker).
+        await asyncio.sleep(_SECOND_LOOK_S)
         wall = time.time()
+        for worker, job in self._overdue(wall):
+            deadline = job.hard_deadline
+            assert deadline is not None  # overdue jobs have one
+            job_id, function = job.id, job.function
+            self._events.record(
+                logging.ERROR,
+                "hard_timeout",
+                "job %s (%s) passed its hard timeout %.1fs ago and worker %s did not "
+                "end it (event loop blocked?): killing the worker",
+                job_id,
+                function,
+                wall - deadline,
+                worker.worker_id,
+                job_id=job_id,
+                worker_id=worker.worker_id,
+            )
+            # First the tombstone, so that no worker runs the job again when the broker
+            # redelivers it after the kill: to our workers (and those we spawn next)
+            # over their links, to the rest of the farm through the broker.
+            await self._tombstones.remember(job_id, worker.worker_id)
+            try:
+                await self._broker.publish_tombstone(job_id, function, worker.worker_id)
+            except Exception as error:  # kill anyway: the delivery limit still bounds it
+                logger.warning("could not publish the tombstone of job %s: %s", job_id, error)
+            await asyncio.sleep(0.05)  # let the links deliver it before the redelivery
+            self._failures.append(failure_entry("hard_timeout", worker.worker_id, job))
+            self._figures.hard_timeout(worker.queue, function, wall)
+            try:
+                record_hard_timeout_kill(
+                    worker.queue or self._queue_name,
+                    job,
+                    worker.worker_id,
+                    f"passed its hard timeout {wall - deadline:.1f}s ago and worker "
+                    f"{worker.worker_id} did not end it: killed by supervisor "
+                    f"{self._supervisor_id}",
+                )
+            except Exception:  # telemetry never stands in the way of the kill
+                logger.debug("could not record the kill on the job's trace", exc_info=True)
+            worker.kill(f"job {job_id} passed its hard timeout")
+
+    def _overdue(self, wall: float) -> list[tuple[WorkerProcess, InFlightEntry]]:
+        """Per live worker, the first job its latest heartbeat holds past its hard
+        deadline and margin."""
+        overdue: list[tuple[WorkerProcess, InFlightEntry]] = []
         for worker in list(self._workers.values()):
             if not worker.alive or worker.kill_reason:
                 continue
             for job in worker.in_flight:
                 deadline = job.hard_deadline
-                if deadline is None or wall < deadline + _HARD_TIMEOUT_MARGIN_S:
-                    continue
-                job_id, function = job.id, job.function
-                self._events.record(
-                    logging.ERROR,
-                    "hard_timeout",
-                    "job %s (%s) passed its hard timeout %.1fs ago and worker %s did not "
-                    "end it (event loop blocked?): killing the worker",
-                    job_id,
-                    function,
-                    wall - deadline,
-                    worker.worker_id,
-                    job_id=job_id,
-                    worker_id=worker.worker_id,
-                )
-                # First the tombstone, so that no worker runs the job again when the broker
-                # redelivers it after the kill: to our workers (and those we spawn next)
-                # over their links, to the rest of the farm through the broker.
-                await self._tombstones.remember(job_id, worker.worker_id)
-                try:
-                    await self._broker.publish_tombstone(job_id, function, worker.worker_id)
-                except Exception as error:  # kill anyway: the delivery limit still bounds it
-                    logger.warning("could not publish the tombstone of job %s: %s", job_id, error)
-                await asyncio.sleep(0.05)  # let the links deliver it before the redelivery
-                self._failures.append(failure_entry("hard_timeout", worker.worker_id, job))
-                self._figures.hard_timeout(worker.queue, function, wall)
-                try:
-                    record_hard_timeout_kill(
-                        worker.queue or self._queue_name,
-                        job,
-                        worker.worker_id,
-                        f"passed its hard timeout {wall - deadline:.1f}s ago and worker "
-                        f"{worker.worker_id} did not end it: killed by supervisor "
-                        f"{self._supervisor_id}",
-                    )
-                except Exception:  # telemetry never stands in the way of the kill
-                    logger.debug("could not record the kill on the job's trace", exc_info=True)
-                worker.kill(f"job {job_id} passed its hard timeout")
-                break
+                if deadline is not None and wall >= deadline + _HARD_TIMEOUT_MARGIN_S:
+                    overdue.append((worker, job))
+                    break
+        return overdue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["Settlement"]
 
 logger = logging.getLogger("fast_app.farm.worker")
+
+# Pauses between tries of a publish that replaces a delivery (a retry, a further delay).
+_REPUBLISH_PAUSES_S = (0.2, 1.0)
 
 
 class Settlement:
@@ -100,11 +104,18 @@ class Settlement:
         )
         # The retry's run continues this run's trace (or, untraced here, the producer's).
         headers = delivery.hooks.before_retry(delivery.run)
-        await self._publisher.publish(
-            encode_envelope(retry),
-            retry,
-            extra_headers=headers or trace_headers(message.headers),
+        stored = await self._publish_or_hand_back(
+            message,
+            envelope.id,
+            "its retry",
+            lambda: self._publisher.publish(
+                encode_envelope(retry),
+                retry,
+                extra_headers=headers or trace_headers(message.headers),
+            ),
         )
+        if not stored:
+            return
         delivery.hooks.retried(delivery.run)
         logger.warning(
             "job %s (%s) attempt %d %s (%s); retry %d of %d in %.2fs",
@@ -125,11 +136,76 @@ class Settlement:
         """Send a job that came back early on to its next delay level, then ack."""
         # Came back from a delay level with time left: on to the next level. The body is
         # unchanged (its signature stays valid).
-        await self._publisher.publish(
-            message.body, envelope, extra_headers=trace_headers(message.headers)
+        stored = await self._publish_or_hand_back(
+            message,
+            envelope.id,
+            "its next delay",
+            lambda: self._publisher.publish(
+                message.body, envelope, extra_headers=trace_headers(message.headers)
+            ),
         )
-        await self.ack(message, envelope.id)
-        logger.debug("job %s not due for %.2fs: delayed further", envelope.id, remaining)
+        if stored:
+            await self.ack(message, envelope.id)
+            logger.debug("job %s not due for %.2fs: delayed further", envelope.id, remaining)
+
+    async def _publish_or_hand_back(
+        self,
+        message: AbstractIncomingMessage,
+        job_id: str,
+        what: str,
+        publish: Callable[[], Awaitable[None]],
+    ) -> bool:
+        """Publish what replaces ``message`` (a retry, a later delay); whether it is stored.
+
+        A broker that nacks or does not confirm is mostly a passing state (a quorum
+        queue electing a leader, a resource alarm): the publish is tried again after a
+        pause. When it still is not stored, the delivery goes back to its queue, to be
+        run again: never acknowledged without its replacement (lost), never dead-lettered
+        for the broker's trouble (the quorum queue's delivery limit bounds the loop).
+        """
+        for attempt, pause_s in enumerate((*_REPUBLISH_PAUSES_S, None), start=1):
+            try:
+                await publish()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if pause_s is None:
+                    logger.error(
+                        "worker %s could not store %s of job %s after %d tries (%s: %s); "
+                        "its delivery goes back to the queue",
+                        self.worker_id,
+                        what,
+                        job_id,
+                        attempt,
+                        type(error).__name__,
+                        printable(str(error))[:300],
+                    )
+                    await self._hand_back(message, job_id)
+                    return False
+                logger.warning(
+                    "worker %s could not store %s of job %s (%s): trying again in %.1fs",
+                    self.worker_id,
+                    what,
+                    job_id,
+                    type(error).__name__,
+                    pause_s,
+                )
+                await asyncio.sleep(pause_s)
+            else:
+                return True
+        return False  # not reached: the last try returns either way
+
+    async def _hand_back(self, message: AbstractIncomingMessage, job_id: str) -> None:
+        """Put the delivery back in its queue; a failure means a redelivery all the same."""
+        try:
+            await message.nack(requeue=True)
+        except Exception as error:
+            logger.warning(
+                "worker %s could not hand job %s back (%s): the broker will deliver it again",
+                self.worker_id,
+                job_id,
+                type(error).__name__,
+            )
 
     async def dead_letter(
         self,

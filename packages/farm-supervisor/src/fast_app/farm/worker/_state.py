@@ -135,7 +135,11 @@ class InFlightJob:
             attempt=self.envelope.attempt,
             started_at=self.started_at,
             soft_deadline=self.soft_deadline,
-            hard_deadline=self.hard_deadline,
+            # Its code returned: it is being settled, which its hard deadline no longer
+            # bounds (the worker's own timer is cancelled then too).
+            hard_deadline=None
+            if self.code_returned and not self.still_running
+            else self.hard_deadline,
             still_running=self.still_running,
             args=self._preview[0],
             context_keys=self._preview[1],
