@@ -290,3 +290,70 @@ async def test_a_user_that_may_not_configure_the_queues_publishes_once_they_are_
         assert await broker.message_count(queue_name) == 1
     finally:
         await delete_user(private_node, url)
+
+
+async def test_a_list_of_nodes_connects_to_the_first_that_accepts(
+    broker: Broker, publisher_for: MakePublisher, queue_name: str, rabbitmq_url: str
+) -> None:
+    # Given a list whose first node is down
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down = int(probe.getsockname()[1])
+    publisher = publisher_for(
+        Topology(queue_name, "quorum", 10),
+        url=f"amqp://guest:guest@127.0.0.1:{down}/,{rabbitmq_url}",
+    )
+
+    # When a job is published, then it is stored through the next node
+    job = a_job(jobs.record, "through the second node")
+    await publisher.publish(job.body, job.envelope)
+    assert await broker.message_count(queue_name) == 1
+
+
+async def test_jobs_in_flight_when_their_connection_breaks_are_published_again(
+    broker: Broker,
+    private_node: RabbitMQNode,
+    publisher_for: MakePublisher,
+    queue_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    import asyncio
+
+    # Given a publisher whose jobs are in flight: the broker holds them unconfirmed (a
+    # memory alarm blocks publishers)
+    publisher = publisher_for(Topology(queue_name, "quorum", 10), timeout_s=30)
+    first = a_job(jobs.record, "connects")
+    await publisher.publish(first.body, first.envelope)
+    name = f"{request.node.nodeid} (publisher)"
+    [connection] = await connections_named(private_node, name)
+    watermark = await rabbitmqctl(
+        private_node, "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."
+    )
+    await rabbitmqctl(private_node, "set_vm_memory_high_watermark", "absolute", "1")
+    try:
+        in_flight = [a_job(jobs.record, f"in flight {n}") for n in range(20)]
+        publishing = [
+            asyncio.ensure_future(publisher.publish(job.body, job.envelope)) for job in in_flight
+        ]
+
+        async def blocked() -> bool | None:
+            listing = await rabbitmqctl(
+                private_node, "list_connections", "-q", "--no-table-headers", "pid", "state"
+            )
+            return (
+                any(connection in line and "blocked" in line for line in listing.splitlines())
+                or None
+            )
+
+        await poll(blocked, timeout=10, message="the publisher's connection blocked")
+
+        # When its connection breaks (its node went) with the jobs unconfirmed
+        await rabbitmqctl(private_node, "close_connection", connection, "closed by the test")
+        assert not any(task.done() for task in publishing)
+    finally:
+        await rabbitmqctl(private_node, "set_vm_memory_high_watermark", watermark.strip())
+
+    # Then every publish returns (none raises): each job was published again, on a new
+    # connection, and is stored (at least once)
+    await asyncio.wait_for(asyncio.gather(*publishing), 30)
+    assert await broker.message_count(queue_name) >= 21

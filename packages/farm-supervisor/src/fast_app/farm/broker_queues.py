@@ -10,13 +10,13 @@ needs no configure permission: a queue that does not exist is reported absent.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology, install_tolerant_decoding
+from fast_app.core.queue.amqp.connecting import connect_first
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.delays import next_due_within_s
 
@@ -78,15 +78,11 @@ async def read_queues(settings: QueueSettings, names: Sequence[str]) -> list[Que
     Raises:
         OSError, TimeoutError, ConnectionError: the broker could not be reached.
     """
-    import aio_pika
-
     install_tolerant_decoding()
-    connection = await asyncio.wait_for(
-        aio_pika.connect(
-            settings.rabbitmq_url.get_secret_value(),
-            client_properties={"connection_name": "fast-app status"},
-        ),
-        settings.connect_timeout_s,
+    connection = await connect_first(
+        settings.rabbitmq_urls,
+        timeout_s=settings.connect_timeout_s,
+        connection_name="fast-app status",
     )
     try:
         probe = _Probe(connection)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
+from fast_app.core.queue.amqp.connecting import connect_first, connect_first_robust
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Refusals, decode_snapshot
 from fast_app.farm.messages.edge import decode_at_edge
@@ -74,13 +75,11 @@ class FarmListener:
         import aio_pika
 
         install_tolerant_decoding()
-        connect = aio_pika.connect_robust if self._robust else aio_pika.connect
-        self._connection = await asyncio.wait_for(
-            connect(
-                self._settings.rabbitmq_url.get_secret_value(),
-                client_properties={"connection_name": self._connection_name},
-            ),
-            self._settings.connect_timeout_s,
+        connect = connect_first_robust if self._robust else connect_first
+        self._connection = await connect(
+            self._settings.rabbitmq_urls,
+            timeout_s=self._settings.connect_timeout_s,
+            connection_name=self._connection_name,
         )
         channel = self._channel = await self._connection.channel()
         # Only the exchanges it uses: the jobs queue's arguments are the farm's business,

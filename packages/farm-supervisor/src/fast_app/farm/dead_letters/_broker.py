@@ -22,10 +22,11 @@ import hmac
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
 from fast_app.core.queue.amqp import headers as h
+from fast_app.core.queue.amqp.connecting import connect_first
+from fast_app.core.queue.broker_urls import scrub_passwords
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.errors import InvalidJobError, QueueUnavailableError
 from fast_app.core.queue.settings import QueueSettings
@@ -178,17 +179,16 @@ async def open_dead_letters(
 
 @contextlib.asynccontextmanager
 async def _connection(settings: QueueSettings) -> AsyncIterator[AbstractConnection]:
-    import aio_pika
     from aiormq.exceptions import AMQPError
 
     install_tolerant_decoding()  # a dead letter may hold any header table
     url = settings.rabbitmq_url.get_secret_value()
     where = settings.redacted_rabbitmq_url
     try:
-        connection = await aio_pika.connect(
-            url,
-            timeout=settings.connect_timeout_s,
-            client_properties={"connection_name": "fast-app dlq"},
+        connection = await connect_first(
+            settings.rabbitmq_urls,
+            timeout_s=settings.connect_timeout_s,
+            connection_name="fast-app dlq",
         )
     except (AMQPError, OSError, TimeoutError) as error:
         raise QueueUnavailableError(
@@ -331,8 +331,4 @@ def _moment(value: object) -> dt.datetime | None:
 
 def _describe(error: BaseException, url: str) -> str:
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    password = urlsplit(url).password
-    if password:
-        for secret in (password, unquote(password)):
-            text = text.replace(secret, "***")
-    return text
+    return scrub_passwords(text, url)

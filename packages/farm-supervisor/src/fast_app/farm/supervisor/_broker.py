@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fast_app.core.queue.amqp import DELAY_LEVELS_MS, Topology
+from fast_app.core.queue.amqp.connecting import connect_first
 from fast_app.core.queue.amqp.headers import SIGNATURE
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.delays import next_due_within_s
@@ -144,18 +145,11 @@ class SupervisorBroker:
         async with self._lock:
             if self._channel is not None and not self._channel.is_closed:
                 return self._channel
-            import aio_pika
-
             await self.close()
-            timeout = self._settings.connect_timeout_s
-            connection = await asyncio.wait_for(
-                aio_pika.connect(
-                    self._settings.rabbitmq_url.get_secret_value(),
-                    client_properties={
-                        "connection_name": f"fast-app supervisor {self._supervisor_id}"
-                    },
-                ),
-                timeout,
+            connection = await connect_first(
+                self._settings.rabbitmq_urls,
+                timeout_s=self._settings.connect_timeout_s,
+                connection_name=f"fast-app supervisor {self._supervisor_id}",
             )
             try:
                 channel = await connection.channel(publisher_confirms=True)

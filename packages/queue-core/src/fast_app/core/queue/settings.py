@@ -19,6 +19,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .broker_urls import (
+    MAX_BROKER_URLS,
+    redact_url,
+    split_broker_urls,
+)
 from .errors import QueueConfigurationError
 from .queues import QueueRoutes, check_queue_name
 
@@ -122,7 +127,9 @@ class QueueSettings(BaseSettings):
         validation_alias=AliasChoices("RABBITMQ_URL", "rabbitmq_url"),
         description=(
             "RABBITMQ_URL: the broker used by the `async_farm` driver: "
-            "`amqp://user:password@host:port/vhost`, or `amqps://` for TLS."
+            "`amqp://user:password@host:port/vhost`, or `amqps://` for TLS; for a cluster, "
+            "its nodes' URLs separated by commas: processes connect to the first that "
+            "accepts, in order, and fail over to the next."
         ),
     )
     strict: bool = Field(
@@ -202,9 +209,18 @@ class QueueSettings(BaseSettings):
     @field_validator("rabbitmq_url")
     @classmethod
     def _usable_url(cls, url: SecretStr) -> SecretStr:
-        problem = _url_problem(url.get_secret_value())
-        if problem is not None:
-            raise PydanticCustomError("rabbitmq_url", problem)
+        urls = split_broker_urls(url.get_secret_value())
+        if len(urls) > MAX_BROKER_URLS:
+            raise PydanticCustomError(
+                "rabbitmq_url",
+                "lists {count} URLs: at most {most} (a cluster's nodes)",
+                {"count": len(urls), "most": MAX_BROKER_URLS},
+            )
+        for position, one in enumerate(urls, start=1):
+            problem = _url_problem(one)
+            if problem is not None:
+                which = "" if len(urls) == 1 else f"URL {position} of {len(urls)} "
+                raise PydanticCustomError("rabbitmq_url", which + problem)
         return url
 
     @model_validator(mode="after")
@@ -217,8 +233,13 @@ class QueueSettings(BaseSettings):
         return self
 
     @property
+    def rabbitmq_urls(self) -> list[str]:
+        """The broker's URLs (a cluster's nodes), in the order to try them; with passwords."""
+        return split_broker_urls(self.rabbitmq_url.get_secret_value())
+
+    @property
     def redacted_rabbitmq_url(self) -> str:
-        """The broker URL with its password hidden, safe for logs and errors."""
+        """The broker URL (every URL of a list) with passwords hidden, safe for logs."""
         return redact_url(self.rabbitmq_url.get_secret_value())
 
 
@@ -347,28 +368,3 @@ def _url_problem(url: str) -> str | None:
     if port == 0:
         return "has an invalid port: a number from 1 to 65535"
     return None
-
-
-_HIDDEN_URL = "<hidden URL>"
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL: ``amqp://user:***@host/``; never raises.
-
-    A URL that cannot be parsed is hidden whole: what looks like its password cannot be
-    told apart from the rest.
-    """
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on an invalid port
-    except ValueError:
-        return _HIDDEN_URL
-    user_info, at, host = parts.netloc.rpartition("@")
-    if not at:
-        # No user info where a URL has it; an '@' elsewhere ("user:password@host"
-        # without a scheme) may still be next to a password.
-        return _HIDDEN_URL if "@" in url else url
-    user, colon, _ = user_info.partition(":")
-    if not colon:
-        return url
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()

@@ -25,8 +25,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp._batch_publishing import CONFIRM_WINDOW, BatchPublisher, OutgoingJob
+from fast_app.core.queue.amqp.connecting import connect_first
 from fast_app.core.queue.amqp.headers import job_properties
 from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
+from fast_app.core.queue.broker_urls import redact_url, scrub_passwords, split_broker_urls
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.errors import QueueConfigurationError, QueueError, QueueUnavailableError
 
@@ -69,7 +71,8 @@ class Publisher:
         connection_name: str = "fast-app publisher",
     ) -> None:
         self._url = url
-        self._password = _password_of(url)
+        # A publish whose connection broke is tried again, once per node (twice at least).
+        self._tries = max(2, len(split_broker_urls(url)))
         self._redacted_url = redacted_url
         self.topology = topology
         self._timeout_s = timeout_s
@@ -201,9 +204,7 @@ class Publisher:
     def describe(self, error: BaseException) -> str:
         """``error`` for a message, without the broker's password."""
         text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text
+        return scrub_passwords(text, self._url)
 
     def _watch(self) -> None:
         if self._watchdog is None:
@@ -219,8 +220,7 @@ class Publisher:
         level: int | None = None,
         dead: bool = False,
     ) -> None:
-        from aiormq.exceptions import ChannelAccessRefused
-        from pamqp.commands import Basic
+        from aiormq.exceptions import ChannelAccessRefused, ChannelInvalidStateError
 
         try:
             async with asyncio.timeout(None) as deadline:
@@ -228,35 +228,30 @@ class Publisher:
                 if self._watchdog is None:
                     self._watchdog = self.loop.create_task(self._fail_calls_when_stalled())
                 try:
-                    channel = await self._ready_channel()
-                    if topology.jobs not in self._declared:
-                        channel = await self._declare(topology)
-                    exchange = ""
-                    routing_key = topology.jobs
-                    if dead:
-                        exchange = topology.dead_exchange
-                    elif level is not None:
-                        if (topology.jobs, level) not in self._declared_delays:
-                            await topology.declare_delay(channel, level)
-                            self._declared_delays.add((topology.jobs, level))
-                        routing_key = topology.delay_queue(level)
-                    # aiormq's channel directly: aio-pika's Message and Exchange layers
-                    # cost more per publish than the rest of queue() together.
-                    underlay = self._underlay
-                    assert underlay is not None
-                    confirmation = await underlay.basic_publish(
-                        body,
-                        exchange=exchange,
-                        routing_key=routing_key,
-                        properties=properties,
-                        mandatory=True,
-                    )
-                    if not isinstance(confirmation, Basic.Ack):
-                        raise _NotStoredError(
-                            f"the broker answered {type(confirmation).__name__} "
-                            "instead of confirming"
-                        )
-                    self._progressed = True
+                    for attempt in range(1, self._tries + 1):
+                        # Connecting tries every node itself: its failure is final.
+                        channel = await self._ready_channel()
+                        try:
+                            await self._publish_on(
+                                channel, body, properties, topology, level=level, dead=dead
+                            )
+                            break
+                        except (_NotStoredError, QueueConfigurationError, ChannelAccessRefused):
+                            raise
+                        except (ConnectionError, OSError, ChannelInvalidStateError) as lost:
+                            # Its node went with the job in flight: whether it was stored
+                            # is unknown. Publish it again (on the next node that accepts,
+                            # for a cluster): a duplicate is what at-least-once allows, a
+                            # loss is not.
+                            if attempt == self._tries:
+                                raise
+                            logger.warning(
+                                "the broker connection broke with job %s in flight (%s): "
+                                "publishing it again, on the next node that accepts",
+                                job_id,
+                                self.describe(lost),
+                            )
+                            self.forget_channel()
                 finally:
                     del self._pending[deadline]
         except TimeoutError:
@@ -280,6 +275,48 @@ class Publisher:
                 f"the broker at {self._redacted_url} did not take job {job_id}: "
                 f"{self.describe(error)}"
             ) from None
+
+    async def _publish_on(
+        self,
+        channel: AbstractChannel,
+        body: bytes,
+        properties: Basic.Properties,
+        topology: Topology,
+        *,
+        level: int | None,
+        dead: bool,
+    ) -> None:
+        """Publish on ``channel`` (declaring ``topology`` first, once per connection);
+        return once confirmed."""
+        from pamqp.commands import Basic
+
+        if topology.jobs not in self._declared:
+            channel = await self._declare(topology)
+        exchange = ""
+        routing_key = topology.jobs
+        if dead:
+            exchange = topology.dead_exchange
+        elif level is not None:
+            if (topology.jobs, level) not in self._declared_delays:
+                await topology.declare_delay(channel, level)
+                self._declared_delays.add((topology.jobs, level))
+            routing_key = topology.delay_queue(level)
+        # aiormq's channel directly: aio-pika's Message and Exchange layers cost more per
+        # publish than the rest of queue() together.
+        underlay = self._underlay
+        assert underlay is not None
+        confirmation = await underlay.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,
+        )
+        if not isinstance(confirmation, Basic.Ack):
+            raise _NotStoredError(
+                f"the broker answered {type(confirmation).__name__} instead of confirming"
+            )
+        self._progressed = True
 
     async def _fail_calls_when_stalled(self) -> None:
         """Time out the pending calls that waited ``timeout_s`` without broker progress."""
@@ -312,8 +349,10 @@ class Publisher:
         import aio_pika
 
         await self._close_connection()
-        connection = await aio_pika.connect(
-            self._url, client_properties={"connection_name": self._connection_name}
+        connection = await connect_first(
+            split_broker_urls(self._url),
+            timeout_s=self._timeout_s,
+            connection_name=self._connection_name,
         )
         try:
             channel = await connection.channel(publisher_confirms=True)
@@ -327,7 +366,8 @@ class Publisher:
             self._connection = self._channel = self._underlay = None
             await connection.close()
             raise
-        logger.info("connected to the broker at %s", self._redacted_url)
+        node = str(connection.url) if isinstance(connection, aio_pika.Connection) else self._url
+        logger.info("connected to the broker at %s", redact_url(node))
         return channel
 
     async def _declare(self, topology: Topology) -> AbstractChannel:
@@ -373,10 +413,3 @@ class Publisher:
 
 class _NotStoredError(Exception):
     """The broker refused or returned a message."""
-
-
-def _password_of(url: str) -> str | None:
-    from urllib.parse import unquote, urlsplit
-
-    password = urlsplit(url).password
-    return unquote(password) if password else None
