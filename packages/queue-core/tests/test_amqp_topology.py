@@ -122,6 +122,34 @@ async def test_declaring_over_a_queue_with_another_delivery_limit_names_the_sett
     await broker.declare(Topology(queue_name, "quorum", 20))
 
 
+async def test_replicas_are_declared_on_every_quorum_queue_and_named_when_they_differ(
+    broker: Broker, private_node: RabbitMQNode, queue_name: str
+) -> None:
+    # Given a farm asking for 1 replica (QUEUE_REPLICAS=1, this node being the cluster)
+    topology = Topology(queue_name, "quorum", 10, replicas=1)
+
+    # When its queues are declared
+    async with broker.connection.channel() as channel:
+        await topology.declare(channel)
+        await topology.declare_delay(channel, 800)
+
+    # Then the jobs, dead-letter and delay queues each have that initial group size
+    listing = await rabbitmqctl(
+        private_node, "list_queues", "-q", "name", "arguments", "--formatter", "json"
+    )
+    sizes = {
+        found["name"]: _arguments(found).get("x-quorum-initial-group-size")
+        for found in json.loads(listing)
+        if found["name"].startswith(queue_name)
+    }
+    assert sizes == {queue_name: 1, topology.dead: 1, topology.delay_queue(800): 1}
+
+    # And a farm asking for another number is told which setting differs
+    with pytest.raises(QueueConfigurationError) as raised:
+        await broker.declare(Topology(queue_name, "quorum", 10, replicas=3))
+    assert "differs from what QUEUE_REPLICAS asks for" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("existing", "wanted"), [("classic", "quorum"), ("quorum", "classic")], ids=lambda t: t
 )

@@ -88,7 +88,7 @@ async def read_queues(settings: QueueSettings, names: Sequence[str]) -> list[Que
         probe = _Probe(connection)
         readings = []
         for name in names:
-            topology = Topology(name, settings.queue_type, settings.delivery_limit)
+            topology = Topology.from_settings(settings, name)
             readings.append(await _read(probe, topology))
         await probe.close()
         return readings

@@ -163,7 +163,7 @@ async def open_dead_letters(
     jobs_queue = settings.name if queue is None else queue
     async with _connection(settings) as connection:
         channel = await connection.channel()
-        name = Topology(jobs_queue, settings.queue_type, settings.delivery_limit).dead
+        name = Topology.from_settings(settings, jobs_queue).dead
         try:
             dead: AbstractQueue | None = await channel.declare_queue(name, passive=True)
         except ChannelNotFoundEntity:

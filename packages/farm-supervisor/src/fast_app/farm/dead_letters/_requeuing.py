@@ -114,7 +114,7 @@ class Requeuing:
             publisher = self._publishers[queue] = Publisher(
                 settings.rabbitmq_url.get_secret_value(),
                 redacted_url=settings.redacted_rabbitmq_url,
-                topology=Topology(queue, settings.queue_type, settings.delivery_limit),
+                topology=Topology.from_settings(settings, queue),
                 timeout_s=settings.connect_timeout_s,
                 signing_key=None if key is None else key.get_secret_value().encode(),
                 connection_name="fast-app dlq requeue",

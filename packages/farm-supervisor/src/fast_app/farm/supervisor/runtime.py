@@ -137,10 +137,7 @@ class Supervisor:
         self._tombstones = FarmTombstones(self._pools.workers)
         self._peers = PeerLoads(self.supervisor_id)
         farm_topology = Topology.from_settings(queue)
-        topologies = {
-            name: Topology(name, queue.queue_type, queue.delivery_limit)
-            for name in self._pools.pools
-        }
+        topologies = {name: Topology.from_settings(queue, name) for name in self._pools.pools}
         self._broker = SupervisorBroker(
             queue,
             self.supervisor_id,

@@ -73,9 +73,7 @@ class Worker:
         # The queue it consumes (its retries, delays and dead letters stay on it); the
         # farm's own queue carries the tombstones of all.
         self.farm_topology = Topology.from_settings(queue)
-        self.topology = Topology(
-            farm.worker_queue or queue.name, queue.queue_type, queue.delivery_limit
-        )
+        self.topology = Topology.from_settings(queue, farm.worker_queue or queue.name)
         key = queue.signing_key
         self._signing_key = None if key is None else key.get_secret_value().encode()
         self._allow_list = AllowList(

@@ -83,6 +83,18 @@ class QueueSettings(BaseSettings):
             "loops) or `classic`."
         ),
     )
+    replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=99,
+        description=(
+            "QUEUE_REPLICAS: on a RabbitMQ cluster, how many nodes hold a copy of each "
+            "quorum queue of the farm (jobs, delays, dead letters; "
+            "`x-quorum-initial-group-size`). Unset: the broker's default (on RabbitMQ 3.x, "
+            "every node of the cluster when the queue is first declared). 3 survives the "
+            "loss of 1 node, 5 of 2. Fixed at the first declare, like every queue argument."
+        ),
+    )
     delivery_limit: int = Field(
         default=10,
         ge=1,

@@ -64,16 +64,24 @@ class Topology:
         jobs: name of the jobs queue.
         queue_type: ``quorum`` or ``classic``, for every queue of the farm.
         delivery_limit: quorum queues dead-letter a job delivered this many times.
+        replicas: nodes holding a copy of each quorum queue (``None``: the broker's
+            default).
     """
 
     jobs: str
     queue_type: QueueType
     delivery_limit: int
+    replicas: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: QueueSettings) -> Topology:
-        """The topology that ``settings`` describe."""
-        return cls(settings.name, settings.queue_type, settings.delivery_limit)
+    def from_settings(cls, settings: QueueSettings, jobs: str | None = None) -> Topology:
+        """The topology that ``settings`` describe, for their queue or ``jobs``."""
+        return cls(
+            settings.name if jobs is None else jobs,
+            settings.queue_type,
+            settings.delivery_limit,
+            settings.replicas,
+        )
 
     @property
     def dead(self) -> str:
@@ -111,6 +119,8 @@ class Topology:
             # needs the reject-publish overflow mode.
             arguments["x-dead-letter-strategy"] = "at-least-once"
             arguments["x-overflow"] = "reject-publish"
+            if self.replicas is not None:
+                arguments["x-quorum-initial-group-size"] = self.replicas
         return arguments
 
     def jobs_arguments(self) -> dict[str, object]:
@@ -125,7 +135,10 @@ class Topology:
 
     def dead_arguments(self) -> dict[str, object]:
         """Arguments of the dead-letter queue."""
-        return {"x-queue-type": self.queue_type}
+        arguments: dict[str, object] = {"x-queue-type": self.queue_type}
+        if self.queue_type == "quorum" and self.replicas is not None:
+            arguments["x-quorum-initial-group-size"] = self.replicas
+        return arguments
 
     def delay_arguments(self, level_ms: int) -> dict[str, object]:
         """Arguments of the delay queue of ``level_ms``."""
@@ -202,6 +215,7 @@ class Topology:
 _ARGUMENT_SETTINGS = {
     "x-queue-type": "QUEUE_TYPE",
     "x-delivery-limit": "QUEUE_DELIVERY_LIMIT",
+    "x-quorum-initial-group-size": "QUEUE_REPLICAS",
     # Only quorum queues get these, and RabbitMQ may report them before x-queue-type:
     # over a queue of the other type, they are what differs first.
     "x-overflow": "QUEUE_TYPE (only quorum queues get it)",

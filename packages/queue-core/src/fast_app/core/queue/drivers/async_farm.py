@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
 from fast_app.core.queue.amqp import Publisher, Topology
@@ -87,14 +88,14 @@ class AsyncFarmDriver:
         ]
 
     def _topology_of(self, queue: str | None) -> Topology:
-        """The topology of a named queue (the default one for ``None``): same type and
-        delivery limit as the default queue's."""
+        """The topology of a named queue (the default one for ``None``): same type,
+        delivery limit and replicas as the default queue's."""
         if queue is None:
             return self._topology
         topology = self._topologies.get(queue)
         if topology is None:
             default = self._topology
-            topology = Topology(queue, default.queue_type, default.delivery_limit)
+            topology = dataclasses.replace(default, jobs=queue)
             self._topologies[queue] = topology
         return topology
 
