@@ -65,6 +65,24 @@ async def test_a_dashboard_that_starts_shows_the_last_hour_at_once() -> None:
         assert "24,400 succeeded" in history  # 61 minutes of 400
 
 
+async def test_a_silent_supervisors_figures_are_said_to_be_old() -> None:
+    # Given two supervisors with figures, one of them silent for 12 s (not forgotten yet)
+    fresh = _with_figures(sample_snapshot(NOW, supervisor_id="web-1-1"), 300, 0.01)
+    silent = _with_figures(sample_snapshot(NOW - 12, supervisor_id="web-2-2"), 100, 1.0)
+    app = FarmApp(StaticFarm([fresh, silent]), clock=lambda: NOW)
+
+    async with app.run_test(size=(160, 30)) as pilot:
+        # When the Functions screen is shown
+        await pilot.press("5")
+        await pilot.pause()
+        table = app.screen.query_one("#functions", LiveTable)
+
+        # Then its title says that one supervisor's figures are 12 s old
+        title = str(table.border_title)
+        assert "2 supervisors, newest 0s old" in title
+        assert "1 SILENT for up to 12s, counted as of then" in title
+
+
 def test_merged_figures_leave_out_what_does_not_convert() -> None:
     # Given a snapshot whose figures a forger bent (a string count, a bucket out of range)
     # and one from a supervisor before these figures.

@@ -21,7 +21,7 @@ from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.job_figures import FarmFigures, farm_figures
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
 from fast_app.farm_tui.table import Column, LiveTable, Row, column_widths
-from fast_app.farm_tui.view import FarmView
+from fast_app.farm_tui.view import FarmView, is_stale
 
 __all__ = [
     "FunctionsScreen",
@@ -185,6 +185,20 @@ class FunctionsScreen(DashboardScreen):
             else f"{fmt.plural(figures.supervisors, 'supervisor')}, "
             f"newest {fmt.coarse_age(max(0.0, now - figures.newest_at))} old"
         )
+        # A silent supervisor's last figures still count until it is forgotten: say so,
+        # with how old they are, rather than let them pass for current ones.
+        silent_ages = [
+            now - state.at
+            for state in states
+            if state is not None
+            and state.raw.get("functions")
+            and is_stale(now - state.at, state.heartbeat_interval_s)
+        ]
+        if silent_ages:
+            source += (
+                f"; {len(silent_ages)} SILENT for up to "
+                f"{fmt.coarse_age(max(0.0, max(silent_ages)))}, counted as of then"
+            )
         table.border_title = f"Functions, last 5 minutes ({source})"
         self._draw_history()
 
