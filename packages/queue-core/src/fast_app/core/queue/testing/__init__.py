@@ -6,6 +6,8 @@
 - ``rabbitmq_node()`` (module ``fast_app.core.queue.testing.rabbitmq``) starts a private,
   throwaway RabbitMQ node from the installed ``rabbitmq-server``; the ``rabbitmq_url``
   pytest fixture shares one for the whole test session.
+- ``rabbitmq_cluster()`` (module ``fast_app.core.queue.testing.rabbitmq_cluster``) starts
+  several such nodes clustered, whose nodes can be stopped, killed and restarted.
 
 The fixtures are registered by the ``fast_app_queue`` pytest plugin once this package is
 installed.
@@ -13,12 +15,15 @@ installed.
 
 from ._recorder import CapturedJob, JobRecorder
 from .rabbitmq import RabbitMQNode, RabbitMQNotInstalledError, RabbitMQStartError, rabbitmq_node
+from .rabbitmq_cluster import RabbitMQCluster, rabbitmq_cluster
 
 __all__ = [
     "CapturedJob",
     "JobRecorder",
+    "RabbitMQCluster",
     "RabbitMQNode",
     "RabbitMQNotInstalledError",
     "RabbitMQStartError",
+    "rabbitmq_cluster",
     "rabbitmq_node",
 ]

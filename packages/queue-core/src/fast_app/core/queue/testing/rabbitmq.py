@@ -116,7 +116,7 @@ class RabbitMQNode:
         node_name: Erlang node name, e.g. ``fastapp-1a2b3c4d@localhost``.
         base_dir: Temporary directory holding every file of the node.
         dist_port: Erlang distribution port (used by ``rabbitmqctl``).
-        epmd_port: Port of the node's private epmd.
+        epmd_port: Port of the node's private epmd (or of the one it shares).
         data_dir: Directory keeping its data beyond ``close()``, if one was given.
     """
 
@@ -127,6 +127,9 @@ class RabbitMQNode:
         consumer_timeout_ms: int | None = None,
         extra_config: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
+        node_name: str | None = None,
+        cookie: str | None = None,
+        shared_epmd_port: int | None = None,
     ) -> None:
         """Prepare the node's files without starting it.
 
@@ -138,6 +141,13 @@ class RabbitMQNode:
                 created if missing, and never delete it: a node started later on the
                 same directory finds it all again. None: a temporary directory, deleted
                 on ``close()``.
+            node_name: Erlang node name (``NAME@localhost``); by default the data
+                directory's, or a random one.
+            cookie: Erlang cookie, for nodes that must talk to each other (a cluster);
+                a random one when None.
+            shared_epmd_port: Register with the epmd another node owns on this port
+                (nodes of one host only find each other through one epmd); it must be
+                running whenever this node starts. None: start an epmd of its own.
 
         Raises:
             RabbitMQNotInstalledError: ``rabbitmq-server`` or ``epmd`` is missing.
@@ -146,13 +156,14 @@ class RabbitMQNode:
         amqp, dist, epmd = free_ports(3)
         self.amqp_port: Final = amqp if amqp_port is None else amqp_port
         self.dist_port: Final = dist
-        self.epmd_port: Final = epmd
+        self._owns_epmd: Final = shared_epmd_port is None
+        self.epmd_port: Final = epmd if shared_epmd_port is None else shared_epmd_port
         # Short name on the literal host "localhost": it resolves everywhere,
         # unlike a container's generated hostname.
         self.data_dir: Final = None if data_dir is None else Path(data_dir).resolve()
         # RabbitMQ keeps its data under the node's name: a kept directory keeps its name.
-        self.node_name: Final = self._kept_node_name() or (
-            f"fastapp-{secrets.token_hex(4)}@localhost"
+        self.node_name: Final = (
+            node_name or self._kept_node_name() or f"fastapp-{secrets.token_hex(4)}@localhost"
         )
         self.url: Final = f"amqp://guest:guest@{HOST}:{self.amqp_port}/"
         self.base_dir: Final = Path(tempfile.mkdtemp(prefix="fastapp-rabbitmq-"))
@@ -162,7 +173,7 @@ class RabbitMQNode:
         atexit.register(self.close)  # a forgotten close() must not leak an Erlang VM
         self._guard = NodeGuard(self.base_dir)  # nor a SIGKILLed owner
         try:
-            self._write_files(consumer_timeout_ms, extra_config or {})
+            self._write_files(consumer_timeout_ms, extra_config or {}, cookie)
         except BaseException:
             self.close()
             raise
@@ -181,7 +192,9 @@ class RabbitMQNode:
     def _mnesia_base(self) -> Path:
         return self.base_dir / "mnesia" if self.data_dir is None else self.data_dir / "mnesia"
 
-    def _write_files(self, consumer_timeout_ms: int | None, extra: Mapping[str, str]) -> None:
+    def _write_files(
+        self, consumer_timeout_ms: int | None, extra: Mapping[str, str], cookie_value: str | None
+    ) -> None:
         base = self.base_dir
         for sub in ("home", "log"):
             (base / sub).mkdir()
@@ -189,7 +202,7 @@ class RabbitMQNode:
         # A private $HOME keeps the cookie private; writing it up front avoids
         # the node and rabbit's "epmd-starter" helper VM racing to create it.
         cookie = base / "home" / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.write_text(cookie_value or secrets.token_hex(16).upper())
         cookie.chmod(0o400)  # Erlang rejects cookies readable by others
         (base / "enabled_plugins").write_text("[].\n")
         (base / "rabbitmq-env.conf").write_text("")
@@ -301,7 +314,8 @@ class RabbitMQNode:
         if self.is_running:
             return
         deadline = time.monotonic() + timeout
-        self._start_epmd(deadline)
+        if self._owns_epmd:
+            self._start_epmd(deadline)
         server = self._popen([str(self._script_dir / "rabbitmq-server")], "stdout.log")
         self._server = server
         while not speaks_amqp(self.amqp_port):
