@@ -285,3 +285,20 @@ async def test_a_retry_the_broker_will_not_store_hands_the_job_back_instead_of_d
     assert "could not store its retry" in worker.log()
     assert "dead-lettered" not in worker.log()
     assert await farm.queue_depth(f"{farm.queue_name}.dead") == 0
+
+
+async def test_a_worker_given_a_cluster_consumes_from_the_first_node_that_accepts(
+    farm: Farm,
+) -> None:
+    # Given a worker whose RABBITMQ_URL lists a node that is down before the live one
+    down = _closed_port()
+    worker = await farm.start_worker(
+        RABBITMQ_URL=f"amqp://guest:secret-of-the-down-node@127.0.0.1:{down}/,{farm.url}"
+    )
+
+    # When a job is queued, then it runs
+    await queue(farm_jobs.record, str(farm.results), "through the live node")
+    await wait_until(lambda: farm.tags("ran") == ["through the live node"], message="the job")
+    # And the node that was down is named without its password
+    assert f"broker node amqp://guest:***@127.0.0.1:{down}/" in worker.log()
+    assert "secret-of-the-down-node" not in worker.log()

@@ -21,6 +21,7 @@ from collections.abc import Sized
 from typing import TYPE_CHECKING
 
 from fast_app.core.queue.amqp import Topology
+from fast_app.core.queue.amqp.connecting import connect_first
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm._wording import counted
@@ -241,12 +242,10 @@ class JobConsumer:
     async def _consume_one_connection(
         self, deliveries: Deliveries, link: SupervisorLink | None
     ) -> None:
-        import aio_pika
-
-        connection = await aio_pika.connect(
-            self._queue.rabbitmq_url.get_secret_value(),
-            timeout=self._queue.connect_timeout_s,
-            client_properties={"connection_name": f"fast-app worker {self._worker_id}"},
+        connection = await connect_first(
+            self._queue.rabbitmq_urls,
+            timeout_s=self._queue.connect_timeout_s,
+            connection_name=f"fast-app worker {self._worker_id}",
         )
         lost = asyncio.Event()
         try:
