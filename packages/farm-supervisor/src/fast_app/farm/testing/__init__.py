@@ -5,6 +5,11 @@ The private, throwaway RabbitMQ node is queue-core's test kit
 that imported them from this package. The ``farm_queue_name`` pytest fixture is
 registered by the ``fast_app_farm`` pytest plugin once this package is installed;
 ``rabbitmq_url`` comes from queue-core's ``fast_app_queue`` plugin.
+
+``scaling_simulation`` runs many supervisors' scaling policy against one simulated queue,
+with no broker (``python -m fast_app.farm.testing.scaling_simulation``). It is listed
+here but not imported: running it with ``-m`` after this package imported it would load
+it twice.
 """
 
 from fast_app.core.queue.testing.rabbitmq import (
@@ -14,4 +19,10 @@ from fast_app.core.queue.testing.rabbitmq import (
     rabbitmq_node,
 )
 
-__all__ = ["RabbitMQNode", "RabbitMQNotInstalledError", "RabbitMQStartError", "rabbitmq_node"]
+__all__ = [
+    "RabbitMQNode",
+    "RabbitMQNotInstalledError",
+    "RabbitMQStartError",
+    "rabbitmq_node",
+    "scaling_simulation",
+]
