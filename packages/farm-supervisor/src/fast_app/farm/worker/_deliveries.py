@@ -103,6 +103,9 @@ class Deliveries:
         # Jobs whose delivery the broker took back for outliving its consumer_timeout:
         # when one comes back here it is dead-lettered instead of timing out in a loop.
         self._outlived_consumer_timeout: set[str] = set()
+        # The functions jobs named that the allow-list let run, described once: the
+        # allow-list's verdict on a path never changes.
+        self._specs: dict[str, FunctionSpec] = {}
         self._just_cancelled: collections.deque[tuple[float, str, float]] = collections.deque(
             maxlen=64
         )
@@ -218,16 +221,28 @@ class Deliveries:
                 delivery, DeadReason.CONSUMER_TIMEOUT, outlived, envelope.attempt
             )
             return False
-        try:
-            function = self._allow_list.resolve(envelope.function)
-        except JobImportError as not_importable:
-            not_allowed = _error(DeadReason.NOT_ALLOWED, not_importable)
-            await self._refuse(delivery, DeadReason.NOT_ALLOWED, not_allowed, envelope.attempt)
-            return False
+        spec = self._specs.get(envelope.function)
+        if spec is None:
+            try:
+                spec = self._allowed_spec(envelope.function)
+            except JobImportError as not_importable:
+                not_allowed = _error(DeadReason.NOT_ALLOWED, not_importable)
+                await self._refuse(delivery, DeadReason.NOT_ALLOWED, not_allowed, envelope.attempt)
+                return False
         if cancelled_by is not None:
             await self._settle_cancelled_before_start(delivery, envelope, cancelled_by)
             return False
-        return await self._run(delivery, envelope, describe_function(function))
+        return await self._run(delivery, envelope, spec)
+
+    def _allowed_spec(self, path: str) -> FunctionSpec:
+        """The function at ``path`` if the allow-list lets it run, described (cached).
+
+        Raises:
+            JobImportError: it may not run here.
+        """
+        spec = describe_function(self._allow_list.resolve(path))
+        self._specs[path] = spec
+        return spec
 
     async def _refuse(
         self, delivery: Delivery, reason: str, error: JobError, attempts: int | None

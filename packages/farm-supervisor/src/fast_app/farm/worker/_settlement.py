@@ -70,6 +70,14 @@ class Settlement:
         decision = decide_after_run(
             outcome.status, envelope, base_s=self.queue.retry_base_s, cap_s=self.queue.retry_cap_s
         )
+        if isinstance(decision, Done):
+            # Most jobs end here: acknowledged inline, as ``ack`` does, since every
+            # coroutine between the delivery's task and the socket is resumed on the way.
+            try:
+                await delivery.message.ack()
+            except Exception as error:
+                self._not_acknowledged(envelope.id, error)
+            return
         await self._carry_out(delivery, envelope, decision, outcome.error)
 
     async def retry_or_bury(
@@ -278,9 +286,12 @@ class Settlement:
         try:
             await message.ack()
         except Exception as error:
-            logger.warning(
-                "worker %s could not acknowledge job %s (%s): the broker will deliver it again",
-                self.worker_id,
-                job_id,
-                type(error).__name__,
-            )
+            self._not_acknowledged(job_id, error)
+
+    def _not_acknowledged(self, job_id: str, error: Exception) -> None:
+        logger.warning(
+            "worker %s could not acknowledge job %s (%s): the broker will deliver it again",
+            self.worker_id,
+            job_id,
+            type(error).__name__,
+        )

@@ -4,6 +4,7 @@ each function's runs since the last heartbeat."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -23,6 +24,7 @@ DEAD_LETTERED = "dead_lettered"
 CANCELLED = "cancelled"  # by an operator; its dead letter says so too
 _ABANDONED = "abandoned"
 _STARTED = "started"
+_TINY = 1e-300  # instead of a draw of exactly 0, whose log is undefined
 
 
 class QueueWaits:
@@ -40,17 +42,33 @@ class QueueWaits:
         self._seen = 0
         self._longest = 0.0
         self._random = random.Random(seed)
+        # Reservoir sampling that draws only for the waits it keeps (Li's "Algorithm L"):
+        # the next wait to keep is ``_keep_at`` (counted as ``_seen``); a full sample
+        # costs a comparison per start, not a random number.
+        self._weight = 1.0
+        self._keep_at = 0
 
     def add(self, wait_s: float) -> None:
         """One more job started after waiting ``wait_s``."""
         self._seen += 1
-        self._longest = max(self._longest, wait_s)
+        if wait_s > self._longest:
+            self._longest = wait_s
+        if self._seen != self._keep_at and len(self._sample) >= self._size:
+            return
         if len(self._sample) < self._size:
             self._sample.append(wait_s)
+            if len(self._sample) == self._size:
+                self._skip()
             return
-        slot = self._random.randrange(self._seen)  # reservoir sampling
-        if slot < self._size:
-            self._sample[slot] = wait_s
+        self._sample[self._random.randrange(self._size)] = wait_s
+        self._skip()
+
+    def _skip(self) -> None:
+        """Draw which of the coming waits is the next one to keep."""
+        draw = self._random.random
+        self._weight *= math.exp(math.log(draw() or _TINY) / self._size)
+        gap = math.log1p(-self._weight)
+        self._keep_at = self._seen + 1 + (int(math.log(draw() or _TINY) / gap) if gap < 0 else 0)
 
     def take(self) -> list[float]:
         """The waits since the last call (with the longest, when sampled); forgets them."""
@@ -58,6 +76,7 @@ class QueueWaits:
         if self._seen > len(waits):
             waits.append(self._longest)
         self._sample, self._seen, self._longest = [], 0, 0.0
+        self._weight, self._keep_at = 1.0, 0
         return waits
 
 

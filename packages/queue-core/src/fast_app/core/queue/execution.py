@@ -81,18 +81,14 @@ async def run_job(
             JobStatus.INVALID, time.perf_counter() - started, describe_exception(error), error
         )
     job_context = contextvars.Context()
-    job_context.run(context.install, envelope.context)
-    job_context.run(running_job.set, (envelope, queue))
-    if trace_context is not None:
-        # Never detached: the job's whole contextvars.Context is dropped when it ends.
-        job_context.run(otel_context.attach, trace_context)
-    loop = asyncio.get_running_loop()
+    job_context.run(_enter_job, envelope, queue, trace_context)
     soft_timeout = envelope.options.soft_timeout_s
     try:
         if spec.is_async:
             if inline and soft_timeout is None:
                 await _step_in_context(spec.function(*args, **kwargs), job_context)
                 return JobOutcome(JobStatus.SUCCEEDED, time.perf_counter() - started)
+            loop = asyncio.get_running_loop()
             task = loop.create_task(spec.function(*args, **kwargs), context=job_context)
             if soft_timeout is None:
                 await task
@@ -100,7 +96,7 @@ async def run_job(
                 await _await_with_soft_timeout(task, envelope, soft_timeout, cancel_grace_s)
         else:
             call = functools.partial(job_context.run, spec.function, *args, **kwargs)
-            future = loop.run_in_executor(executor, call)
+            future = asyncio.get_running_loop().run_in_executor(executor, call)
             if soft_timeout is None:
                 await future
             else:
@@ -118,6 +114,17 @@ async def run_job(
             JobStatus.FAILED, time.perf_counter() - started, describe_exception(error), error
         )
     return JobOutcome(JobStatus.SUCCEEDED, time.perf_counter() - started)
+
+
+def _enter_job(
+    envelope: JobEnvelope, queue: str | None, trace_context: TraceContext | None
+) -> None:
+    """Set what the job's code sees, inside the job's own ``contextvars.Context``."""
+    context.install(envelope.context)
+    running_job.set((envelope, queue))
+    if trace_context is not None:
+        # Never detached: the job's whole contextvars.Context is dropped when it ends.
+        otel_context.attach(trace_context)
 
 
 @types.coroutine
