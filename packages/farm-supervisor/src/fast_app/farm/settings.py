@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,6 +108,16 @@ class FarmSettings(BaseSettings):
             "FARM_MAX_STARTUP_FAILURES: after this many workers in a row could not start "
             "(a bad FARM_IMPORTS, an import error, a failing FARM_STARTUP hook), the "
             "supervisor stops with exit code 3 instead of replacing them forever."
+        ),
+    )
+    worker_start: Literal["template", "fresh"] = Field(
+        default="template",
+        description=(
+            "FARM_WORKER_START: how the supervisor starts a worker: `template` forks it "
+            "from a template process that imported the framework and FARM_IMPORTS once "
+            "(faster starts, shared memory; Linux), `fresh` starts a new interpreter "
+            "(for application modules that start threads or open sockets at import): see "
+            "docs/deployment.md, Worker start."
         ),
     )
     min_workers: int = Field(

@@ -43,6 +43,7 @@ WORK_FLAGS = (
     ("--target-drain", "target_drain_s", float),
     ("--supervisor-id", "supervisor_id", str),
     ("--max-startup-failures", "max_startup_failures", int),
+    ("--worker-start", "worker_start", str),
 )
 
 

@@ -27,6 +27,7 @@ from fast_app.farm.supervisor._events import EventLog, failure_entry
 from fast_app.farm.supervisor._job_figures import JobFigures
 from fast_app.farm.supervisor._snapshot import RecentJobEnds
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, describe_exit
+from fast_app.farm.template import WorkerTemplate
 from fast_app.farm.worker._exit import EXIT_HARD_TIMEOUT, EXIT_STARTUP_FAILED
 
 __all__ = ["WorkerPool"]
@@ -67,6 +68,8 @@ class WorkerPool:
             ``FARM_MAX_WORKERS``.
         numbers: the numbers of new workers (``<supervisor>-w<N>``), shared by the
             pools of one supervisor so that worker ids stay unique.
+        template: the worker template new workers are forked from when it is ready
+            (``None``: each starts as a fresh interpreter).
     """
 
     def __init__(
@@ -85,7 +88,9 @@ class WorkerPool:
         queue: str | None = None,
         limits: tuple[int, int] | None = None,
         numbers: Iterator[int] | None = None,
+        template: WorkerTemplate | None = None,
     ) -> None:
+        self._template = template
         self._refusals = refusals
         self.queue = queue
         self._supervisor_id = supervisor_id
@@ -195,7 +200,7 @@ class WorkerPool:
         """Start one more worker, and watch it until it ends."""
         worker_id = f"{self._supervisor_id}-w{next(self._numbers)}"
         worker = await WorkerProcess.spawn(
-            worker_id, self._environment(), self._output, self._refusals
+            worker_id, self._environment(), self._output, self._refusals, self._template
         )
         worker.queue = self.queue
         self.workers[worker_id] = worker

@@ -31,6 +31,7 @@ from fast_app.farm.messages import (
 from fast_app.farm.messages.job_figures import OTHER_FUNCTIONS
 from fast_app.farm.run_tallies import RunTally
 from fast_app.farm.settings import FarmSettings
+from fast_app.farm.template import EXIT_UNKNOWN, WorkerHandle, WorkerTemplate
 
 __all__ = ["OutputSink", "WorkerProcess", "describe_exit", "worker_environment"]
 
@@ -53,6 +54,8 @@ _EXIT_REASONS = {
 
 def describe_exit(code: int) -> str:
     """Exit code or signal, in words."""
+    if code == EXIT_UNKNOWN:
+        return "exit status unknown (its worker template died before reporting it)"
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -111,7 +114,8 @@ class WorkerProcess:
 
     Attributes:
         worker_id: its name (``<supervisor>-w<N>``).
-        process: the child process.
+        process: the process: a fresh interpreter (asyncio's ``Process``) or a child of
+            the worker template (``ForkedWorker``).
         spawned_at: monotonic time of the spawn.
         heartbeat: its latest heartbeat, ``None`` until the first one.
         last_seen: monotonic time of its latest line on the link (or of the spawn): a
@@ -125,7 +129,7 @@ class WorkerProcess:
     """
 
     worker_id: str
-    process: asyncio.subprocess.Process
+    process: WorkerHandle
     spawned_at: float
     _socket: socket.socket
     heartbeat: Heartbeat | None = None
@@ -153,8 +157,10 @@ class WorkerProcess:
         environment: dict[str, str],
         output: OutputSink | None = None,
         refusals: Refusals | None = None,
+        template: WorkerTemplate | None = None,
     ) -> WorkerProcess:
-        """Start ``fast-app worker`` as a fresh interpreter linked by a socket pair.
+        """Start ``fast-app worker``, linked by a socket pair: forked from ``template``
+        when it is ready, else as a fresh interpreter.
 
         Args:
             worker_id: its name.
@@ -162,34 +168,14 @@ class WorkerProcess:
             output: receives its stdout and stderr line by line; ``None``: it writes to
                 the supervisor's own (a dashboard owns the terminal, so it passes one).
             refusals: where heartbeats that do not decode are counted.
+            template: the worker template to fork it from (``None``: always fresh).
         """
-        ours, theirs = socket.socketpair()
-        piped = asyncio.subprocess.PIPE if output is not None else None
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "fast_app.farm",
-                "worker",
-                env={
-                    **environment,
-                    "FARM_WORKER_ID": worker_id,
-                    "FARM_SUPERVISOR_FD": str(theirs.fileno()),
-                },
-                pass_fds=(theirs.fileno(),),
-                # Captured, it must not touch the terminal either: a dashboard reads it.
-                stdin=asyncio.subprocess.DEVNULL if output is not None else None,
-                stdout=piped,
-                stderr=asyncio.subprocess.STDOUT if output is not None else None,
-                # Its own session: a Ctrl-C on the terminal reaches the supervisor only,
-                # which drains it (a second Ctrl-C: kills it). Were it in the terminal's
-                # process group, it would hear the first Ctrl-C itself and then the
-                # supervisor's drain as a second stop request, abandoning its jobs. It
-                # still ends with its supervisor: it watches the link.
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()  # the child has its copy; ours must close for EOF to work
+        started = None
+        if template is not None:
+            started = await _fork(template, worker_id, environment, captured=output is not None)
+        if started is None:
+            started = await _start_fresh(worker_id, environment, captured=output is not None)
+        process, ours = started
         now = time.monotonic()
         worker = cls(worker_id, process, now, ours, last_seen=now)
         if refusals is not None:
@@ -353,6 +339,58 @@ class WorkerProcess:
         ended = list(self.ended)
         self.ended.clear()
         return ended
+
+
+async def _fork(
+    template: WorkerTemplate, worker_id: str, environment: dict[str, str], *, captured: bool
+) -> tuple[WorkerHandle, socket.socket] | None:
+    """A worker forked by the template, and our end of its link; ``None`` if it cannot."""
+    ours, theirs = socket.socketpair()
+    try:
+        forked = await template.spawn(worker_id, environment, theirs.fileno(), captured=captured)
+    finally:
+        theirs.close()  # the template got its copy, and the child has it
+    if forked is None:
+        ours.close()
+        return None
+    return forked, ours
+
+
+async def _start_fresh(
+    worker_id: str, environment: dict[str, str], *, captured: bool
+) -> tuple[WorkerHandle, socket.socket]:
+    """A worker started as a fresh interpreter, and our end of its link."""
+    ours, theirs = socket.socketpair()
+    piped = asyncio.subprocess.PIPE if captured else None
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fast_app.farm",
+            "worker",
+            env={
+                **environment,
+                "FARM_WORKER_ID": worker_id,
+                "FARM_SUPERVISOR_FD": str(theirs.fileno()),
+            },
+            pass_fds=(theirs.fileno(),),
+            # Captured, it must not touch the terminal either: a dashboard reads it.
+            stdin=asyncio.subprocess.DEVNULL if captured else None,
+            stdout=piped,
+            stderr=asyncio.subprocess.STDOUT if captured else None,
+            # Its own session: a Ctrl-C on the terminal reaches the supervisor only,
+            # which drains it (a second Ctrl-C: kills it). Were it in the terminal's
+            # process group, it would hear the first Ctrl-C itself and then the
+            # supervisor's drain as a second stop request, abandoning its jobs. It
+            # still ends with its supervisor: it watches the link.
+            start_new_session=True,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()  # the child has its copy; ours must close for EOF to work
+    return process, ours
 
 
 async def _forward_output(worker_id: str, stream: asyncio.StreamReader, output: OutputSink) -> None:

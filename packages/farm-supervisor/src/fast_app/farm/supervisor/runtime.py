@@ -52,6 +52,7 @@ from fast_app.farm.supervisor.balancing import (
     balance,
 )
 from fast_app.farm.telemetry import FarmGauges
+from fast_app.farm.template import WorkerTemplate
 
 __all__ = [
     "EXIT_DRAIN_INCOMPLETE",
@@ -113,6 +114,18 @@ class Supervisor:
         # The latest snapshot, read by the metric gauges (on their reader's thread).
         self.latest_snapshot: dict[str, Any] | None = None
         numbers = itertools.count(1)  # worker ids stay unique across the pools
+        #: The process workers are forked from (``FARM_WORKER_START=template``).
+        self.template = (
+            WorkerTemplate(
+                imports=farm.imports,
+                environment=lambda: worker_environment(farm, queue, ()),
+                events=self.events,
+                refusals=self.refusals,
+                output=worker_output,
+            )
+            if farm.worker_start == "template"
+            else None
+        )
         self._pools = QueuePools(
             {
                 pool.queue: WorkerPool(
@@ -129,6 +142,7 @@ class Supervisor:
                     queue=pool.queue,
                     limits=(pool.min_workers or 0, pool.max_workers or 1),
                     numbers=numbers,
+                    template=self.template,
                 )
                 for pool in farm.queue_pools(queue.name)
             },
@@ -217,6 +231,9 @@ class Supervisor:
         # Fails fast on a broker that is not there.
         for feed in self._feeds.values():
             feed.depth = await self._broker.depth(feed.topology)
+        if self.template is not None:
+            # It imports while the supervisor starts; the first spawns wait for it.
+            await self.template.start()
         self._gauges = FarmGauges(self.queue.name, lambda: self.latest_snapshot)
         self.events.record(
             logging.INFO,
@@ -240,6 +257,8 @@ class Supervisor:
             return await self._shut_down()
         finally:
             self._stopped = True
+            if self.template is not None:
+                await self.template.close()
             await self._publish_snapshot(wait_s=1.0)  # the last one says it stopped
             await self._broker.close()
 
@@ -315,6 +334,11 @@ class Supervisor:
         # shows the drain going on.
         while self.workers and (left := deadline - time.monotonic()) > 0:
             await self._pools.wait_until_empty(min(left, self.farm.heartbeat_interval_s))
+            if not self.workers or time.monotonic() >= deadline:
+                # Judged at the deadline, not one publish later: a worker that abandons
+                # its jobs at the end of its grace period (which began as ours did) and
+                # exits at once must still count as having outlived it.
+                break
             await self._publish_snapshot(wait_s=self.farm.heartbeat_interval_s)
         return not self.workers
 
