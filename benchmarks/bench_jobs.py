@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -42,6 +43,13 @@ def busy_for(seconds: float) -> None:
 async def busy(work_ms: float) -> None:
     """A job doing ``work_ms`` milliseconds of CPU work, noted like ``noop``."""
     busy_for(work_ms / 1000)
+    await noop()
+
+
+async def sleepy(seconds: float) -> None:
+    """A job that waits ``seconds`` without using the CPU (an I/O-bound job), noted like
+    ``noop`` when it ends (for the scale-up burst: its last end is the backlog drained)."""
+    await asyncio.sleep(seconds)
     await noop()
 
 
