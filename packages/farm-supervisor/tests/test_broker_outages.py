@@ -178,6 +178,12 @@ async def test_a_burst_longer_than_the_bound_succeeds_while_the_broker_makes_pro
     configure(
         driver="async_farm", rabbitmq_url=rabbitmq_url, name=farm.queue_name, connect_timeout_s=0.3
     )
+    # Connected, and the new quorum queue has its leader (a node restarted by an earlier
+    # test may take longer than this bound to elect it): the burst is what is measured.
+    for _ in range(50):
+        with contextlib.suppress(QueueUnavailableError):
+            await queue(farm_jobs.record, "unused", "warm-up")
+            break
     started = time.monotonic()
 
     jobs = await asyncio.gather(
@@ -186,7 +192,7 @@ async def test_a_burst_longer_than_the_bound_succeeds_while_the_broker_makes_pro
 
     assert time.monotonic() - started > 0.3  # longer than the bound, yet nothing failed
     assert len({job.id for job in jobs}) == 5000
-    assert await farm.queue_depth() == 5000
+    assert await farm.queue_depth() >= 5001  # a warm-up that timed out may be stored too
 
 
 async def test_a_job_the_broker_refuses_raises_instead_of_vanishing(
@@ -194,8 +200,10 @@ async def test_a_job_the_broker_refuses_raises_instead_of_vanishing(
 ) -> None:
     if rabbitmq_node_session is None:
         pytest.skip("needs the private node to set a policy (RABBITMQ_URL is set)")
+    configure(driver="async_farm", rabbitmq_url=farm.url, name=farm.queue_name, connect_timeout_s=1)
     await queue(farm_jobs.record, "unused", "declares-the-queue")
-    # A full queue that rejects publishes: the broker nacks every new message.
+    # A full queue that rejects publishes: the broker nacks every new message (a nack may
+    # be an election's: it is published again until the bound, then raised).
     policy = '{"max-length": 0, "overflow": "reject-publish"}'
     result = rabbitmq_node_session.rabbitmqctl(
         "set_policy",

@@ -41,6 +41,9 @@ __all__ = ["CONFIRM_WINDOW", "OutgoingJob", "Publisher"]
 
 logger = logging.getLogger("fast_app.queue")
 
+#: Pause before publishing a nacked job again (a quorum queue's election takes ~0.5 s).
+_AFTER_NACK_S = 0.2
+
 
 class Publisher:
     """Publishes jobs to a farm's queues on a connection it (re)opens when needed.
@@ -220,15 +223,21 @@ class Publisher:
         level: int | None = None,
         dead: bool = False,
     ) -> None:
-        from aiormq.exceptions import ChannelAccessRefused, ChannelInvalidStateError
+        from aiormq.exceptions import (
+            ChannelAccessRefused,
+            ChannelClosed,
+            ChannelInvalidStateError,
+        )
 
+        nacked = False
         try:
             async with asyncio.timeout(None) as deadline:
                 self._pending[deadline] = self.loop.time()
                 if self._watchdog is None:
                     self._watchdog = self.loop.create_task(self._fail_calls_when_stalled())
                 try:
-                    for attempt in range(1, self._tries + 1):
+                    attempt = 1
+                    while True:
                         # Connecting tries every node itself: its failure is final.
                         channel = await self._ready_channel()
                         try:
@@ -236,8 +245,22 @@ class Publisher:
                                 channel, body, properties, topology, level=level, dead=dead
                             )
                             break
+                        except _NackedError:
+                            # RabbitMQ 3.10 nacks a publish to a quorum queue that has no
+                            # leader (for the second of an election after its leader's node
+                            # died), and a channel whose first publish to the queue was so
+                            # nacked nacks every later one to it, leader or not. Not stored:
+                            # publish it again, on a fresh channel, until the bound.
+                            nacked = True
+                            await self._replace_channel(channel)
+                            await asyncio.sleep(_AFTER_NACK_S)
                         except (_NotStoredError, QueueConfigurationError, ChannelAccessRefused):
                             raise
+                        except ChannelClosed:
+                            if self._channel is channel:
+                                raise
+                            # Another job's nack replaced this channel, closing it with this
+                            # job unconfirmed: publish it again (a duplicate at worst).
                         except (ConnectionError, OSError, ChannelInvalidStateError) as lost:
                             # Its node went with the job in flight: whether it was stored
                             # is unknown. Publish it again (on the next node that accepts,
@@ -245,6 +268,7 @@ class Publisher:
                             # loss is not.
                             if attempt == self._tries:
                                 raise
+                            attempt += 1
                             logger.warning(
                                 "the broker connection broke with job %s in flight (%s): "
                                 "publishing it again, on the next node that accepts",
@@ -259,6 +283,7 @@ class Publisher:
             raise QueueUnavailableError(
                 f"the broker at {self._redacted_url} did not take job {job_id} within "
                 f"{self._timeout_s:g}s (QUEUE_CONNECT_TIMEOUT_S)"
+                + ("; it answered Basic.Nack (not stored)" if nacked else "")
             ) from None
         except QueueConfigurationError:
             raise
@@ -288,6 +313,7 @@ class Publisher:
     ) -> None:
         """Publish on ``channel`` (declaring ``topology`` first, once per connection);
         return once confirmed."""
+        from aiormq.exceptions import DeliveryError, PublishError
         from pamqp.commands import Basic
 
         if topology.jobs not in self._declared:
@@ -305,13 +331,18 @@ class Publisher:
         # publish than the rest of queue() together.
         underlay = self._underlay
         assert underlay is not None
-        confirmation = await underlay.basic_publish(
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=True,
-        )
+        try:
+            confirmation = await underlay.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+            )
+        except DeliveryError as refused:
+            if isinstance(refused, PublishError) or not isinstance(refused.frame, Basic.Nack):
+                raise
+            raise _NackedError("the broker answered Nack instead of confirming") from None
         if not isinstance(confirmation, Basic.Ack):
             raise _NotStoredError(
                 f"the broker answered {type(confirmation).__name__} instead of confirming"
@@ -344,6 +375,18 @@ class Publisher:
             if channel is not None and not channel.is_closed:
                 return channel
             return await self._connect()
+
+    async def _replace_channel(self, nacked: AbstractChannel) -> None:
+        """Publish on a fresh channel of the same connection from now on, unless
+        ``nacked`` was replaced already (its other publishes were nacked too)."""
+        async with self._lock:
+            connection = self._connection
+            if self._channel is not nacked or connection is None or connection.is_closed:
+                return
+            channel = await connection.channel(publisher_confirms=True)
+            self._channel, self._underlay = channel, await channel.get_underlay_channel()
+        with contextlib.suppress(Exception):
+            await nacked.close()
 
     async def _connect(self) -> AbstractChannel:
         import aio_pika
@@ -413,3 +456,7 @@ class Publisher:
 
 class _NotStoredError(Exception):
     """The broker refused or returned a message."""
+
+
+class _NackedError(_NotStoredError):
+    """The broker nacked a message: it is not stored, and may be published again."""
