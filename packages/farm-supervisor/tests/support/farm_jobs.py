@@ -178,3 +178,12 @@ async def flaky_once_file_exists(results: str, tag: str, failures: int, path: st
     while not os.path.exists(path) and time.monotonic() < deadline:  # noqa: ASYNC240 (a stat)
         await asyncio.sleep(0.02)
     await flaky(results, tag, failures)
+
+
+# -- cluster failover: a short job that says when it finished -------------------------
+
+
+async def cluster_job(results: str, tag: str, seconds: float) -> None:
+    """Sleeps ``seconds``, then reports ``finished`` with the wall-clock time (``at``)."""
+    await asyncio.sleep(seconds)
+    report(results, "finished", tag, at=time.time())

@@ -1,0 +1,105 @@
+"""A farm on a private 3-node RabbitMQ cluster keeps every confirmed job through a quorum
+leader's crash, a rolling restart and the loss of a majority (issue 16).
+
+Shortened forms of ``chaos/cluster_chaos.py``: one cluster for the module (it takes
+15-25 s to form on two cores), each scenario on a queue of its own, two supervisors of
+two workers each connecting to different nodes first. Each test prints its accounting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_chaos import (
+    AT_MOST_A_HANDFUL,
+    ClusterChaosConfig,
+    leader_loss,
+    minority_loss,
+    rolling_restart,
+)
+
+from fast_app.core.queue.testing.rabbitmq_cluster import RabbitMQCluster, rabbitmq_cluster
+
+# The first test also waits for the module's cluster to form.
+pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.timeout(150)]
+
+SHORT = ClusterChaosConfig(
+    jobs=600,
+    job_s=0.005,
+    publish_per_s=50,
+    restart_after_s=5,
+    connect_timeout_s=3,
+    settle_timeout_s=60,
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RabbitMQCluster]:
+    with rabbitmq_cluster(nodes=3) as formed:
+        yield formed
+
+
+async def test_a_killed_quorum_leader_loses_no_confirmed_job_and_publishers_keep_going(
+    cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    # Given two supervisors consuming, and this process publishing through the leader's
+    # node; When that node is SIGKILLed once half the jobs are confirmed, and started
+    # again 5 s later
+    report = await leader_loss(cluster, SHORT, tmp_path)
+    print(report.render())
+
+    # Then every confirmed job completed (none dead-lettered, none lost)
+    assert report.lost == []
+    assert report.dead_lettered == {}
+    assert report.completed >= report.confirmed >= SHORT.jobs // 2
+    # And publishing went on through the failover
+    assert len(report.unconfirmed) <= AT_MOST_A_HANDFUL, list(report.unconfirmed.items())[:3]
+    assert report.confirmed + len(report.unconfirmed) == report.published
+    # And the farm kept draining while the node was down, nothing restarted
+    assert report.completed_while_down, report.render()
+    assert report.processes_intact
+
+
+async def test_a_rolling_restart_leaves_nothing_lost_stuck_or_restarted(
+    cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    # Given two supervisors consuming jobs published at a steady pace;
+    # When each node in turn is stopped, started and rejoins
+    report = await rolling_restart(cluster, SHORT, tmp_path)
+    print(report.render())
+
+    # Then no confirmed job is lost, and publishing went on
+    assert report.lost == []
+    assert len(report.unconfirmed) <= AT_MOST_A_HANDFUL, list(report.unconfirmed.items())[:3]
+    assert report.confirmed >= SHORT.jobs
+    # And nothing is left ready or unacknowledged in the jobs queue
+    assert (report.left_ready, report.left_unacked, report.left_by_passive_declare) == (0, 0, 0)
+    # And no supervisor or worker was restarted
+    assert report.supervisors_gone == []
+    assert report.workers_gone == []
+    assert report.workers_started_since_ready == 0
+
+
+async def test_losing_the_majority_fails_queue_in_time_and_its_return_heals_without_restarts(
+    cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    # Given a consuming farm and jobs confirmed; When two nodes of three stop
+    report = await minority_loss(cluster, SHORT, tmp_path)
+    print(report.render())
+
+    # Then queue() raised QueueUnavailableError within its bound, without hanging
+    assert report.accepted_without_majority == 0
+    assert report.unavailable_bound_s is not None
+    assert len(report.unavailable_errors) == 2
+    assert max(report.unavailable_after_s) <= report.unavailable_bound_s
+    # And once one node is back, queue() succeeds again, nothing restarted
+    assert report.recovered_after_s is not None, report.render()
+    assert report.processes_intact
+    # And every job published before was confirmed, and it and those since completed
+    assert len(report.unconfirmed) == report.failed_while_recovering
+    assert report.confirmed > SHORT.jobs
+    assert report.lost == []
+    assert report.dead_lettered == {}
+    assert report.completed >= report.confirmed
