@@ -8,6 +8,9 @@ two workers each connecting to different nodes first. Each test prints its accou
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +18,17 @@ import pytest
 from cluster_chaos import (
     AT_MOST_A_HANDFUL,
     ClusterChaosConfig,
+    _await_whole,
+    _end,
     leader_loss,
     minority_loss,
     rolling_restart,
 )
+from farm_testkit import Farm, start_supervisor, wait_until
 
+from fast_app.core.queue import QueueSettings
 from fast_app.core.queue.testing.rabbitmq_cluster import RabbitMQCluster, rabbitmq_cluster
+from fast_app.farm.listener import FarmListener
 
 # The first test also waits for the module's cluster to form.
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.timeout(150)]
@@ -103,3 +111,45 @@ async def test_losing_the_majority_fails_queue_in_time_and_its_return_heals_with
     assert report.lost == []
     assert report.dead_lettered == {}
     assert report.completed >= report.confirmed
+
+
+async def test_a_dashboards_listener_reopens_on_another_node_when_its_node_dies(
+    cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    # Given a supervisor connected to node 1 first, and a dashboard's listener (robust,
+    # as `fast-app top` opens it) on node 0, hearing its snapshots
+    await _await_whole(cluster)
+    queue_name = f"cluster-listener.{secrets.token_hex(4)}"
+    farm = Farm(cluster.url, queue_name, tmp_path / "results.jsonl", tmp_path)
+    await start_supervisor(
+        farm,
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "1",
+        RABBITMQ_URL=",".join(cluster.urls[1:] + cluster.urls[:1]),
+        QUEUE_REPLICAS="3",
+    )
+    heard: list[float] = []
+    settings = QueueSettings(
+        driver="async_farm", rabbitmq_url=cluster.url, name=queue_name, connect_timeout_s=3
+    )
+    listener = FarmListener(settings, lambda _snapshot: heard.append(time.monotonic()), robust=True)
+    try:
+        await listener.start()
+        await wait_until(lambda: len(heard) >= 2, timeout=30, message="snapshots on node 0")
+
+        # When node 0 dies
+        killed_at = time.monotonic()
+        await asyncio.to_thread(cluster.kill, 0)
+
+        # Then the listener reopens on another node and hears the snapshots again
+        await wait_until(
+            lambda: listener.connected and any(at > killed_at + 0.5 for at in heard),
+            timeout=30,
+            message="snapshots heard through another node",
+        )
+    finally:
+        await listener.close()
+        await _end(farm.supervisors)
+        await _await_whole(cluster)

@@ -132,6 +132,23 @@ async def take_all(farm: Farm, name: str) -> list[aio_pika.abc.AbstractIncomingM
         await connection.close()
 
 
+async def dead_letters_left(farm: Farm, expected: int) -> None:
+    """Wait until the dead-letter queue holds ``expected`` letters: those a command read
+    and left in place count again only once the broker has taken them back from its
+    closed connection."""
+    depth = -1
+
+    async def settled() -> bool:
+        nonlocal depth
+        depth = await farm.queue_depth(dead(farm))
+        return depth == expected
+
+    deadline = time.monotonic() + 10
+    while not await settled():
+        assert time.monotonic() < deadline, f"{depth} dead letters, not {expected}"
+        await asyncio.sleep(0.05)
+
+
 def dead(farm: Farm) -> str:
     return f"{farm.queue_name}.dead"
 
@@ -250,7 +267,7 @@ async def test_list_removes_nothing_and_gives_the_same_order_every_time(
 
     assert listings == [oldest_first] * 4
     assert oldest_five == oldest_first[:5]
-    assert await farm.queue_depth(dead(farm)) == 40
+    await dead_letters_left(farm, 40)
 
 
 async def test_list_of_a_farm_without_dead_letters_creates_nothing(
@@ -338,7 +355,7 @@ async def test_show_of_a_job_with_no_dead_letter_exits_1(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"fast-app dlq: no dead letter of job nope in {dead(farm)}\n"
-    assert await farm.queue_depth(dead(farm)) == 1
+    await dead_letters_left(farm, 1)
 
 
 # -- requeue --------------------------------------------------------------------------
@@ -389,7 +406,7 @@ async def test_requeue_all_republishes_every_job_signed_and_due_now(
         assert body["options"] == {"retries": 2}
         assert message.headers[h.SIGNATURE] == sign(message.body, KEY.encode())
         assert h.DEAD_REASON not in message.headers
-    assert await farm.queue_depth(dead(farm)) == 0
+    await dead_letters_left(farm, 0)
     assert capsys.readouterr().out == ""
 
 
@@ -428,7 +445,7 @@ async def test_requeue_reports_ids_it_cannot_find_or_requeue(
         "not found nope",
         "0 requeued, 1 skipped, 1 not found",
     ]
-    assert await farm.queue_depth(dead(farm)) == 2
+    await dead_letters_left(farm, 2)
     assert await farm.queue_depth(farm.queue_name) == 0
 
 
@@ -442,7 +459,7 @@ async def test_a_job_dead_lettered_twice_is_requeued_once(
 
     assert "removed a duplicate dead letter of job-a" in capsys.readouterr().out
     assert await farm.queue_depth(farm.queue_name) == 1
-    assert await farm.queue_depth(dead(farm)) == 0
+    await dead_letters_left(farm, 0)
 
 
 async def test_requeue_needs_job_ids_or_all_but_not_both(
@@ -454,7 +471,7 @@ async def test_requeue_needs_job_ids_or_all_but_not_both(
     assert await dlq("requeue", "job-a", "--all") == 2
 
     assert "give JOB_ID... or --all" in capsys.readouterr().err
-    assert await farm.queue_depth(dead(farm)) == 1
+    await dead_letters_left(farm, 1)
 
 
 # -- purge ----------------------------------------------------------------------------
@@ -469,7 +486,7 @@ async def test_purge_yes_deletes_every_dead_letter(
     assert await dlq("purge", "--yes") == 0
 
     assert capsys.readouterr().out == f"purged 3 dead letters from {dead(farm)}\n"
-    assert await farm.queue_depth(dead(farm)) == 0
+    await dead_letters_left(farm, 0)
 
 
 @pytest.mark.parametrize(("answer", "code", "left"), [("n\n", 1, 2), ("", 1, 2), ("y\n", 0, 0)])
@@ -488,7 +505,7 @@ async def test_purge_asks_first(
     assert await dlq("purge") == code
 
     assert capsys.readouterr().out.startswith(f"Purge 2 dead letters from {dead(farm)}? [y/N] ")
-    assert await farm.queue_depth(dead(farm)) == left
+    await dead_letters_left(farm, left)
 
 
 async def test_purge_without_a_terminal_or_yes_refuses(
@@ -503,7 +520,7 @@ async def test_purge_without_a_terminal_or_yes_refuses(
     assert captured.err == (
         f"fast-app dlq: not purging 1 dead letters from {dead(farm)}: confirm with --yes\n"
     )
-    assert await farm.queue_depth(dead(farm)) == 1
+    await dead_letters_left(farm, 1)
 
 
 # -- settings and broker --------------------------------------------------------------

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
-from fast_app.core.queue.amqp.connecting import connect_first, connect_first_robust
+from fast_app.core.queue.amqp.connecting import connect_first
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Refusals, decode_snapshot
 from fast_app.farm.messages.edge import decode_at_edge
@@ -28,13 +29,16 @@ __all__ = ["FarmListener", "collect_snapshots"]
 # The name of the module it came from: logging set up for it still applies.
 logger = logging.getLogger("fast_app.farm.status")
 
+_REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+
 
 class FarmListener:
     """A connection that hears every supervisor's snapshots and can send them commands.
 
     ``fast-app status`` listens for a moment; the dashboard of ``fast-app top`` for as
-    long as it runs: the connection is reopened after a broker outage (``robust``), with
-    its listening queue and consumer.
+    long as it runs: the connection is reopened after a broker outage (``robust``), on
+    the first node of ``RABBITMQ_URL`` that accepts, with its listening queue and
+    consumer.
 
     Snapshots are decoded strictly (``fast_app.farm.messages.Snapshot``) and, with
     ``ASYNC_FARM_SIGNING_KEY``, must be signed with it; others are counted in
@@ -65,6 +69,8 @@ class FarmListener:
         self.refusals = Refusals(logger)
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._closing = False
+        self._reopening: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect and listen.
@@ -72,27 +78,67 @@ class FarmListener:
         Raises:
             OSError, TimeoutError, ConnectionError: the broker could not be reached.
         """
+        install_tolerant_decoding()
+        self._closing = False
+        await self._open()
+
+    async def _open(self) -> None:
+        """Connect to the first node of ``RABBITMQ_URL`` that accepts, and listen there."""
         import aio_pika
 
-        install_tolerant_decoding()
-        connect = connect_first_robust if self._robust else connect_first
-        self._connection = await connect(
+        connection = await connect_first(
             self._settings.rabbitmq_urls,
             timeout_s=self._settings.connect_timeout_s,
             connection_name=self._connection_name,
         )
-        channel = self._channel = await self._connection.channel()
-        # Only the exchanges it uses: the jobs queue's arguments are the farm's business,
-        # and a listener configured differently must not trip over them.
-        await channel.declare_exchange(
-            self._topology.events_exchange, aio_pika.ExchangeType.FANOUT, durable=True
-        )
-        await channel.declare_exchange(
-            self._topology.control_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-        )
-        listener = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await listener.bind(self._topology.events_exchange)
-        await listener.consume(self._receive, no_ack=True)
+        try:
+            channel = await connection.channel()
+            # Only the exchanges it uses: the jobs queue's arguments are the farm's
+            # business, and a listener configured differently must not trip over them.
+            await channel.declare_exchange(
+                self._topology.events_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+            )
+            await channel.declare_exchange(
+                self._topology.control_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+            )
+            listener = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await listener.bind(self._topology.events_exchange)
+            await listener.consume(self._receive, no_ack=True)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection, self._channel = connection, channel
+        if self._robust:
+            connection.close_callbacks.add(self._lost)
+
+    def _lost(self, _sender: object, _error: BaseException | None) -> None:
+        """The connection closed: unless on purpose, reopen it, on any node that accepts
+        (aio-pika's robust connections only ever go back to the node they first reached)."""
+        if self._closing or (self._reopening is not None and not self._reopening.done()):
+            return
+        self._reopening = asyncio.get_running_loop().create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        lost, self._channel = self._connection, None
+        if lost is not None:
+            with contextlib.suppress(Exception):
+                await lost.close()
+        failures = 0
+        while not self._closing:
+            delay = _REOPEN_DELAYS_S[min(failures, len(_REOPEN_DELAYS_S) - 1)]
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except Exception as error:
+                failures += 1
+                if failures == 1:
+                    logger.warning(
+                        "lost the broker at %s (%s); reconnecting",
+                        self._settings.redacted_rabbitmq_url,
+                        type(error).__name__,
+                    )
+            else:
+                return
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
         snapshot = decode_at_edge(
@@ -110,8 +156,8 @@ class FarmListener:
     def connected(self) -> bool:
         """Whether the connection is open now (a robust one may be reconnecting)."""
         connection = self._connection
-        # A robust connection stays "not closed" while it reconnects: only its
-        # ``connected`` event says whether the broker is reachable now.
+        # A lost connection is not "closed" (only closing it is): its ``connected`` event
+        # says whether the broker is reachable through it now.
         return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
@@ -133,7 +179,10 @@ class FarmListener:
         )
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and stop reopening it)."""
+        self._closing = True
+        if self._reopening is not None:
+            self._reopening.cancel()
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and not connection.is_closed:
             try:

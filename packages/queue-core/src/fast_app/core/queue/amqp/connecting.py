@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 from fast_app.core.queue.broker_urls import redact_url, scrub_passwords
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractConnection, AbstractRobustConnection
+    from aio_pika.abc import AbstractConnection
 
-__all__ = ["connect_first", "connect_first_robust"]
+__all__ = ["connect_first"]
 
 logger = logging.getLogger("fast_app.queue")
 
@@ -45,19 +45,6 @@ async def connect_first(
     import aio_pika
 
     return await _first(urls, timeout_s, connection_name, aio_pika.connect)
-
-
-async def connect_first_robust(
-    urls: Sequence[str], *, timeout_s: float, connection_name: str
-) -> AbstractRobustConnection:
-    """``connect_first``, for a connection that reopens itself after an outage.
-
-    aio-pika reopens a robust connection to the node it first reached: meant for
-    listeners that only read (a dashboard), which can wait for that node.
-    """
-    import aio_pika
-
-    return await _first(urls, timeout_s, connection_name, aio_pika.connect_robust)
 
 
 async def _first(
