@@ -9,8 +9,8 @@ for each way it can start workers (``FARM_WORKER_START``, when the installed far
   (workers, a template process if any), against the 2 raw consumers;
 - spawn reaction: from the supervisor's scale-up decision to each new worker consuming,
   p95 over the scale-ups of the bursts below. Decisions and "consuming" lines are taken
-  from the farm's JSON logs, stamped when each line reaches this process (the lines carry
-  whole seconds only); the same reaction seen as the queue's consumer count, polled every
+  from the farm's JSON logs, stamped when each line reaches this process (one clock for
+  every process' lines); the same reaction seen as the queue's consumer count, polled every
   5 ms, is printed beside it as a cross-check;
 - scale-up reaction: 2,000 jobs of 50 ms each published at once to an idle farm of 1 to 4
   workers (default scaling settings): time from the first job published to the 4th worker

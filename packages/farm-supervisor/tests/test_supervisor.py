@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import os
 import signal
+import time
 
 import farm_jobs
 from farm_testkit import Farm, pid_alive, start_supervisor, wait_until
@@ -301,4 +303,9 @@ async def test_json_logs_and_fast_app_status(farm: Farm) -> None:
     started = [json.loads(line) for line in supervisor_lines if "started (pid" in line]
     assert started
     assert started[0]["level"] == "INFO"
+    # UTC, to the millisecond
+    logged_at = dt.datetime.fromisoformat(started[0]["time"])
+    assert logged_at.utcoffset() == dt.timedelta(0)
+    assert abs(logged_at.timestamp() - time.time()) < 120
+    assert len(started[0]["time"].split(".")[1]) == len("123+00:00")
     assert started[0]["worker_id"] == "sup-json-w1"
