@@ -215,8 +215,8 @@ def report(
         f"fast-app work of 1 to {BURST_MAX_WORKERS} workers; {scaling_defaults()}"
     )
     print(
-        "row 7: times are when each log line (JSON logs: whole seconds only) reached the "
-        "benchmark; the count row polls the queue's consumers every 5 ms"
+        "row 7: times are when each log line reached the benchmark (one clock for all "
+        "processes); the count row polls the queue's consumers every 5 ms"
     )
     for note in notes:
         print(note)
