@@ -354,11 +354,18 @@ class Publisher:
         interval = min(0.5, self._timeout_s / 4)
         try:
             while self._pending:
+                woken_at = self.loop.time() + interval
                 await asyncio.sleep(interval)
                 now = self.loop.time()
                 if self._progressed:
                     self._progressed = False
                     self._last_progress = now
+                elif now - woken_at > interval:
+                    # This process did not run for a while (a busy host): the broker's
+                    # answers may be waiting unread. That is not the broker's silence;
+                    # judge it again once they could have been read.
+                    self._last_progress = now - interval
+                    continue
                 for deadline, started in self._pending.items():
                     stalled = now - max(started, self._last_progress) >= self._timeout_s
                     if stalled and deadline.when() is None:
