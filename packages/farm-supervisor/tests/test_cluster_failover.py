@@ -27,6 +27,7 @@ from cluster_chaos import (
 from farm_testkit import Farm, start_supervisor, wait_until
 
 from fast_app.core.queue import QueueSettings
+from fast_app.core.queue.broker_urls import redact_url
 from fast_app.core.queue.testing.rabbitmq_cluster import RabbitMQCluster, rabbitmq_cluster
 from fast_app.farm.listener import FarmListener
 
@@ -138,6 +139,8 @@ async def test_a_dashboards_listener_reopens_on_another_node_when_its_node_dies(
     try:
         await listener.start()
         await wait_until(lambda: len(heard) >= 2, timeout=30, message="snapshots on node 0")
+        first_node = listener.node
+        assert first_node == redact_url(cluster.urls[0])
 
         # When node 0 dies
         killed_at = time.monotonic()
@@ -149,6 +152,8 @@ async def test_a_dashboards_listener_reopens_on_another_node_when_its_node_dies(
             timeout=30,
             message="snapshots heard through another node",
         )
+        # And it says which node it is on now
+        assert listener.node in {redact_url(url) for url in cluster.urls[1:]}
     finally:
         await listener.close()
         await _end(farm.supervisors)

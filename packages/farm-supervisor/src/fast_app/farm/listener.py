@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
-from fast_app.core.queue.amqp.connecting import connect_first
+from fast_app.core.queue.amqp.connecting import connect_first, node_of
+from fast_app.core.queue.broker_urls import redact_url
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import Refusals, decode_snapshot
 from fast_app.farm.messages.edge import decode_at_edge
@@ -159,6 +160,13 @@ class FarmListener:
         # A lost connection is not "closed" (only closing it is): its ``connected`` event
         # says whether the broker is reachable through it now.
         return connection is not None and not connection.is_closed and connection.connected.is_set()
+
+    @property
+    def node(self) -> str:
+        """The broker node it is (or was last) connected to, its password hidden."""
+        connection = self._connection
+        urls = self._settings.rabbitmq_url.get_secret_value()
+        return redact_url(urls) if connection is None else node_of(connection, urls)
 
     async def send_command(self, supervisor_id: str, command: dict[str, Any]) -> None:
         """Send a command to one supervisor (see ``Supervisor.handle_command``).

@@ -161,9 +161,9 @@ class RemoteFarm(BrokerDeadLetters):
         if self._seen is None or self._seen[0] != connected:
             self._seen = (connected, self._clock())
         since = self._seen[1]
-        url = self._settings.redacted_rabbitmq_url
         if connected:
-            return LinkStatus(True, detail=f"connected to {url}", since=since)
+            # The node it reached, not the whole list of RABBITMQ_URL.
+            return LinkStatus(True, detail=f"connected to {self._listener.node}", since=since)
         return LinkStatus(
             False, detail="reconnecting" if self._connected_once else "connecting", since=since
         )

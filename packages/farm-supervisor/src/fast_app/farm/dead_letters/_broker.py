@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from fast_app.core.queue.amqp import Topology, install_tolerant_decoding
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.amqp.connecting import connect_first
-from fast_app.core.queue.broker_urls import scrub_passwords
+from fast_app.core.queue.broker_urls import describe_error
 from fast_app.core.queue.envelope import JobEnvelope, decode_envelope
 from fast_app.core.queue.errors import InvalidJobError, QueueUnavailableError
 from fast_app.core.queue.settings import QueueSettings
@@ -192,13 +192,13 @@ async def _connection(settings: QueueSettings) -> AsyncIterator[AbstractConnecti
         )
     except (AMQPError, OSError, TimeoutError) as error:
         raise QueueUnavailableError(
-            f"cannot reach the broker at {where}: {_describe(error, url)}"
+            f"cannot reach the broker at {where}: {describe_error(error, url)}"
         ) from None
     try:
         yield connection
     except (AMQPError, OSError, TimeoutError) as error:
         raise QueueUnavailableError(
-            f"lost the broker at {where}: {_describe(error, url)}"
+            f"lost the broker at {where}: {describe_error(error, url)}"
         ) from None
     finally:
         with contextlib.suppress(Exception):
@@ -327,8 +327,3 @@ def _moment(value: object) -> dt.datetime | None:
         return None
     # AMQP timestamps carry no zone; they are UTC.
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _describe(error: BaseException, url: str) -> str:
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    return scrub_passwords(text, url)

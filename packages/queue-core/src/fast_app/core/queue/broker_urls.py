@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "MAX_BROKER_URLS",
     "broker_passwords",
+    "describe_error",
     "redact_url",
     "scrub_passwords",
     "split_broker_urls",
@@ -73,6 +74,13 @@ def broker_passwords(value: str) -> list[str]:
         if password:
             found.update({password, unquote(password)})
     return sorted(found, key=len, reverse=True)
+
+
+def describe_error(error: BaseException, value: str) -> str:
+    """``error`` as ``Type: message`` for a log or an error, with every password of
+    ``value``'s URLs hidden."""
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return scrub_passwords(text, value)
 
 
 def scrub_passwords(text: str, value: str) -> str:

@@ -14,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from fast_app.core.queue.broker_urls import redact_url, scrub_passwords
+from fast_app.core.queue.broker_urls import describe_error, redact_url
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractConnection
 
-__all__ = ["connect_first"]
+__all__ = ["connect_first", "node_of"]
 
 logger = logging.getLogger("fast_app.queue")
 
@@ -74,7 +74,7 @@ async def _first(
                 logger.warning(
                     "broker node %s: %s; trying the next one",
                     redact_url(url),
-                    _described(error, url),
+                    describe_error(error, url),
                 )
     if last_error is None:
         raise TimeoutError(f"no broker node answered within {timeout_s:g}s")
@@ -83,6 +83,10 @@ async def _first(
     raise last_error
 
 
-def _described(error: BaseException, url: str) -> str:
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    return scrub_passwords(text, url)
+def node_of(connection: AbstractConnection, urls: str) -> str:
+    """The node ``connection`` reached, its password hidden (``urls`` when it cannot
+    tell)."""
+    import aio_pika
+
+    node = str(connection.url) if isinstance(connection, aio_pika.Connection) else urls
+    return redact_url(node)

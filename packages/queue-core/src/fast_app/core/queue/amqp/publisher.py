@@ -25,10 +25,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp._batch_publishing import CONFIRM_WINDOW, BatchPublisher, OutgoingJob
-from fast_app.core.queue.amqp.connecting import connect_first
+from fast_app.core.queue.amqp.connecting import connect_first, node_of
 from fast_app.core.queue.amqp.headers import job_properties
 from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
-from fast_app.core.queue.broker_urls import redact_url, scrub_passwords, split_broker_urls
+from fast_app.core.queue.broker_urls import describe_error, split_broker_urls
 from fast_app.core.queue.envelope import JobEnvelope
 from fast_app.core.queue.errors import QueueConfigurationError, QueueError, QueueUnavailableError
 
@@ -206,8 +206,7 @@ class Publisher:
 
     def describe(self, error: BaseException) -> str:
         """``error`` for a message, without the broker's password."""
-        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        return scrub_passwords(text, self._url)
+        return describe_error(error, self._url)
 
     def _watch(self) -> None:
         if self._watchdog is None:
@@ -396,8 +395,6 @@ class Publisher:
             await nacked.close()
 
     async def _connect(self) -> AbstractChannel:
-        import aio_pika
-
         await self._close_connection()
         connection = await connect_first(
             split_broker_urls(self._url),
@@ -416,8 +413,7 @@ class Publisher:
             self._connection = self._channel = self._underlay = None
             await connection.close()
             raise
-        node = str(connection.url) if isinstance(connection, aio_pika.Connection) else self._url
-        logger.info("connected to the broker at %s", redact_url(node))
+        logger.info("connected to the broker at %s", node_of(connection, self._url))
         return channel
 
     async def _declare(self, topology: Topology) -> AbstractChannel:
