@@ -8,7 +8,7 @@ from farm_messages import snapshot, worker_entry
 
 from fast_app.farm.messages import decode_snapshot, encode_snapshot
 from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
-from fast_app.farm.supervisor._peers import PeerLoads
+from fast_app.farm.supervisor._peers import MAX_PEERS, PeerLoads
 from fast_app.farm.supervisor.balancing import BalanceMemory, BalancePolicy, QueueLimits, balance
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
 
@@ -136,3 +136,25 @@ def test_a_peer_at_every_bound_moves_workers_only_within_the_caps() -> None:
         # decision) cannot scale a waiting backlog to zero
         assert sum(desired.values()) <= 2
         assert desired["b"] >= 1, (own_a, own_b, desired)
+
+
+def test_the_peers_of_a_queue_are_counted_while_fresh() -> None:
+    peers = PeerLoads("me")
+    peers.heard(snapshot("me", 1), now=10.0)
+    peers.heard(snapshot("host-b", 1), now=10.0)
+    peers.heard(snapshot("host-c", 1), now=10.5)
+    peers.heard(snapshot("gone", 1), now=5.0)
+
+    assert peers.supervisors(now=11.0, max_age_s=3.0, queue="q") == 2
+    assert peers.supervisors(now=11.0, max_age_s=3.0, queue="other") == 0
+
+
+def test_a_flood_of_forged_peers_stops_at_the_cap() -> None:
+    peers = PeerLoads("me", max_age_s=3.0)
+    for number in range(MAX_PEERS + 500):
+        peers.heard(snapshot(f"forged-{number}", 1), now=1.0)
+
+    assert peers.supervisors(now=1.0, max_age_s=3.0, queue="q") == MAX_PEERS
+    # Once the forgeries fall silent, a real peer finds room again
+    peers.heard(snapshot("host-b", 1), now=10.0)
+    assert peers.supervisors(now=10.0, max_age_s=3.0, queue="q") == 1

@@ -456,3 +456,103 @@ def test_the_boundary_values_of_a_policy_are_accepted() -> None:
 
     # Then it keeps them
     assert (policy.min_workers, policy.max_workers, policy.cooldown_s) == (0, 1, 0.0)
+
+
+# -- sharing a shortfall with peers ------------------------------------------------------
+
+SHARING = ScalingPolicy(min_workers=0, max_workers=8, concurrency=4, scale_up_step=2)
+
+
+def shared_backlog(
+    now: float, own: int, *, peers: int, draw: float, rate: float | None, others: int = 0
+) -> FarmLoad:
+    """A backlog of 4,000 jobs: 50 workers drain it in 5 s at 16 jobs/s each."""
+    return FarmLoad(
+        now=now,
+        ready=4_000,
+        unacked=0,
+        own_workers=own,
+        busy_workers=0,
+        in_flight=0,
+        total_consumers=own + others,
+        jobs_per_second_per_worker=rate,
+        peer_supervisors=peers,
+        share_draw=draw,
+    )
+
+
+def test_a_hundred_supervisors_add_the_missing_workers_once_between_them() -> None:
+    # Given 100 supervisors, none with a worker, who all see that 50 workers are missing
+    draws = [(index + 0.5) / 100 for index in range(100)]
+    # When each decides with its own draw
+    decisions = [
+        decide(SHARING, shared_backlog(0.0, 0, peers=99, draw=draw, rate=16.0), ScalingMemory())
+        for draw in draws
+    ]
+    # Then they add 50 workers between them (their shares), not 100 times the step
+    assert sum(decision.change for decision in decisions) == 50
+    assert {decision.change for decision in decisions} == {0, 1}
+    assert "shared with 99 peers" in decisions[-1].reason
+    assert "its share 1 of 100" in decisions[0].reason
+
+
+def test_a_share_is_started_a_step_at_a_time_then_the_supervisor_waits_to_see_it() -> None:
+    # Given 10 supervisors missing 50 workers: a share of 5 each, 2 per decision
+    memory, own, changes = ScalingMemory(), 0, []
+    for now in range(6):
+        load = shared_backlog(float(now), own, peers=9, draw=0.5, rate=16.0)
+        decision = decide(SHARING, load, memory)
+        memory, own = decision.memory, decision.desired_workers
+        changes.append(decision.change)
+    # Then 2 + 2 + 1 over three decisions, nothing while its peers' workers may still be
+    # unseen (settle_s = 3 s after the share was taken), then a new share from what it sees
+    assert changes[:3] == [2, 2, 1]
+    assert changes[3:5] == [0, 0]
+    assert changes[5] > 0
+    assert own <= SHARING.max_workers
+
+
+def test_without_a_known_rate_a_supervisor_with_peers_starts_one_probe() -> None:
+    # Given 100 supervisors and a backlog whose pace nobody has measured yet
+    decision = decide(
+        SHARING, shared_backlog(0.0, 0, peers=99, draw=0.0, rate=None), ScalingMemory()
+    )
+    # Then this one starts one worker (the guess would ask for 1,000), not the step of 2
+    assert decision.change == 1
+    # And as soon as a rate is known, it may take a share without waiting settle_s
+    later = decide(SHARING, shared_backlog(1.0, 1, peers=99, draw=0.0, rate=16.0), decision.memory)
+    assert later.change == 1
+    assert "its share 1 of 100" in later.reason
+
+
+def test_alone_a_supervisor_scales_by_its_step_every_decision() -> None:
+    memory, own, changes = ScalingMemory(), 0, []
+    for now in range(4):
+        decision = decide(
+            SHARING, shared_backlog(float(now), own, peers=0, draw=0.9, rate=16.0), memory
+        )
+        memory, own = decision.memory, decision.desired_workers
+        changes.append(decision.change)
+    assert changes == [2, 2, 2, 2]
+
+
+def test_own_starting_workers_count_as_capacity_without_discounting_the_others() -> None:
+    # Given 40 consumers at the broker (38 of other hosts, 2 of this one) and 10 own
+    # workers still starting, with 48 needed
+    load = FarmLoad(
+        now=0.0,
+        ready=3_840,
+        unacked=0,
+        own_workers=12,
+        busy_workers=0,
+        in_flight=0,
+        total_consumers=40,
+        jobs_per_second_per_worker=16.0,
+        own_starting=10,
+    )
+    # Then it sees 38 + 12 = 50 ≥ 48: nothing to add (it used to count 40 - 12 = 28 others)
+    decision = decide(
+        ScalingPolicy(min_workers=1, max_workers=20, concurrency=4), load, ScalingMemory()
+    )
+    assert decision.change == 0
+    assert "+38 other consumers" in decision.reason

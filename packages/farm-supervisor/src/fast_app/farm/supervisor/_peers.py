@@ -5,6 +5,8 @@ not how many jobs those consumers hold (AMQP has no "unacknowledged" count). Wit
 a supervisor would count the other hosts' slots as free and under-react to a backlog
 they cannot take. Each supervisor already publishes its jobs in flight in its snapshots;
 this keeps the latest count of each peer, and forgets a peer that stopped or fell silent.
+It also counts the peers of each queue, with whom a supervisor shares a shortfall of
+workers (``scaling.decide``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from dataclasses import dataclass
 
 from fast_app.farm.messages import Snapshot
 
-__all__ = ["PeerLoads"]
+__all__ = ["MAX_PEERS", "PeerLoads"]
+
+#: The most peers remembered: a flood of forged supervisor ids stops growing the map
+#: there (the peers already heard keep being updated; a new one waits for a slot).
+MAX_PEERS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +27,7 @@ class _Heard:
     at: float  # monotonic time the snapshot arrived
     in_flight: dict[str, int]  # by queue
     completion_rate: dict[str, float]  # jobs/s its workers end, by queue
+    queues: frozenset[str]  # the queues it serves
 
 
 class PeerLoads:
@@ -28,10 +35,13 @@ class PeerLoads:
 
     Args:
         own_id: this supervisor's id (its own snapshots come back too: ignored).
+        max_age_s: a peer silent for longer is forgotten when room is needed for a new
+            one (the readers pass their own, usually the same, age).
     """
 
-    def __init__(self, own_id: str) -> None:
+    def __init__(self, own_id: str, max_age_s: float = 15.0) -> None:
         self._own_id = own_id
+        self._max_age_s = max_age_s
         self._heard: dict[str, _Heard] = {}
 
     def heard(self, snapshot: Snapshot, now: float) -> None:
@@ -62,7 +72,12 @@ class PeerLoads:
         # trusted there (docs/security.md). Jobs in flight, which do steer the scaling,
         # can only add workers, up to the supervisor's maximum.
         rates = {entry.name: max(0.0, entry.completion_rate) for entry in snapshot.queues}
-        self._heard[snapshot.supervisor_id] = _Heard(now, capped, rates)
+        if snapshot.supervisor_id not in self._heard and len(self._heard) >= MAX_PEERS:
+            self._fresh(now, self._max_age_s)
+            if len(self._heard) >= MAX_PEERS:
+                return
+        queues = frozenset(rates) | frozenset(workers)
+        self._heard[snapshot.supervisor_id] = _Heard(now, capped, rates, queues)
 
     def _fresh(self, now: float, max_age_s: float) -> list[_Heard]:
         self._heard = {k: v for k, v in self._heard.items() if now - v.at <= max_age_s}
@@ -79,3 +94,7 @@ class PeerLoads:
     def completion_rate(self, now: float, max_age_s: float, queue: str) -> float:
         """Jobs/s the peers heard from within ``max_age_s`` end on ``queue``."""
         return sum(heard.completion_rate.get(queue, 0.0) for heard in self._fresh(now, max_age_s))
+
+    def supervisors(self, now: float, max_age_s: float, queue: str) -> int:
+        """Peers heard from within ``max_age_s`` of ``now`` that serve ``queue``."""
+        return sum(1 for heard in self._fresh(now, max_age_s) if queue in heard.queues)

@@ -10,6 +10,7 @@ arrive and the time to clear the backlog, and keeps the queue waits of the last 
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from fast_app.core.queue.amqp import Topology
@@ -78,6 +79,8 @@ class QueueFeed:
         self.next_due_within_s: float | None = None
         self.unconsumed_since: float | None = None
         self.enqueue_rate = 0.0
+        # Rounds this supervisor's share of a shortfall; seeded apart from every peer's.
+        self._draws = random.Random()
 
     async def load(self, now: float) -> FarmLoad | None:
         """The queue's load now; ``None`` if the broker cannot be read."""
@@ -109,9 +112,8 @@ class QueueFeed:
         self._estimate_enqueue_rate(now, self.depth.ready, sum(rates))
         in_flight = sum(len(worker.in_flight) for worker in live)
         # A peer silent for 3 heartbeat intervals is gone (or cut off): its count expires.
-        peers_in_flight = self._peers.in_flight(
-            now, 3 * self._farm.heartbeat_interval_s, self.topology.jobs
-        )
+        silent_s = 3 * self._farm.heartbeat_interval_s
+        peers_in_flight = self._peers.in_flight(now, silent_s, self.topology.jobs)
         return FarmLoad(
             now=now,
             ready=self.depth.ready,
@@ -121,6 +123,9 @@ class QueueFeed:
             in_flight=in_flight,
             total_consumers=self.depth.consumers,
             jobs_per_second_per_worker=sum(rates) / len(rates) if rates else None,
+            own_starting=sum(1 for worker in live if worker.state == "starting"),
+            peer_supervisors=self._peers.supervisors(now, silent_s, self.topology.jobs),
+            share_draw=self._draws.random(),
         )
 
     def collect_waits(self, now: float) -> None:

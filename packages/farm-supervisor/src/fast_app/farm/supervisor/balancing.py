@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fast_app.farm.supervisor._frozen_map import FrozenMap, freeze
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
@@ -374,12 +374,13 @@ def _scaling_memory(pool: _Pool, previous: ScalingMemory) -> ScalingMemory:
         return decided
     if pool.desired == pool.own:
         # decide grew the pool but balancing held it: nothing changed.
-        return ScalingMemory(decided.spare_since, previous.last_change_at)
+        return replace(decided, last_change_at=previous.last_change_at)
     if pool.wanted != pool.own:
         # Both changed the pool, by different amounts: decide's memory already says so.
         return decided
     # decide held but balancing shrank the pool: the change restarts the clocks, as in decide.
-    return ScalingMemory(None if decided.spare_since is None else load.now, load.now)
+    spare_since = None if decided.spare_since is None else load.now
+    return replace(decided, spare_since=spare_since, last_change_at=load.now)
 
 
 def _describe_sharing(policy: BalancePolicy, pools: list[_Pool]) -> str:

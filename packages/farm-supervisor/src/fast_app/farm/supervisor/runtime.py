@@ -149,7 +149,7 @@ class Supervisor:
             max_workers=farm.max_workers,
         )
         self._tombstones = FarmTombstones(self._pools.workers)
-        self._peers = PeerLoads(self.supervisor_id)
+        self._peers = PeerLoads(self.supervisor_id, 3 * farm.heartbeat_interval_s)
         farm_topology = Topology.from_settings(queue)
         topologies = {name: Topology.from_settings(queue, name) for name in self._pools.pools}
         self._broker = SupervisorBroker(

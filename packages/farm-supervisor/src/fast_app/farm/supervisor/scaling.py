@@ -28,6 +28,10 @@ class ScalingPolicy:
         cooldown_s: spare capacity must last this long before a worker is removed, and no
             removal comes sooner than this after any change.
         target_drain_s: aim to drain the backlog within this many seconds.
+        settle_s: with peers, after starting its share of a shortfall, a supervisor waits
+            this long before taking a share of another: the time for the workers it and
+            its peers started to show in the broker's consumer count (the view's delay
+            plus a worker's start-up).
 
     Raises:
         ValueError: a field is out of range; the message names it.
@@ -40,6 +44,7 @@ class ScalingPolicy:
     scale_down_step: int = 1
     cooldown_s: float = 30.0
     target_drain_s: float = 5.0
+    settle_s: float = 3.0
 
     def __post_init__(self) -> None:
         rules: tuple[tuple[str, bool, str], ...] = (
@@ -59,6 +64,7 @@ class ScalingPolicy:
                 math.isfinite(self.target_drain_s) and self.target_drain_s > 0,
                 "must be > 0",
             ),
+            ("settle_s", math.isfinite(self.settle_s) and self.settle_s >= 0, "must be >= 0"),
         )
         for name, valid, rule in rules:
             if not valid:
@@ -79,6 +85,13 @@ class FarmLoad:
         total_consumers: consumers of the queue across all supervisors (from the broker).
         jobs_per_second_per_worker: completion rate of one worker while it had work, or
             ``None`` when unknown; a rate taken while workers sat idle understates them.
+        own_starting: own workers started but not consuming yet: not among the broker's
+            consumers, yet capacity this supervisor already added.
+        peer_supervisors: other supervisors of the queue heard from lately; they see the
+            same shortfall and take their shares of it.
+        share_draw: a number drawn uniformly in [0, 1), to round a share of a shortfall
+            at random (so that the shares add up to the shortfall on average). The
+            default 0 rounds every share up.
     """
 
     now: float
@@ -89,6 +102,9 @@ class FarmLoad:
     in_flight: int
     total_consumers: int
     jobs_per_second_per_worker: float | None
+    own_starting: int = 0
+    peer_supervisors: int = 0
+    share_draw: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +114,19 @@ class ScalingMemory:
     Attributes:
         spare_since: since when capacity has been continuously spare.
         last_change_at: when desired workers last differed from own workers.
+        pledged_at: when this supervisor last started workers of its share of a
+            shortfall it shares with peers (``settle_s`` runs from then).
+        pledge: workers of that share not started yet (at most ``scale_up_step`` start
+            per decision).
+        pledged_blind: that share was taken before any worker's rate was known: it was
+            one step, a probe, and the wait for it ends as soon as a rate is.
     """
 
     spare_since: float | None = None
     last_change_at: float | None = None
+    pledged_at: float | None = None
+    pledge: int = 0
+    pledged_blind: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +163,19 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
       excess is removed by the slow path below, while an under-estimate would leave jobs
       waiting.
 
-    Consumers of other supervisors (``total_consumers - own_workers``) count toward that
-    need. Then, in order:
+    Consumers of other supervisors (the broker's consumers less this supervisor's
+    consuming workers) count toward that need, and so do this supervisor's workers still
+    starting. The shortfall is the need less all of them. Then, in order:
 
     1. Above ``max_workers`` (lowered at runtime): go down to it at once.
-    2. Backlog (ready jobs beyond the free slots of all consumers, and more workers needed
-       than there are consumers): add up to ``scale_up_step`` workers, capped at
-       ``max_workers``, on the first decision that sees it.
+    2. Backlog (ready jobs beyond the free slots of all consumers, and a shortfall):
+       alone, add up to ``scale_up_step`` workers, capped at ``max_workers``, on the
+       first decision that sees it. With peers, every one of them sees the same
+       shortfall, and none sees the others' new workers before they consume: each takes
+       its share (the shortfall divided by the supervisors, rounded at random with
+       ``share_draw``), starts it ``scale_up_step`` per decision, then waits
+       ``settle_s`` for the new workers to show before taking a share again. Without
+       a measured rate the need is a guess: the share is then one worker, a probe.
     3. Below ``min_workers`` (raised at runtime): go up to it at once.
     4. Spare capacity (nothing ready, and the jobs in flight fit in three quarters of the
        slots of one worker fewer) continuously for ``cooldown_s``, and no change within
@@ -162,8 +193,9 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
         The decision, with the memory to pass back next time.
     """
     own = max(0, load.own_workers)
+    own_consuming = own - min(own, max(0, load.own_starting))
     ready, unacked = max(0, load.ready), max(0, load.unacked)
-    others = max(0, load.total_consumers - own)
+    others = max(0, load.total_consumers - own_consuming)
     rate = load.jobs_per_second_per_worker
     if rate is not None and not rate > 0:
         rate = None
@@ -172,13 +204,18 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
     spare_since: float | None = None
     if spare:
         spare_since = load.now if memory.spare_since is None else memory.spare_since
+    pledged_at, pledge, pledged_blind = memory.pledged_at, 0, memory.pledged_blind
 
     def result(desired: int, verdict: str, detail: str) -> ScalingDecision:
         if desired == own:
-            kept = ScalingMemory(spare_since=spare_since, last_change_at=memory.last_change_at)
+            kept = ScalingMemory(
+                spare_since, memory.last_change_at, pledged_at, pledge, pledged_blind
+            )
             return ScalingDecision(desired, f"{verdict} {own}: {inputs}: {detail}", kept, own)
         # A change restarts the spare-capacity clock: the next removal needs a full cooldown.
-        changed = ScalingMemory(spare_since=load.now if spare else None, last_change_at=load.now)
+        changed = ScalingMemory(
+            load.now if spare else None, load.now, pledged_at, pledge, pledged_blind
+        )
         reason = f"{verdict} {own}→{desired}: {inputs}: {detail}"
         return ScalingDecision(desired, reason, changed, own)
 
@@ -186,16 +223,48 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
         return result(policy.max_workers, "lower to max", f"max_workers is {policy.max_workers}")
 
     need = _workers_needed(policy, ready + unacked, rate)
-    need_here = need - others
+    shortfall = need - others - own
     free_slots = max(0, (own + others) * policy.concurrency - unacked)
     why = _describe_need(policy, need, others, rate)
-    if ready > free_slots and need_here > own:
+    if ready > free_slots and shortfall > 0:
         if own >= policy.max_workers:
             return result(own, "hold at max", f"{why}, cannot add more")
-        wanted = own + min(policy.scale_up_step, need_here - own)
+        adding, shared = min(policy.scale_up_step, shortfall), ""
+        # Peers are counted from their snapshots, as the broker's consumer count lags
+        # by the very workers being started (without a signing key, forged peers can
+        # thus shrink this share: docs/security.md).
+        peers = max(0, load.peer_supervisors)
+        supervisors = 1 + peers
+        if peers:
+            if memory.pledge > 0:
+                adding = min(adding, memory.pledge)
+                pledge, shared = memory.pledge - adding, f", {memory.pledge} left of its share"
+                pledged_at = load.now
+            elif (
+                pledged_at is not None
+                and load.now - pledged_at < policy.settle_s
+                and not (memory.pledged_blind and rate is not None)
+            ):
+                waited = f"started its share {load.now - pledged_at:.1f}s ago"
+                return result(own, "hold", f"{why}: shared with {peers} peers, {waited}")
+            elif rate is None:
+                # Without a measured rate the need is a guess that over-provisions short
+                # jobs many times over, and every peer guesses alike: start one worker,
+                # a probe, and take a share only once a rate is known.
+                pledged_at, pledged_blind, adding = load.now, True, 1
+                shared = f", one probe: shared with {peers} peers"
+            else:
+                share = _share(shortfall, supervisors, load.share_draw)
+                pledged_at, pledged_blind = load.now, False
+                if share == 0:
+                    return result(own, "hold", f"{why}: shared with {peers} peers, none here")
+                adding, shared = min(adding, share), f", its share {share} of {supervisors}"
+                pledge = share - adding
+        wanted = own + adding
         desired = max(policy.min_workers, min(policy.max_workers, wanted))
         cap = f", capped at max {policy.max_workers}" if wanted > policy.max_workers else ""
-        return result(desired, "scale up", f"{why} (step {policy.scale_up_step}){cap}")
+        step = f"step {policy.scale_up_step}{shared}"
+        return result(desired, "scale up", f"{why} ({step}){cap}")
 
     if own < policy.min_workers:
         return result(policy.min_workers, "raise to min", f"min_workers is {policy.min_workers}")
@@ -216,6 +285,15 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
         return result(own, "hold", f"last change {since_change:.0f}s ago, {cooldown}")
     desired = max(policy.min_workers, own - policy.scale_down_step)
     return result(desired, "scale down", f"spare for {spare_for:.0f}s, {cooldown}")
+
+
+def _share(shortfall: int, supervisors: int, draw: float) -> int:
+    """One supervisor's share of ``shortfall`` workers among ``supervisors``: the whole
+    part of the quotient, plus one with the probability of its fraction (``draw`` < it),
+    so that the shares of supervisors drawing independently add up to the shortfall on
+    average, however many more supervisors there are than missing workers."""
+    whole, part = divmod(shortfall, supervisors)
+    return whole + (1 if draw < part / supervisors else 0)
 
 
 def _workers_needed(policy: ScalingPolicy, pending: int, rate: float | None) -> int:

@@ -295,6 +295,7 @@ class _Supervisor:
     next_decision_at: float
     alive: bool = True
     restart_at: float | None = None
+    died_at: float | None = None
     desired: int = 0
     memory: ScalingMemory = field(default_factory=ScalingMemory)
     workers: list[_Worker] = field(default_factory=list)
@@ -306,6 +307,8 @@ class _Farm:
     def __init__(self, scenario: Scenario, model: FarmModel, seed: int) -> None:
         self.scenario, self.model = scenario, model
         self.random = random.Random(seed)
+        # The shares' draws apart: the load and the views stay those of the same seed.
+        self.share_draws = random.Random(seed + 1_000_003)
         self.ready = self.unacked = self.consumers = self.live = 0
         self.enqueued = self.completed = self.decisions = 0
         self.free: dict[int, _Worker] = {}  # consumers with a free slot, in delivery order
@@ -421,7 +424,7 @@ class _Farm:
 
     def kill(self, supervisor: _Supervisor, now: float) -> None:
         """The supervisor and its workers vanish; the broker requeues their jobs."""
-        supervisor.alive = False
+        supervisor.alive, supervisor.died_at = False, now
         for worker in supervisor.workers:
             worker.alive = False
             self.ready += worker.in_flight
@@ -467,10 +470,23 @@ class _Farm:
             in_flight=sum(w.in_flight for w in live),
             total_consumers=consumers,
             jobs_per_second_per_worker=sum(rates) / len(rates) if rates else None,
+            own_starting=sum(1 for w in live if not w.consuming),
+            peer_supervisors=self._peers_heard(supervisor, now),
+            share_draw=self.share_draws.random(),
         )
         decision = decide(supervisor.policy, load, supervisor.memory)
         supervisor.memory, supervisor.desired = decision.memory, decision.desired_workers
         self.decisions += 1
+
+    def _peers_heard(self, supervisor: _Supervisor, now: float) -> int:
+        """The other supervisors whose snapshots arrived lately: the live ones, and the
+        dead ones until 3 heartbeats (3 s) have passed without a snapshot from them."""
+        return sum(
+            1
+            for other in self.supervisors
+            if other is not supervisor
+            and (other.alive or (other.died_at is not None and now - other.died_at <= 3.0))
+        )
 
     def _noisy(self, count: int) -> int:
         noise = self.model.noise
@@ -494,7 +510,7 @@ def run(scenario: Scenario, model: FarmModel | None = None, seed: int = 1) -> Ou
     step, steps = model.step_s, round(scenario.duration_s / model.step_s)
     beat_every = max(1, round(model.heartbeat_interval_s / step))
     rate_factor, died = 1.0, False
-    series: list[tuple[float, int, int, int]] = []  # (time, live, consumers, ready)
+    series: list[tuple[float, int, int, int, int]] = []  # time, live, consumers, ready, unacked
     for index in range(steps):
         now = index * step
         if index % round(1 / step) == 0:
@@ -520,7 +536,7 @@ def run(scenario: Scenario, model: FarmModel | None = None, seed: int = 1) -> Ou
         for supervisor in farm.supervisors:
             if supervisor.alive and now >= supervisor.next_tick_at:
                 farm.tick(supervisor, now)
-        series.append((now, farm.live, farm.consumers, farm.ready))
+        series.append((now, farm.live, farm.consumers, farm.ready, farm.unacked))
     return _measure(scenario, model, farm, series, time.perf_counter() - began)
 
 
@@ -528,31 +544,42 @@ def _measure(
     scenario: Scenario,
     model: FarmModel,
     farm: _Farm,
-    series: list[tuple[float, int, int, int]],
+    series: list[tuple[float, int, int, int, int]],
     wall_s: float,
 ) -> Outcome:
     need = scenario.need(model)
     after = [point for point in series if point[0] >= scenario.event_s]
-    reached = next((i for i, point in enumerate(after) if point[2] >= need), None)
+    # A burst's need shrinks as it is worked off: the workers it still needs are those
+    # that drain what is left within the target, as the policy sizes them.
+    drains_per_worker = model.concurrency / scenario.mean_service_s * model.target_drain_s
+    reached = next(
+        (
+            i
+            for i, (_, _, consumers, ready, unacked) in enumerate(after)
+            if consumers >= need
+            or (not scenario.arrival_rate and consumers >= (ready + unacked) / drains_per_worker)
+        ),
+        None,
+    )
     reach_s = drain_s = None
     direction_changes = regrowth = 0
     if reached is not None:
         reach_s = after[reached][0] - scenario.event_s
         converged = after[reached:]
-        drained = next((t for t, _, _, ready in converged if ready == 0), None)
+        drained = next((point[0] for point in converged if point[3] == 0), None)
         drain_s = None if drained is None else drained - scenario.event_s
-        direction_changes, regrowth = _oscillation([live for _, live, _, _ in converged])
-    last_quarter = [live for t, live, _, _ in series if t >= 0.75 * scenario.duration_s]
+        direction_changes, regrowth = _oscillation([point[1] for point in converged])
+    last_quarter = [point[1] for point in series if point[0] >= 0.75 * scenario.duration_s]
     return Outcome(
         scenario=scenario,
         need=need,
-        peak=max(live for _, live, _, _ in series),
+        peak=max(point[1] for point in series),
         reach_s=reach_s,
         drain_s=drain_s,
         direction_changes=direction_changes,
         regrowth=regrowth,
         settled=(min(last_quarter), max(last_quarter)),
-        max_ready=max(ready for _, _, _, ready in after),
+        max_ready=max(point[3] for point in after),
         enqueued=farm.enqueued,
         completed=farm.completed,
         queued=farm.ready + farm.unacked,
@@ -621,8 +648,11 @@ def bounds(scenario: Scenario, model: FarmModel | None = None) -> Bounds:
     waiting_s = (1 + model.noise) * model.target_drain_s + blind_s + tick + outage_s
     peak_rate = scenario.arrival_rate * (1 + scenario.arrival_noise)
     requeued = scenario.max_workers * model.concurrency if scenario.dies else 0
+    # With peers and no measured rate, each supervisor without a worker starts one, a
+    # probe, whatever the load: the one herd left, a worker per supervisor at most.
+    probes = n if n > 1 and scenario.min_workers == 0 else 0
     return Bounds(
-        peak=min(n * scenario.max_workers, math.ceil(_HELD_BAND * need) + one_herd),
+        peak=min(n * scenario.max_workers, math.ceil(_HELD_BAND * need) + one_herd + probes),
         reach_s=reach_s,
         drain_s=drain_s,
         max_ready=scenario.burst_jobs + requeued + math.ceil(peak_rate * waiting_s),
