@@ -290,10 +290,12 @@ async def test_without_the_channel_state_it_frames_with_the_batch_falls_back_to_
 @pytest.mark.rabbitmq
 @pytest.mark.usefixtures("async_farm")
 async def test_a_job_the_broker_refuses_is_reported_in_its_slot_and_the_others_are_stored(
-    broker: Broker, private_node: RabbitMQNode, queue_name: str
+    broker: Broker, private_node: RabbitMQNode, queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a named queue that refuses (nacks) new messages: over a length limit with
-    # reject-publish (a quorum queue refuses once it holds more than the limit)
+    # reject-publish (a quorum queue refuses once it holds more than the limit), and a
+    # short bound (a nacked job is published again until it runs out)
+    monkeypatch.setenv("QUEUE_CONNECT_TIMEOUT_S", "1")
     full = f"{queue_name}.full"
     [stored] = (await queue_many([job_call(jobs.record, "stored", __queue=full)])).jobs
     policy = f"full-{queue_name}"
@@ -413,7 +415,7 @@ async def test_a_window_below_one_is_refused() -> None:
 
 @pytest.mark.rabbitmq
 @pytest.mark.usefixtures("async_farm")
-async def test_a_connection_lost_mid_batch_fails_the_rest_in_their_slots_and_the_next_call_reconnects(
+async def test_a_connection_lost_mid_batch_is_opened_again_and_the_whole_batch_stored(
     broker: Broker, private_node: RabbitMQNode, queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a batch of 5 windows whose connection the broker closes once 2 are sent
@@ -440,18 +442,18 @@ async def test_a_connection_lost_mid_batch_fails_the_rest_in_their_slots_and_the
     # When it is queued
     result = await queue_many((job_call(jobs.record, n) for n in range(50)), window=10)
 
-    # Then it returns at once (not after QUEUE_CONNECT_TIMEOUT_S), the jobs never sent
-    # each failed in its slot
+    # Then it returns soon after (not after QUEUE_CONNECT_TIMEOUT_S), every job enqueued:
+    # the jobs in flight at the break and the unsent ones went out on a new connection
     [lost] = lost_at
     assert time.monotonic() - lost < 2
-    assert len(sent) == 2
-    unsent = result[20:]
-    assert all(isinstance(slot, QueueUnavailableError) for slot in unsent)
-    assert "not sent" in str(unsent[0])
-    # And what the broker stored is exactly the jobs reported enqueued
-    stored = await drain(broker, queue_name, len(result.jobs))
-    assert [envelope.id for envelope in stored] == [job.id for job in result.jobs]
-    # And the next call publishes on a new connection
+    assert result.ok and len(result.jobs) == 50
+    assert sum(sent) >= 50
+    # And every job is stored, at least once (one in flight at the break may be twice)
+    count = await broker.message_count(queue_name)
+    assert count >= 50
+    stored = {envelope.id for envelope in await drain(broker, queue_name, count)}
+    assert stored == {job.id for job in result.jobs}
+    # And the next call publishes on the same new connection
     monkeypatch.setattr(_batch_publishing.BatchPublisher, "_send_window", send_window)
     assert (await queue_many([job_call(jobs.record, "again")])).ok
 

@@ -5,6 +5,12 @@ A batch goes out in windows of ``CONFIRM_WINDOW`` messages, each written at once
 one while the next is on the wire, and memory stays bounded however long the batch. The
 progress bound of ``Publisher.publish`` applies to the whole batch.
 
+As for ``Publisher.publish``, a job the broker nacked, or whose channel or connection
+broke before its confirm, is published again, in a further round of the jobs so left
+(see ``_batch_retry``): on a fresh channel after a nack, on a new connection, to the
+first node of the URL list that accepts, after a break; until the bound runs out. Only
+the jobs then still not stored, and those the broker returned, fail in their slots.
+
 A ``BatchPublisher`` publishes on the connection of the ``Publisher`` that delegates to
 it, through what that publisher offers it as a ``BatchLink``.
 """
@@ -12,6 +18,7 @@ it, through what that publisher offers it as a ``BatchLink``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -19,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fast_app.core.queue.amqp._batch_retry import AFTER_NACK_S, Unconfirmed, broke_link
 from fast_app.core.queue.amqp._pipelined import Outgoing, SentWindow, can_frame, send_window
 from fast_app.core.queue.amqp.headers import job_properties
 from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
@@ -33,7 +41,10 @@ __all__ = ["CONFIRM_WINDOW", "BatchLink", "BatchPublisher", "OutgoingJob"]
 #: Messages per write in ``publish_many``; at most twice as many await their confirms.
 CONFIRM_WINDOW = 1000
 
-_InFlight = tuple[int, SentWindow]
+logger = logging.getLogger("fast_app.queue")
+
+#: A window awaiting its confirms, with the batch positions of its jobs.
+_InFlight = tuple[list[int], SentWindow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,10 @@ class BatchLink(Protocol):
     def forget_channel(self) -> None:
         """Make the next publish open a fresh connection, if the channel is closed."""
 
+    async def replace_nacked_channel(self, nacked: aiormq.abc.AbstractChannel) -> None:
+        """Publish on a fresh channel of the connection from now on, unless the channel
+        of ``nacked`` was replaced already."""
+
     def describe(self, error: BaseException) -> str:
         """``error`` for a message, without the broker's password."""
 
@@ -107,9 +122,8 @@ class BatchPublisher:
         self, jobs: Sequence[OutgoingJob], *, window: int = CONFIRM_WINDOW
     ) -> list[QueueError | None]:
         """Store a batch of jobs, as ``Publisher.publish_many`` documents."""
-        results: list[QueueError | None] = [None] * len(jobs)
         if not jobs:
-            return results
+            return []
         link = self._link
         try:
             async with link.stall_bound():
@@ -117,32 +131,111 @@ class BatchPublisher:
         except BaseException as error:
             raise self._batch_error(error, len(jobs)) from None
 
-        in_flight: deque[_InFlight] = deque()
-        sent = 0
+        book = Unconfirmed(
+            [job.envelope.id for job in jobs],
+            redacted_url=self._redacted_url,
+            timeout_s=self._timeout_s,
+            describe=link.describe,
+        )
         try:
+            # One bound for every round: it runs out once the broker has stored nothing
+            # for as long as a publish may wait (a nack or a lost confirm is no progress).
             async with link.stall_bound():
-                while sent < len(jobs) or in_flight:
-                    if sent < len(jobs) and len(in_flight) < 2:
-                        chunk = jobs[sent : sent + window]
-                        window_sent = await self._send_window(await self._outgoing(chunk))
-                        in_flight.append((sent, window_sent))
-                        sent += len(chunk)
-                        await window_sent.drained
-                    else:
-                        # Popped once collected: a cancelled wait leaves it to
-                        # ``release`` below.
-                        await self._collect(*in_flight[0], results)
-                        in_flight.popleft()
+                while True:
+                    broke = await self._round(jobs, book, window)
+                    if not book.pending:
+                        break
+                    await self._prepare_retry(jobs, book, broke)
         except TimeoutError:
             link.forget_channel()
-            self._fail_rest(jobs, sent, in_flight, results, None)
+            book.fail_left(None)
         except Exception as error:
             link.forget_channel()
-            self._fail_rest(jobs, sent, in_flight, results, error)
+            book.fail_left(error)
+        return book.results
+
+    async def _round(
+        self, jobs: Sequence[OutgoingJob], book: Unconfirmed, window: int
+    ) -> Exception | None:
+        """Publish the jobs of the round ``book`` starts, a window at a time, noting each
+        one's answer in ``book``. The error that broke the channel, if one did: the jobs
+        not sent by then go back to ``book``."""
+        indexes = book.start_round()
+        in_flight: deque[_InFlight] = deque()
+        sent = 0
+        broke: Exception | None = None
+        try:
+            while in_flight or (broke is None and sent < len(indexes)):
+                if broke is None and sent < len(indexes) and len(in_flight) < 2:
+                    chunk = indexes[sent : sent + window]
+                    try:
+                        window_sent = await self._send_window(
+                            await self._outgoing([jobs[index] for index in chunk])
+                        )
+                    except Exception as error:
+                        if not broke_link(error):
+                            raise
+                        broke = error  # nothing of this window was sent
+                        continue
+                    in_flight.append((chunk, window_sent))
+                    sent += len(chunk)
+                    book.published(chunk)
+                    try:
+                        await window_sent.drained
+                    except Exception as error:
+                        if not broke_link(error):
+                            raise
+                        # Send no more on it; what is in flight is still collected: the
+                        # channel's end failed the confirms that will not come.
+                        broke = error
+                else:
+                    # Popped once collected: a cancelled wait leaves it to ``except``.
+                    await self._collect(*in_flight[0], book)
+                    in_flight.popleft()
+        except BaseException:
+            # The batch stops (the bound ran out, or an error another try cannot mend):
+            # what each job in flight got, as far as its confirm says.
+            for chunk, unsettled in in_flight:
+                book.note(chunk, unsettled.confirms, unsettled.channel)
+            raise
         finally:
-            for _start, unsettled in in_flight:
+            for _chunk, unsettled in in_flight:
                 unsettled.release()
-        return results
+            book.not_sent(indexes[sent:])
+        return broke
+
+    async def _prepare_retry(
+        self, jobs: Sequence[OutgoingJob], book: Unconfirmed, broke: Exception | None
+    ) -> None:
+        """Make ready to publish ``book``'s pending jobs again: on a fresh channel after
+        a nack, on a new connection (to the first node that accepts) after a break."""
+        link = self._link
+        if broke is not None or book.lost:
+            logger.warning(
+                "the broker channel of a batch closed (%s) with %d jobs in flight: "
+                "publishing the %d jobs not stored, on the next node that accepts",
+                "their confirms failed" if broke is None else link.describe(broke),
+                book.lost,
+                len(book.pending),
+            )
+            link.forget_channel()
+        if book.nacked_on:
+            logger.info(
+                "the broker nacked jobs of a batch: publishing %d again on a fresh channel",
+                len(book.pending),
+            )
+            for channel in book.nacked_on:
+                try:
+                    await link.replace_nacked_channel(channel)
+                except Exception as error:
+                    if not broke_link(error):
+                        raise
+                    link.forget_channel()  # its connection went too: open another
+            # As ``Publisher.publish`` does: a quorum queue's election takes a moment.
+            await asyncio.sleep(AFTER_NACK_S)
+        # Connects again when the channel is gone, the way ``Publisher.publish`` does
+        # (every node of the URL list in turn); its failure ends the batch.
+        await self._declare([jobs[index] for index in book.pending])
 
     async def _declare(self, jobs: Sequence[OutgoingJob]) -> None:
         """Connect, and declare every queue (and delay level) the batch uses."""
@@ -208,64 +301,16 @@ class BatchPublisher:
         drained.set_result(None)
         return SentWindow(underlay, outgoing, futures, drained)
 
-    async def _collect(
-        self, start: int, window: SentWindow, results: list[QueueError | None]
-    ) -> None:
-        """Wait for the window's confirms, in order; note each job's result."""
-        messages = window.messages
+    async def _collect(self, chunk: list[int], window: SentWindow, book: Unconfirmed) -> None:
+        """Wait for the window's confirms, in order; note each job's answer."""
         note_progress = self._link.note_progress
-        for offset, future in enumerate(window.confirms):
+        for future in window.confirms:
             if not future.done():
                 await asyncio.wait((future,))
-            note_progress()
-            results[start + offset] = self._not_stored(future, messages[offset].message_id)
+            if not future.cancelled() and future.exception() is None:
+                note_progress()  # an ack, or a return: the broker answered for good
+        book.note(chunk, window.confirms, window.channel)
         window.release()
-
-    def _not_stored(self, future: asyncio.Future[Any], job_id: str) -> QueueError | None:
-        """``None`` when the (done) confirm future says the job is stored, else why not."""
-        from pamqp.commands import Basic
-
-        if future.cancelled():
-            reason = "its publish was cancelled (the channel closed)"
-        elif (error := future.exception()) is not None:
-            reason = self._link.describe(error)
-        elif isinstance(confirmation := future.result(), Basic.Ack):
-            return None
-        else:
-            reason = f"the broker answered {_answer(confirmation)} instead of confirming"
-        return QueueUnavailableError(
-            f"the broker at {self._redacted_url} did not take job {job_id}: {reason}"
-        )
-
-    def _fail_rest(
-        self,
-        jobs: Sequence[OutgoingJob],
-        sent: int,
-        in_flight: deque[_InFlight],
-        results: list[QueueError | None],
-        error: Exception | None,
-    ) -> None:
-        """After the batch stopped (stalled broker: ``error`` is ``None``): the result of
-        each job still in flight, as far as its confirm says, and the unsent ones'."""
-        if error is None:
-            reason = f"not confirmed within {self._timeout_s:g}s (QUEUE_CONNECT_TIMEOUT_S)"
-        else:
-            reason = self._link.describe(error)
-        for start, window in in_flight:
-            for offset, future in enumerate(window.confirms):
-                job_id = window.messages[offset].message_id
-                results[start + offset] = (
-                    self._not_stored(future, job_id)
-                    if future.done()
-                    else QueueUnavailableError(
-                        f"the broker at {self._redacted_url} did not take job {job_id}: {reason}"
-                    )
-                )
-        for index in range(sent, len(jobs)):
-            results[index] = QueueUnavailableError(
-                f"the broker at {self._redacted_url} did not take job "
-                f"{jobs[index].envelope.id}: not sent, the batch stopped ({reason})"
-            )
 
     def _batch_error(self, error: BaseException, count: int) -> BaseException:
         """What ``publish`` raises when it could not start publishing."""
@@ -291,10 +336,3 @@ class BatchPublisher:
         return QueueUnavailableError(
             f"the broker at {self._redacted_url} did not take {what}: {link.describe(error)}"
         )
-
-
-def _answer(confirmation: object) -> str:
-    """How to name what the broker answered instead of an ack (a returned message)."""
-    delivery = getattr(confirmation, "delivery", None)
-    reply = getattr(delivery, "reply_text", None)
-    return f"a return ({reply})" if reply else type(confirmation).__name__

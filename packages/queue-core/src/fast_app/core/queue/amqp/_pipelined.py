@@ -113,6 +113,11 @@ class SentWindow:
         self._observer = channel.closing
         self._observer.add_done_callback(self._fail_pending)
 
+    @property
+    def channel(self) -> aiormq.abc.AbstractChannel:
+        """The channel the window was published on."""
+        return self._channel
+
     def _fail_pending(self, closing: asyncio.Future[Any]) -> None:
         if self._released:
             return

@@ -12,7 +12,9 @@ with no confirm arriving for any call in that time: broker down, hung or partiti
 A watchdog checks a few times per bound, so a call fails within 1.25 times the bound.
 
 ``publish_many`` publishes a batch, a window of messages at a time with their confirms
-pipelined: see ``_batch_publishing``, which it delegates to.
+pipelined: see ``_batch_publishing``, which it delegates to. A job of a batch that was
+nacked, or in flight when its connection broke, is published again as ``publish`` would:
+on a fresh channel, or on the next node that accepts, within the same bound.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fast_app.core.queue.amqp._batch_publishing import CONFIRM_WINDOW, BatchPublisher, OutgoingJob
+from fast_app.core.queue.amqp._batch_retry import AFTER_NACK_S
 from fast_app.core.queue.amqp.connecting import connect_first, node_of
 from fast_app.core.queue.amqp.headers import job_properties
 from fast_app.core.queue.amqp.topology import Topology, delay_level_ms
@@ -40,9 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["CONFIRM_WINDOW", "OutgoingJob", "Publisher"]
 
 logger = logging.getLogger("fast_app.queue")
-
-#: Pause before publishing a nacked job again (a quorum queue's election takes ~0.5 s).
-_AFTER_NACK_S = 0.2
 
 
 class Publisher:
@@ -60,7 +60,8 @@ class Publisher:
 
     Its batches (``publish_many``) are published by a ``BatchPublisher`` sharing its
     connection, to which it is the ``BatchLink``: the methods from ``stall_bound`` to
-    ``describe``.
+    ``describe``, and the reconnecting it uses (``ensure_connected`` reconnects as
+    ``publish`` does).
     """
 
     def __init__(
@@ -130,12 +131,19 @@ class Publisher:
         """Store a batch of jobs; return once the broker has answered for each one.
 
         Every message of the batch is published before their confirms are awaited (in
-        windows of ``window``, at most two windows unconfirmed at a time).
+        windows of ``window``, at most two windows unconfirmed at a time). The jobs the
+        broker nacked, or whose connection broke before their confirm (stored or not,
+        unknown), are then published again, as ``publish`` would: on a fresh channel, or
+        a new connection to the next node that accepts; round after round, until the
+        broker has stored them or made no progress for the bound. So a job may be stored
+        twice (at-least-once), never lost unreported.
 
         Returns:
             One slot per job, in order: ``None`` when the broker confirmed it, else the
-            ``QueueUnavailableError`` saying why it is not stored (nacked, returned,
-            not confirmed in time, or not sent because the connection broke first).
+            ``QueueUnavailableError`` saying why it is not stored: returned (unroutable,
+            never published again), or still not stored when the bound ran out or the
+            reconnection failed, with what its last publish got (nacked, the channel
+            closed before its confirm, or not sent).
 
         Raises:
             QueueUnavailableError: the broker could not be reached in time; nothing was
@@ -204,6 +212,13 @@ class Publisher:
             return  # a timeout on a healthy channel (slow broker): keep it
         self._channel = None
 
+    async def replace_nacked_channel(self, nacked: aiormq.abc.AbstractChannel) -> None:
+        """Publish on a fresh channel of the connection from now on, unless the channel
+        of ``nacked`` (an aiormq channel) was replaced already."""
+        channel = self._channel
+        if channel is not None and self._underlay is nacked:
+            await self._replace_channel(channel)
+
     def describe(self, error: BaseException) -> str:
         """``error`` for a message, without the broker's password."""
         return describe_error(error, self._url)
@@ -252,7 +267,7 @@ class Publisher:
                             # publish it again, on a fresh channel, until the bound.
                             nacked = True
                             await self._replace_channel(channel)
-                            await asyncio.sleep(_AFTER_NACK_S)
+                            await asyncio.sleep(AFTER_NACK_S)
                         except (_NotStoredError, QueueConfigurationError, ChannelAccessRefused):
                             raise
                         except ChannelClosed:
