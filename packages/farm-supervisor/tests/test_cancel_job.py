@@ -1,5 +1,6 @@
-"""Cancelling one running job: ``fast-app cancel JOB`` and the ``cancel_job`` command
-(issue 14, "what operators expect to see"). Real supervisors, workers and broker."""
+"""Cancelling one running job, or one waiting inside a worker for a slot: ``fast-app
+cancel JOB`` and the ``cancel_job`` command (issue 14, "what operators expect to see").
+Real supervisors, workers and broker."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from farm_testkit import Farm, start_supervisor, wait_until
 
 from fast_app.core.queue import get_settings, queue
 from fast_app.core.queue.amqp import headers as h
-from fast_app.farm.cli.cancel import RunningJob, find_running_jobs
+from fast_app.farm.cli import cancel as cancel_cli
+from fast_app.farm.cli.cancel import ListedJob, find_jobs
 from fast_app.farm.listener import collect_snapshots
 from fast_app.farm.messages import (
     Cancel,
@@ -177,13 +179,74 @@ async def test_a_job_in_a_thread_is_refused_because_threads_cannot_be_stopped(
     assert farm.tags("cancelled") == []
 
 
+async def test_fast_app_cancel_cancels_a_job_waiting_for_a_slot_before_it_starts(
+    farm: Farm,
+) -> None:
+    # Given a worker at concurrency 1 and prefetch 3, running a long job while a second
+    # one waits inside it for the slot
+    supervisor = await start_supervisor(
+        farm,
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "1",
+        "--supervisor-id",
+        "waiting-sup",
+        FARM_CONCURRENCY="1",
+        FARM_PREFETCH="3",
+    )
+    await wait_until(lambda: "consuming" in supervisor.log(), message="a consuming worker")
+    results = str(farm.results)
+    first = await queue(farm_jobs.sleep_then_record, results, "first", 12)
+    await wait_until(lambda: "first" in farm.tags("started"), message="the first job to start")
+    second = await queue(farm_jobs.record, results, "second", __retries=3)
+    settings = get_settings()
+
+    async def listed_waiting() -> bool:
+        # Polled: a busy host may publish no snapshot within one short listen.
+        snapshots = await collect_snapshots(settings, wait_s=0.5)
+        return any(job["id"] == second.id for each in snapshots for job in each["waiting_jobs"])
+
+    deadline = time.monotonic() + 15
+    while not await listed_waiting():
+        assert time.monotonic() < deadline, "the second job never listed as waiting"
+
+    # When an operator cancels it by a prefix of its id
+    finished = await asyncio.to_thread(run_cancel, farm, second.id[:8])
+
+    # Then the command says it was cancelled before it started
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert f"cancelled job {second.id} (farm_jobs.record) before it started" in finished.stdout
+    assert "never ran" in finished.stdout
+    assert "dead-lettered with reason 'cancelled'" in finished.stdout
+    # ...it is dead-lettered as cancelled, and it never ran
+    [letter] = await farm.dead_letters(1)
+    assert letter.message_id == second.id
+    assert (letter.headers or {})[h.DEAD_REASON] == "cancelled"
+    assert "cancelled by" in (letter.headers or {})[h.DEAD_ERROR]
+    assert "before it started" in (letter.headers or {})[h.DEAD_ERROR]
+    assert "cancelling job " + second.id + " (farm_jobs.record) waiting" in supervisor.log()
+    # ...and the first job, running all along, is unaffected: it runs to its end
+    assert "first" not in farm.tags("cancelled")
+    await wait_until(
+        lambda: "first" in farm.tags("finished"), timeout=30, message="the first job's end"
+    )
+    assert farm.tags("finished") == ["first"]
+    assert "second" not in farm.tags("ran")
+    # ...and the worker goes on taking jobs, never running the cancelled one
+    await queue(farm_jobs.record, results, "next")
+    await wait_until(lambda: "next" in farm.tags("ran"), message="the next job")
+    assert farm.tags("ran") == ["next"]
+    assert first.id != second.id and await farm.queue_depth() == 0
+
+
 async def test_cancel_says_when_no_running_job_matches(farm: Farm) -> None:
     await _one_worker(farm, "idle-sup")
 
     finished = await asyncio.to_thread(run_cancel, farm, "0123456789abcdef", "--wait", "1.5")
 
     assert finished.returncode == 1, finished.stdout + finished.stderr
-    assert "no running job's id starts with 0123456789abcdef" in finished.stderr
+    assert "no running or waiting job's id starts with 0123456789abcdef" in finished.stderr
 
 
 def test_cancel_refuses_a_prefix_shorter_than_six_characters() -> None:
@@ -213,18 +276,79 @@ def _snapshot(supervisor_id: str, *jobs: tuple[str, bool]) -> dict[str, object]:
 def test_a_unique_prefix_finds_the_job_and_its_supervisor() -> None:
     snapshots = [_snapshot("s1", ("aaaaaa11", False)), _snapshot("s2", ("bbbbbb22", True))]
 
-    assert find_running_jobs("bbbbbb", snapshots) == [
-        RunningJob("bbbbbb22", "m:f", "s2", "w1", True)
-    ]
+    assert find_jobs("bbbbbb", snapshots) == [ListedJob("bbbbbb22", "m:f", "s2", "w1", True)]
 
 
 def test_an_ambiguous_prefix_finds_every_match_and_an_exact_id_wins() -> None:
     snapshots = [_snapshot("s1", ("abcdef1", False), ("abcdef2", False), ("abcdef", False))]
 
-    assert [job.job_id for job in find_running_jobs("abcdef", snapshots)] == ["abcdef"]
-    assert [job.job_id for job in find_running_jobs("abcdef1", snapshots)] == ["abcdef1"]
+    assert [job.job_id for job in find_jobs("abcdef", snapshots)] == ["abcdef"]
+    assert [job.job_id for job in find_jobs("abcdef1", snapshots)] == ["abcdef1"]
     del snapshots[0]["workers"][0]["in_flight"][2]  # type: ignore[index]
-    assert [job.job_id for job in find_running_jobs("abcdef", snapshots)] == ["abcdef1", "abcdef2"]
+    assert [job.job_id for job in find_jobs("abcdef", snapshots)] == ["abcdef1", "abcdef2"]
+
+
+def test_a_prefix_finds_a_job_waiting_for_a_slot_and_one_in_flight_wins() -> None:
+    # Given snapshots listing a waiting job apart from the jobs in flight
+    waiting = {"id": "cccccc33", "function": "m.g", "worker_id": "w2"}
+    unnamed = {"id": "dddddd44", "worker_id": "w3"}
+    snapshots = [_snapshot("s1", ("aaaaaa11", False)) | {"waiting_jobs": [waiting, unnamed]}]
+
+    # Then a prefix finds it, as waiting, on its worker
+    assert find_jobs("cccccc", snapshots) == [
+        ListedJob("cccccc33", "m.g", "s1", "w2", False, waiting=True)
+    ]
+    assert find_jobs("dddddd", snapshots)[0].function == "?"
+    # ...and a job listed both waiting and in flight (snapshots of two moments) is in flight
+    snapshots.append(_snapshot("s2", ("cccccc33", False)))
+    assert find_jobs("cccccc", snapshots) == [ListedJob("cccccc33", "m:f", "s2", "w1", False)]
+
+
+def _heard(*ended: dict[str, Any], in_flight: list[dict[str, Any]] | None = None) -> Any:
+    """What ``fast-app cancel`` heard: one snapshot of s1, its failed ends and jobs."""
+    heard = cancel_cli._Snapshots()
+    snapshot = _snapshot("s1") | {"at": 1.0, "events": [], "recent_jobs": {"failed": ended}}
+    snapshot["workers"][0]["in_flight"] = in_flight or []  # type: ignore[index]
+    heard.keep(snapshot)
+    return heard
+
+
+@pytest.mark.parametrize(
+    ("waiting", "started", "said"),
+    [
+        (True, False, "cancelled job j1 (m.f) before it started: it was waiting for a slot"),
+        (True, True, "cancelled job j1 (m.f) while it ran on worker w1: it started before"),
+        (False, True, "cancelled job j1 (m.f) on worker w1; dead-lettered"),
+    ],
+)
+async def test_cancel_says_whether_the_job_was_cancelled_before_it_started_or_while_it_ran(
+    capsys: pytest.CaptureFixture[str], waiting: bool, started: bool, said: str
+) -> None:
+    # Given a job found waiting (or running), which then ended as cancelled
+    job = ListedJob("j1", "m.f", "s1", "w1", False, waiting=waiting)
+    heard = _heard({"id": "j1", "outcome": "cancelled", "started": started})
+
+    # When the command waits for its end
+    code = await cancel_cli._wait_for_the_end(heard, job, -1, 1.0)
+
+    # Then it says how it ended
+    assert code == 0
+    assert said in capsys.readouterr().out
+
+
+async def test_cancel_says_when_a_waiting_job_started_in_a_thread_before_the_cancel(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a plain function found waiting, now listed running in a thread
+    job = ListedJob("j1", "m.f", "s1", "w1", False, waiting=True)
+    heard = _heard(in_flight=[{"id": "j1", "function": "m.f", "in_thread": True}])
+
+    # When the command waits for its end, then it says at once that it cannot be cancelled
+    code = await cancel_cli._wait_for_the_end(heard, job, -1, 10.0)
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "threads cannot be stopped; it started before the cancel reached it" in error
 
 
 # -- the message types -----------------------------------------------------------------

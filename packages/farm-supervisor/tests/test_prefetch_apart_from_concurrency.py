@@ -23,7 +23,7 @@ from fast_app.core.queue import queue
 from fast_app.core.queue.amqp import headers as h
 from fast_app.core.queue.testing.rabbitmq import RabbitMQNode
 from fast_app.farm.errors import FarmConfigurationError
-from fast_app.farm.messages import Cancel, Heartbeat, decode_heartbeat, encode_line
+from fast_app.farm.messages import Cancel, Heartbeat, WaitingEntry, decode_heartbeat, encode_line
 from fast_app.farm.settings import load_farm_settings
 from fast_app.farm.worker._slots import HAND_BACK, RUN, Admission, JobSlots
 
@@ -370,6 +370,54 @@ async def test_heartbeats_count_waiting_deliveries_apart_and_a_waiting_job_can_b
     assert [job.id for job in beat.in_flight] == [running.id]
     assert "doomed" not in farm.tags("started")
     assert f"cancels job {doomed.id} before it started, asked by ops" in worker.log()
+
+
+async def test_a_waiting_job_is_listed_by_id_and_a_cancel_reaches_it_before_or_once_it_started(
+    farm: Farm, linked_worker: tuple[WorkerProcess, _Link]
+) -> None:
+    worker, link = linked_worker
+    results = str(farm.results)
+    # Given a short job running and two jobs waiting behind it
+    ahead = await queue(farm_jobs.sleep_then_record, results, "ahead", 2)
+    doomed = await queue(farm_jobs.sleep_then_record, results, "doomed", 30)
+    late = await queue(farm_jobs.sleep_then_record, results, "late", 30)
+
+    # Then its heartbeat lists the waiting ones by id, first in line first, apart from
+    # the job in flight
+    beat = await link.until(lambda beat: beat.waiting == 2)
+    function = "farm_jobs.sleep_then_record"
+    assert beat.waiting_jobs == [
+        WaitingEntry(id=doomed.id, function=function),
+        WaitingEntry(id=late.id, function=function),
+    ]
+    assert [job.id for job in beat.in_flight] == [ahead.id]
+
+    # When one is cancelled while it waits
+    await link.send(Cancel(job_id=doomed.id, sender="ops"))
+
+    # Then it ends as cancelled, reported as never started
+    beat = await link.until(lambda beat: any(end.id == doomed.id for end in beat.ended))
+    [ended] = [end for end in beat.ended if end.id == doomed.id]
+    assert (ended.outcome, ended.started) == ("cancelled", False)
+    assert ended.error == "cancelled: cancelled by ops before it started"
+
+    # And when the other one started (listed as waiting earlier) and is cancelled then
+    await wait_until(lambda: "late" in farm.tags("started"), message="the late job to start")
+    await link.send(Cancel(job_id=late.id, sender="ops"))
+
+    # Then the worker cancels it while it runs (the running path, not the line)
+    beat = await link.until(lambda beat: any(end.id == late.id for end in beat.ended))
+    [ended] = [end for end in beat.ended if end.id == late.id]
+    assert (ended.outcome, ended.started) == ("cancelled", True)
+    assert ended.error == "cancelled: cancelled by ops"
+    await wait_until(lambda: "late" in farm.tags("cancelled"), message="the cancellation")
+    letters = await farm.dead_letters(2)
+    assert sorted((letter.message_id, letter.headers[h.DEAD_REASON]) for letter in letters) == (
+        sorted([(doomed.id, "cancelled"), (late.id, "cancelled")])
+    )
+    assert farm.tags("started") == ["ahead", "late"]
+    assert farm.tags("finished") == ["ahead"]
+    assert f"cancels job {late.id}, asked by ops" in worker.log()
 
 
 async def _wait_depth(farm: Farm, ready: int, timeout: float = 20) -> None:

@@ -1,11 +1,13 @@
-"""``fast-app cancel JOB``: cancel one running job, by its id or a unique prefix of it.
+"""``fast-app cancel JOB``: cancel one job, running or waiting, by its id or a unique prefix.
 
-The job is looked up in the jobs in flight that the supervisors' snapshots list; the
-``cancel_job`` command goes to the supervisor whose worker runs it (the snapshot says
-which), which forwards it to that worker. The worker cancels the job's task and
-dead-letters its delivery with reason ``cancelled``: acknowledged, never redelivered,
-never retried, and ``fast-app dlq requeue`` runs it again. A plain function runs in a
-thread, which cannot be stopped: cancelling it is refused.
+The job is looked up in what the supervisors' snapshots list: the jobs in flight, and
+the deliveries waiting inside workers for a slot (``FARM_PREFETCH`` above
+``FARM_CONCURRENCY``). The ``cancel_job`` command goes to the supervisor whose worker
+holds it (the snapshot says which), which forwards it to that worker. The worker cancels
+the job's task, or settles a waiting job without running it, and dead-letters its
+delivery with reason ``cancelled``: acknowledged, never redelivered, never retried, and
+``fast-app dlq requeue`` runs it again. A plain function runs in a thread, which cannot
+be stopped: cancelling it while it runs is refused.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from fast_app.farm.printable import printable
 
 __all__ = [
     "MIN_PREFIX",
-    "RunningJob",
+    "ListedJob",
     "add_cancel_parser",
     "cancel_command",
-    "find_running_jobs",
+    "find_jobs",
     "run_cancel",
 ]
 
@@ -45,31 +47,54 @@ _NOT_FOUND = "cancel_not_found"
 
 
 @dataclass(frozen=True, slots=True)
-class RunningJob:
-    """A job in flight as a snapshot lists it, with who runs it."""
+class ListedJob:
+    """A job a snapshot lists, with who holds it.
+
+    Attributes:
+        waiting: it waits inside its worker for a slot (not started when the snapshot
+            was taken); else it is in flight.
+    """
 
     job_id: str
     function: str
     supervisor_id: str
     worker_id: str
     in_thread: bool
+    waiting: bool = False
 
 
-def find_running_jobs(prefix: str, snapshots: list[dict[str, Any]]) -> list[RunningJob]:
-    """The jobs in flight in ``snapshots`` whose id is ``prefix`` or starts with it.
+def find_jobs(prefix: str, snapshots: list[dict[str, Any]]) -> list[ListedJob]:
+    """The jobs in flight or waiting in ``snapshots`` whose id is ``prefix`` or starts
+    with it.
 
-    An exact match wins over longer ids that share it as a prefix.
+    An exact match wins over longer ids that share it as a prefix. A job listed both in
+    flight and waiting (by snapshots of different moments) counts as in flight.
     """
-    found: dict[str, RunningJob] = {}
+    found: dict[str, ListedJob] = {}
     for snapshot in snapshots:
+        supervisor_id = str(snapshot.get("supervisor_id", "?"))
+        for job in snapshot.get("waiting_jobs", []):
+            job_id = str(job.get("id", ""))
+            if job_id.startswith(prefix):
+                found.setdefault(
+                    job_id,
+                    ListedJob(
+                        job_id,
+                        str(job.get("function") or "?"),
+                        supervisor_id,
+                        str(job.get("worker_id", "?")),
+                        False,
+                        waiting=True,
+                    ),
+                )
         for worker in snapshot.get("workers", []):
             for job in worker.get("in_flight", []):
                 job_id = str(job.get("id", ""))
                 if job_id.startswith(prefix):
-                    found[job_id] = RunningJob(
+                    found[job_id] = ListedJob(
                         job_id,
                         str(job.get("function", "?")),
-                        str(snapshot.get("supervisor_id", "?")),
+                        supervisor_id,
                         str(worker.get("worker_id", "?")),
                         bool(job.get("in_thread", False)),
                     )
@@ -87,16 +112,18 @@ def add_cancel_parser(commands: Any) -> None:
     """Add ``cancel`` to the ``fast-app`` parser (run it with ``run_cancel``)."""
     cancel = commands.add_parser(
         "cancel",
-        help="cancel one running job (async jobs only)",
+        help="cancel one running job (async jobs only) or one waiting for a worker's slot",
         description=(
-            "Cancel a running job, given its id or a unique prefix of it (at least "
-            f"{MIN_PREFIX} characters), as the supervisors' snapshots list it. Its worker "
-            "cancels the job's task and dead-letters it with reason 'cancelled': never "
-            "redelivered nor retried; 'fast-app dlq requeue ID' runs it again. A plain "
-            "(non-async) function runs in a thread, which cannot be stopped: refused. "
+            "Cancel a running job, or one waiting inside a worker for a free slot "
+            "(FARM_PREFETCH above FARM_CONCURRENCY), given its id or a unique prefix of it "
+            f"(at least {MIN_PREFIX} characters), as the supervisors' snapshots list it. Its "
+            "worker cancels the job's task, or drops a waiting job before it starts, and "
+            "dead-letters it with reason 'cancelled': never redelivered nor retried; "
+            "'fast-app dlq requeue ID' runs it again. A plain (non-async) function runs in a "
+            "thread, which cannot be stopped: refused once it runs. "
             "Exit codes: 0 the job is cancelled (or its worker was told to); 1 no running "
-            "job matches, the prefix is ambiguous, the job runs in a thread, or no "
-            "supervisor confirmed in time; 2 bad settings or the broker cannot be reached."
+            "or waiting job matches, the prefix is ambiguous, the job runs in a thread, or "
+            "no supervisor confirmed in time; 2 bad settings or the broker cannot be reached."
         ),
     )
     cancel.add_argument("job", metavar="JOB", help="the job's id, or a unique prefix of it")
@@ -110,7 +137,7 @@ def add_cancel_parser(commands: Any) -> None:
         "--wait",
         type=float,
         default=2.5,
-        help="seconds to listen to snapshots for the running jobs (default 2.5)",
+        help="seconds to listen to snapshots for the running and waiting jobs (default 2.5)",
     )
     cancel.add_argument(
         "--timeout",
@@ -166,7 +193,7 @@ async def _cancel(queue: QueueSettings, prefix: str, wait_s: float, timeout_s: f
     try:
         await listener.start()
         await asyncio.sleep(wait_s)
-        matches = find_running_jobs(prefix, heard.running())
+        matches = find_jobs(prefix, heard.running())
         refusal = _refusal(prefix, matches, bool(heard.latest), queue.name)
         if refusal is not None:
             print(f"fast-app cancel: {refusal}", file=sys.stderr)
@@ -180,37 +207,42 @@ async def _cancel(queue: QueueSettings, prefix: str, wait_s: float, timeout_s: f
         await listener.close()
 
 
-def _refusal(prefix: str, matches: list[RunningJob], heard: bool, queue: str) -> str | None:
+def _refusal(prefix: str, matches: list[ListedJob], heard: bool, queue: str) -> str | None:
     if not heard:
         return f"no supervisor is serving {queue} (no snapshot heard): no running job to cancel"
     if not matches:
-        return f"no running job's id starts with {printable(prefix)}"
+        return f"no running or waiting job's id starts with {printable(prefix)}"
     if len(matches) > 1:
         listed = ", ".join(f"{job.job_id} ({job.function})" for job in matches[:10])
-        return f"{printable(prefix)} matches {len(matches)} running jobs: {listed}"
+        return f"{printable(prefix)} matches {len(matches)} running or waiting jobs: {listed}"
     job = matches[0]
     if job.in_thread:
-        return (
-            f"cannot cancel job {job.job_id} ({job.function}): it runs in a thread (a plain "
-            "function), and threads cannot be stopped"
-        )
+        return _in_a_thread(job)
     return None
 
 
-async def _wait_for_the_end(heard: _Snapshots, job: RunningJob, seen: int, timeout_s: float) -> int:
+def _in_a_thread(job: ListedJob) -> str:
+    return (
+        f"cannot cancel job {job.job_id} ({job.function}): it runs in a thread (a plain "
+        "function), and threads cannot be stopped"
+    )
+
+
+async def _wait_for_the_end(heard: _Snapshots, job: ListedJob, seen: int, timeout_s: float) -> int:
     """Wait for the job to end as cancelled; what the supervisor said if not."""
     deadline = time.monotonic() + timeout_s
     forwarded = False
     while time.monotonic() < deadline:
-        ended = (
-            end.get("id") == job.job_id and end.get("outcome") == "cancelled" for end in heard.ended
+        ended = next(
+            (
+                end
+                for end in heard.ended
+                if end.get("id") == job.job_id and end.get("outcome") == "cancelled"
+            ),
+            None,
         )
-        if any(ended):
-            print(
-                f"cancelled job {job.job_id} ({job.function}) on worker {job.worker_id}; "
-                f"dead-lettered with reason 'cancelled' (fast-app dlq requeue {job.job_id} "
-                "runs it again)"
-            )
+        if ended is not None:
+            print(_cancelled(job, started=bool(ended.get("started", True))))
             return EXIT_OK
         for event in heard.events_of(job.supervisor_id):
             if event.get("job_id") != job.job_id or int(event.get("seq", 0)) <= seen:
@@ -219,6 +251,14 @@ async def _wait_for_the_end(heard: _Snapshots, job: RunningJob, seen: int, timeo
                 print(f"fast-app cancel: {event.get('message')}", file=sys.stderr)
                 return EXIT_FAILED
             forwarded = forwarded or event.get("kind") == _FORWARDED
+        if job.waiting and _started_in_a_thread(heard, job):
+            # Its worker refuses the cancel: a thread cannot be stopped, and it never ends
+            # as cancelled.
+            print(
+                f"fast-app cancel: {_in_a_thread(job)}; it started before the cancel reached it",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         await asyncio.sleep(0.05)
     if forwarded:
         print(
@@ -232,3 +272,28 @@ async def _wait_for_the_end(heard: _Snapshots, job: RunningJob, seen: int, timeo
         file=sys.stderr,
     )
     return EXIT_FAILED
+
+
+def _cancelled(job: ListedJob, *, started: bool) -> str:
+    """What to say of ``job`` once it ended as cancelled (``started``: its code ran)."""
+    requeue = f"dead-lettered with reason 'cancelled' (fast-app dlq requeue {job.job_id} runs it"
+    if not started:
+        return (
+            f"cancelled job {job.job_id} ({job.function}) before it started: it was waiting "
+            f"for a slot on worker {job.worker_id}, and never ran; {requeue})"
+        )
+    if job.waiting:
+        return (
+            f"cancelled job {job.job_id} ({job.function}) while it ran on worker "
+            f"{job.worker_id}: it started before the cancel reached it; {requeue} again)"
+        )
+    return (
+        f"cancelled job {job.job_id} ({job.function}) on worker {job.worker_id}; {requeue} again)"
+    )
+
+
+def _started_in_a_thread(heard: _Snapshots, job: ListedJob) -> bool:
+    """Whether the latest snapshot of ``job``'s supervisor lists it running in a thread."""
+    snapshot = heard.latest.get(job.supervisor_id)
+    listed = [] if snapshot is None else find_jobs(job.job_id, [snapshot])
+    return any(found.job_id == job.job_id and found.in_thread for found in listed)

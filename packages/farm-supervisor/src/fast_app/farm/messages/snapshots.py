@@ -30,7 +30,13 @@ from fast_app.farm.messages.job_figures import (
     FunctionFigures,
     MinuteTotals,
 )
-from fast_app.farm.messages.worker_link import EndedJob, InFlightEntry, WorkerCounters
+from fast_app.farm.messages.worker_link import (
+    WAITING_LISTED,
+    EndedJob,
+    InFlightEntry,
+    WaitingEntry,
+    WorkerCounters,
+)
 
 __all__ = [
     "Decision",
@@ -42,6 +48,7 @@ __all__ = [
     "RecentEnds",
     "Snapshot",
     "SnapshotSettings",
+    "WaitingJobOf",
     "WorkerEntry",
     "decode_snapshot",
     "encode_snapshot",
@@ -158,6 +165,12 @@ class EndedJobOf(EndedJob, frozen=True, kw_only=True):
     worker_id: Name
 
 
+class WaitingJobOf(WaitingEntry, frozen=True, kw_only=True):
+    """A delivery waiting inside a worker for a slot, with that worker."""
+
+    worker_id: Name
+
+
 class RecentEnds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The last jobs the supervisor's workers ended."""
 
@@ -212,6 +225,30 @@ class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="sna
     history: Annotated[list[MinuteTotals], Meta(max_length=HISTORY_MINUTES)] = msgspec.field(
         default_factory=list
     )
+    #: Deliveries waiting inside workers for a slot (``FARM_PREFETCH`` above
+    #: ``FARM_CONCURRENCY``), by worker, of the workers where some wait. Not started:
+    #: neither in a worker's ``in_flight`` nor in its ``in_flight_count``.
+    waiting: Annotated[dict[Name, Count], Meta(max_length=1024)] = msgspec.field(
+        default_factory=dict
+    )
+    #: Some of them by id, each worker's first in line first (``waiting`` counts them
+    #: all). Apart from the workers, so that a snapshot where none wait stays as small.
+    waiting_jobs: Annotated[list[WaitingJobOf], Meta(max_length=WAITING_LISTED)] = msgspec.field(
+        default_factory=list
+    )
+
+    def __post_init__(self) -> None:
+        # Raised while decoding, this is a ValidationError: the snapshot is refused. A
+        # listed waiting job must be counted: a count must never hide what is listed.
+        listed: dict[str, int] = {}
+        for job in self.waiting_jobs:
+            listed[job.worker_id] = listed.get(job.worker_id, 0) + 1
+        for worker_id, count in listed.items():
+            if count > self.waiting.get(worker_id, 0):
+                raise ValueError(
+                    f"lists {count} jobs waiting on worker {worker_id} but counts "
+                    f"{self.waiting.get(worker_id, 0)}"
+                )
 
 
 _decoder = msgspec.json.Decoder(Snapshot)

@@ -32,6 +32,7 @@ __all__ = [
     "ENDED_LISTED",
     "HEARTBEAT_MAX_BYTES",
     "IN_FLIGHT_LISTED",
+    "WAITING_LISTED",
     "WAITS_LISTED",
     "Cancel",
     "Drain",
@@ -41,6 +42,7 @@ __all__ = [
     "Pause",
     "Resume",
     "Tombstoned",
+    "WaitingEntry",
     "WorkerCommand",
     "WorkerCounters",
     "decode_heartbeat",
@@ -55,9 +57,12 @@ IN_FLIGHT_LISTED = 256
 ENDED_LISTED = 16
 #: Queue waits one heartbeat carries.
 WAITS_LISTED = 256
+#: Deliveries waiting for a slot one heartbeat lists (the first in line); the rest are
+#: counted in ``waiting``.
+WAITING_LISTED = 64
 #: The longest line the supervisor reads; a heartbeat stays far below it by construction
 #: (256 jobs of at most ~1.5 KB, 16 ended jobs of at most ~7 KB, 65 functions of at
-#: most ~4 KB).
+#: most ~4 KB, 64 waiting deliveries of at most ~0.4 KB).
 HEARTBEAT_MAX_BYTES = 1 << 20
 
 WorkerState = Literal["starting", "idle", "busy", "paused", "draining"]
@@ -84,6 +89,17 @@ class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     in_thread: bool = False
 
 
+class WaitingEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A delivery a worker holds but has not started: it waits for one of its slots.
+
+    Its body is not decoded before it starts: ``function`` is what the delivery's
+    ``type`` property names (``None`` when it names none that is a function's path).
+    """
+
+    id: JobId
+    function: Function | None = None
+
+
 class EndedJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A job a worker ended since its previous heartbeat."""
 
@@ -97,6 +113,8 @@ class EndedJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context_keys: Annotated[list[Line], Meta(max_length=16)] = msgspec.field(default_factory=list)
     error: Line | None = None
     traceback: Text | None = None
+    #: Whether its code started: ``False`` for a job cancelled while it waited for a slot.
+    started: bool = True
 
 
 class WorkerCounters(msgspec.Struct, forbid_unknown_fields=True):
@@ -140,6 +158,18 @@ class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="he
     #: Deliveries received but not started (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``):
     #: they wait for a slot and are not in ``in_flight``.
     waiting: Count = 0
+    #: The first ``WAITING_LISTED`` of them in line (``waiting`` counts them all), so
+    #: that one can be found, and cancelled, by its id.
+    waiting_jobs: Annotated[list[WaitingEntry], Meta(max_length=WAITING_LISTED)] = msgspec.field(
+        default_factory=list
+    )
+
+    def __post_init__(self) -> None:
+        # Raised while decoding, this is a ValidationError: the heartbeat is refused.
+        if len(self.waiting_jobs) > self.waiting:
+            raise ValueError(
+                f"lists {len(self.waiting_jobs)} waiting jobs but counts {self.waiting}"
+            )
 
 
 class Drain(

@@ -9,7 +9,10 @@ is refused.
 
 ``cancel_job`` goes to the worker whose latest heartbeat lists the job in flight (as a
 ``Cancel`` over its link), unless the heartbeat says the job runs in a thread: a thread
-cannot be stopped, and the command is refused with an event saying so.
+cannot be stopped, and the command is refused with an event saying so. It goes likewise
+to a worker whose heartbeat lists the job among its deliveries waiting for a slot: the
+worker settles it as cancelled without running it, or cancels it as it runs if it
+started in the meantime.
 """
 
 from __future__ import annotations
@@ -124,10 +127,27 @@ async def _cancel_job(command: CancelJob, pools: QueuePools, events: EventLog) -
             job_id=job_id,
         )
         return
+    for worker in pools.workers.values():
+        waiting = next((job for job in worker.waiting_jobs if job.id == job_id), None)
+        if waiting is None:
+            continue
+        await worker.send(Cancel(job_id=job_id, sender=command.sender))
+        events.record(
+            logging.WARNING,
+            "cancel_forwarded",
+            "cancelling job %s (%s) waiting for a slot on worker %s (not started), asked by %s",
+            job_id,
+            waiting.function or "?",
+            worker.worker_id,
+            command.sender,
+            worker_id=worker.worker_id,
+            job_id=job_id,
+        )
+        return
     events.record(
         logging.INFO,
         "cancel_not_found",
-        "job %s is not running on this supervisor's workers: nothing to cancel",
+        "job %s is neither running nor waiting on this supervisor's workers: nothing to cancel",
         job_id,
         job_id=job_id,
     )

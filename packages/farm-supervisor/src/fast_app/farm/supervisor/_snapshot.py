@@ -3,7 +3,9 @@
 A snapshot travels as one message on the events exchange every heartbeat interval; with
 32 workers of 16 jobs each, listing every job in flight (with its arguments preview)
 would make it large. It lists the oldest jobs in flight (those nearest their deadlines)
-up to a cap and counts the rest, and keeps the last few ended jobs.
+up to a cap and counts the rest, and keeps the last few ended jobs. Deliveries waiting
+inside workers for a slot are listed apart (never as jobs in flight), likewise capped:
+the first in line of each worker first, so that every worker's next ones can be found.
 """
 
 from __future__ import annotations
@@ -14,13 +16,23 @@ from collections.abc import Iterable
 import msgspec
 
 from fast_app.farm.messages import WorkerCounters
-from fast_app.farm.messages.snapshots import EndedJobOf, RecentEnds, WorkerEntry
+from fast_app.farm.messages.snapshots import EndedJobOf, RecentEnds, WaitingJobOf, WorkerEntry
 from fast_app.farm.supervisor._workers import WorkerProcess
 
-__all__ = ["IN_FLIGHT_LISTED", "RecentJobEnds", "worker_entries"]
+__all__ = [
+    "IN_FLIGHT_LISTED",
+    "WAITING_LISTED",
+    "RecentJobEnds",
+    "waiting_counts",
+    "waiting_jobs",
+    "worker_entries",
+]
 
 #: Jobs in flight a snapshot lists, over all of a supervisor's workers (oldest first).
 IN_FLIGHT_LISTED = 40
+#: Waiting deliveries a snapshot lists, over all of a supervisor's workers (at most
+#: ~0.4 KB each).
+WAITING_LISTED = 40
 _SUCCEEDED_KEPT = 10
 _FAILED_KEPT = 10
 
@@ -29,7 +41,8 @@ def worker_entries(workers: Iterable[WorkerProcess], now: float) -> list[WorkerE
     """Each worker as a snapshot shows it, at monotonic time ``now``.
 
     ``in_flight`` lists its jobs among the ``IN_FLIGHT_LISTED`` oldest of all workers;
-    ``in_flight_count`` counts them all.
+    ``in_flight_count`` counts them all (never the deliveries waiting for a slot: see
+    ``waiting_jobs``).
     """
     workers = list(workers)
     started = sorted(
@@ -62,6 +75,27 @@ def worker_entries(workers: Iterable[WorkerProcess], now: float) -> list[WorkerE
             )
         )
     return entries
+
+
+def waiting_counts(workers: Iterable[WorkerProcess]) -> dict[str, int]:
+    """How many deliveries wait for a slot in each worker, of those where some wait."""
+    return {worker.worker_id: worker.waiting for worker in workers if worker.waiting}
+
+
+def waiting_jobs(workers: Iterable[WorkerProcess]) -> list[WaitingJobOf]:
+    """At most ``WAITING_LISTED`` deliveries waiting for a slot, by place in line: each
+    worker's first, then each one's second..., so that every worker's next ones can be
+    found (and cancelled) by their ids."""
+    lines = [(worker.worker_id, worker.waiting_jobs) for worker in workers]
+    listed: list[WaitingJobOf] = []
+    for position in range(max((len(line) for _, line in lines), default=0)):
+        for worker_id, line in lines:
+            if position < len(line):
+                job = line[position]
+                listed.append(WaitingJobOf(id=job.id, function=job.function, worker_id=worker_id))
+                if len(listed) == WAITING_LISTED:
+                    return listed
+    return listed
 
 
 class RecentJobEnds:

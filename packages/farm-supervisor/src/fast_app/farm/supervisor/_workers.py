@@ -24,6 +24,7 @@ from fast_app.farm.messages import (
     Heartbeat,
     InFlightEntry,
     Refusals,
+    WaitingEntry,
     WorkerCommand,
     decode_heartbeat,
     encode_line,
@@ -216,6 +217,16 @@ class WorkerProcess:
     def in_flight_count(self) -> int:
         """How many jobs it last reported in flight."""
         return 0 if self.heartbeat is None else self.heartbeat.in_flight_count
+
+    @property
+    def waiting(self) -> int:
+        """How many deliveries it last reported waiting for a slot (not in flight)."""
+        return 0 if self.heartbeat is None else self.heartbeat.waiting
+
+    @property
+    def waiting_jobs(self) -> list[WaitingEntry]:
+        """The first of those in line, as it listed them (see ``waiting``)."""
+        return [] if self.heartbeat is None else self.heartbeat.waiting_jobs
 
     def completed(self) -> int:
         """Jobs it ended so far (succeeded, failed, dead-lettered), from its counters."""

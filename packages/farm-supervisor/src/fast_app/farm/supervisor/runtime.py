@@ -43,7 +43,12 @@ from fast_app.farm.supervisor._peers import PeerLoads
 from fast_app.farm.supervisor._pool import WorkerPool
 from fast_app.farm.supervisor._pools import QueuePools
 from fast_app.farm.supervisor._scaling_feed import QueueFeed
-from fast_app.farm.supervisor._snapshot import RecentJobEnds, worker_entries
+from fast_app.farm.supervisor._snapshot import (
+    RecentJobEnds,
+    waiting_counts,
+    waiting_jobs,
+    worker_entries,
+)
 from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, worker_environment
 from fast_app.farm.supervisor.balancing import (
     BalanceMemory,
@@ -545,6 +550,8 @@ class Supervisor:
             queues=queues,
             functions=self._job_figures.functions(wall),
             history=self._job_figures.history(wall),
+            waiting=waiting_counts(self.workers.values()),
+            waiting_jobs=waiting_jobs(self.workers.values()),
         )
 
     async def _publish_snapshot(self, *, wait_s: float | None = None) -> None:

@@ -25,7 +25,7 @@ from fast_app.core.queue.amqp.connecting import connect_first
 from fast_app.core.queue.errors import QueueConfigurationError
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm._wording import counted
-from fast_app.farm.messages import Refusals, decode_tombstone
+from fast_app.farm.messages import Refusals, WaitingEntry, decode_tombstone
 from fast_app.farm.messages.edge import decode_at_edge
 from fast_app.farm.printable import printable
 from fast_app.farm.settings import FarmSettings
@@ -125,6 +125,10 @@ class JobConsumer:
         """Deliveries received but not started, waiting for one of the concurrency's slots."""
         return 0 if self._slots is None else self._slots.waiting
 
+    def waiting_jobs(self, limit: int) -> list[WaitingEntry]:
+        """The first ``limit`` deliveries waiting for a slot, as heartbeats list them."""
+        return [] if self._slots is None else self._slots.listed(limit)
+
     def start_no_waiting_delivery(self, why: str) -> None:
         """Start none of the deliveries waiting for a slot (the process is about to end):
         the broker takes them back when the connection closes."""
@@ -138,8 +142,8 @@ class JobConsumer:
             )
 
     def cancel_waiting(self, job_id: str, sender: str) -> bool:
-        """Settle job ``job_id`` as cancelled without running it, if it waits for a slot;
-        whether it did."""
+        """Settle job ``job_id`` as cancelled without running it, if it waits for a slot
+        (or was given one and has not started yet); whether it did."""
         return self._slots is not None and self._slots.cancel(job_id, sender)
 
     def pause(self, why: str) -> None:

@@ -335,6 +335,9 @@ class Deliveries:
     ) -> None:
         """Dead-letter a job an operator cancelled while it waited for a slot, unrun."""
         error = JobError("cancelled", f"cancelled by {sender} before it started")
+        # Its statistics list it among the ended jobs (as not started): that is how the
+        # operator who cancelled it hears that it is done.
+        delivery.run.outcome = JobOutcome(JobStatus.FAILED, 0.0, error)
         logger.warning(
             "job %s (%s) cancelled by %s before it started",
             envelope.id,

@@ -156,6 +156,7 @@ class _Ended:
     ended_at: float
     duration_s: float
     error: JobError | None
+    started: bool
 
     def describe(self) -> EndedJob:
         envelope, error = self.envelope, self.error
@@ -172,6 +173,7 @@ class _Ended:
             traceback=None
             if error is None or not error.traceback
             else printable(error.traceback[-_TRACEBACK_TAIL:], keep_lines=True)[-_TRACEBACK_TAIL:],
+            started=self.started,
         )
 
 
@@ -197,12 +199,18 @@ class RecentJobs:
         self._failed: collections.deque[_Ended] = collections.deque(maxlen=failures)
 
     def add(
-        self, envelope: JobEnvelope, outcome: str, duration_s: float, error: JobError | None
+        self,
+        envelope: JobEnvelope,
+        outcome: str,
+        duration_s: float,
+        error: JobError | None,
+        *,
+        started: bool = True,
     ) -> None:
         """Record how a run of ``envelope`` ended: ``succeeded``, ``retried``,
-        ``dead_lettered`` or ``cancelled``."""
+        ``dead_lettered`` or ``cancelled`` (``started``: whether its code started)."""
         kept = self._succeeded if outcome == "succeeded" else self._failed
-        kept.append(_Ended(envelope, outcome, time.time(), duration_s, error))
+        kept.append(_Ended(envelope, outcome, time.time(), duration_s, error, started))
 
     def take(self) -> list[EndedJob]:
         """The jobs ended since the last call, described, oldest first; forgets them."""

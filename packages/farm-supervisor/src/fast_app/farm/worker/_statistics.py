@@ -24,6 +24,7 @@ DEAD_LETTERED = "dead_lettered"
 CANCELLED = "cancelled"  # by an operator; its dead letter says so too
 _ABANDONED = "abandoned"
 _STARTED = "started"
+_CANCELLED_UNSTARTED = "cancelled_unstarted"  # while it waited for a slot
 _TINY = 1e-300  # instead of a draw of exactly 0, whose log is undefined
 
 
@@ -130,8 +131,7 @@ class WorkerStatistics(Hook):
         ran_here = self in run.hook_state  # (see ``settled``)
         if reason == DeadReason.CANCELLED:  # not a failure: counted apart
             self.counters.cancelled += 1
-            if ran_here:
-                run.hook_state[self] = CANCELLED
+            run.hook_state[self] = CANCELLED if ran_here else _CANCELLED_UNSTARTED
             return
         self.counters.dead_lettered += 1
         if ran_here:
@@ -149,6 +149,12 @@ class WorkerStatistics(Hook):
         ended = run.hook_state.get(self)
         outcome, envelope = run.outcome, run.envelope
         if ended is None or ended is _ABANDONED or envelope is None:
+            return
+        if ended is _CANCELLED_UNSTARTED:
+            # Listed, so that whoever cancelled it hears that it ended; not tallied:
+            # its function did not run.
+            if outcome is not None:
+                self.recent.add(envelope, CANCELLED, 0.0, outcome.error, started=False)
             return
         tally = self.functions.of(envelope.function)
         if ended == SUCCEEDED:

@@ -24,6 +24,7 @@ from fast_app.core.queue.hooks import HookSelection
 from fast_app.core.queue.settings import QueueSettings
 from fast_app.farm.messages import (
     IN_FLIGHT_LISTED,
+    WAITING_LISTED,
     Cancel,
     Drain,
     Heartbeat,
@@ -143,6 +144,7 @@ class Worker:
             if last_error is None
             else printable(last_error[:_LAST_ERROR_WIDTH])[:_LAST_ERROR_WIDTH],
             waiting=self._consumer.waiting,
+            waiting_jobs=self._consumer.waiting_jobs(WAITING_LISTED),
         )
 
     def _handle_command(self, command: WorkerCommand) -> None:
@@ -159,6 +161,9 @@ class Worker:
                 self._cancel(job_id, sender)
 
     def _cancel(self, job_id: str, sender: str) -> None:
+        # Both places, whichever the sender saw it in: a job listed as waiting may have
+        # started since (then it is cancelled while it runs), and one that was running
+        # is in flight until settled.
         answer = self.in_flight.cancel(job_id, sender)
         if answer == "not_running" and self._consumer.cancel_waiting(job_id, sender):
             logger.warning(
