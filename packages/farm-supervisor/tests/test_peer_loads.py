@@ -158,3 +158,17 @@ def test_a_flood_of_forged_peers_stops_at_the_cap() -> None:
     # Once the forgeries fall silent, a real peer finds room again
     peers.heard(snapshot("host-b", 1), now=10.0)
     assert peers.supervisors(now=10.0, max_age_s=3.0, queue="q") == 1
+
+
+def test_deliveries_waiting_in_peers_workers_are_counted_per_queue_and_capped() -> None:
+    peers = PeerLoads("me")
+    held = snapshot("host-b", 4, 4, waiting={"host-b-w0": 120, "host-b-w1": 7})
+    forged = snapshot("forger", 4, waiting={"forger-w0": 4_000_000, "nobody": 9})
+
+    peers.heard(held, now=10.0)
+    peers.heard(forged, now=10.0)
+
+    # A worker cannot hold more than its prefetch count, an AMQP short; a count for a
+    # worker the snapshot does not describe counts for nothing.
+    assert peers.waiting(now=11.0, max_age_s=3.0, queue="q") == 127 + 65_535
+    assert peers.waiting(now=20.0, max_age_s=3.0, queue="q") == 0

@@ -556,3 +556,46 @@ def test_own_starting_workers_count_as_capacity_without_discounting_the_others()
     )
     assert decision.change == 0
     assert "+38 other consumers" in decision.reason
+
+
+# -- deliveries waiting inside workers (FARM_PREFETCH above FARM_CONCURRENCY) ------------
+
+
+def hoarded(now: float, *, ready: int, waiting: int) -> FarmLoad:
+    """Two workers of 4 slots each, all busy, at 10 jobs/s each."""
+    return FarmLoad(
+        now=now,
+        ready=ready,
+        unacked=8,
+        own_workers=2,
+        busy_workers=2,
+        in_flight=8,
+        total_consumers=2,
+        jobs_per_second_per_worker=10.0,
+        waiting=waiting,
+    )
+
+
+WAITING_POLICY = ScalingPolicy(min_workers=1, max_workers=8, concurrency=4, cooldown_s=0)
+
+
+def test_jobs_waiting_in_workers_count_as_work_when_ready_jobs_call_for_workers() -> None:
+    # Given 20 ready jobs and 8 running: 28 pending, 1 worker of 50 jobs per 5 s is plenty
+    without = decide(WAITING_POLICY, hoarded(0.0, ready=20, waiting=0), ScalingMemory())
+    assert without.change == 0
+    # When the workers also hold 300 deliveries waiting for a slot
+    decision = decide(WAITING_POLICY, hoarded(0.0, ready=20, waiting=300), ScalingMemory())
+    # Then the need counts them (328 pending at 50 per worker: 7) and workers are added
+    assert decision.change == 2
+    assert "20 ready, 300 waiting in workers" in decision.reason
+
+
+def test_waiting_jobs_alone_add_no_worker_but_keep_every_worker() -> None:
+    # Given nothing ready but 300 deliveries held by the workers: a new worker could not
+    # take them, and removing one would hand its share back to the queue for nothing
+    memory = ScalingMemory()
+    for now in range(0, 100, 10):
+        decision = decide(WAITING_POLICY, hoarded(float(now), ready=0, waiting=300), memory)
+        memory = decision.memory
+        assert decision.change == 0
+        assert "300 waiting in workers need them" in decision.reason

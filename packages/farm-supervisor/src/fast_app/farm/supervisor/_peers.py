@@ -20,6 +20,7 @@ __all__ = ["MAX_PEERS", "PeerLoads"]
 #: The most peers remembered: a flood of forged supervisor ids stops growing the map
 #: there (the peers already heard keep being updated; a new one waits for a slot).
 MAX_PEERS = 1024
+_MOST_PREFETCHED = 65_535
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class _Heard:
     in_flight: dict[str, int]  # by queue
     completion_rate: dict[str, float]  # jobs/s its workers end, by queue
     queues: frozenset[str]  # the queues it serves
+    waiting: dict[str, int]  # deliveries waiting in its workers for a slot, by queue
 
 
 class PeerLoads:
@@ -59,10 +61,14 @@ class PeerLoads:
             return
         concurrency = snapshot.settings.concurrency
         in_flight: dict[str, int] = {}
+        waiting: dict[str, int] = {}
         workers: dict[str, int] = {}
         for worker in snapshot.workers:
             queue = worker.queue or snapshot.settings.queue
             in_flight[queue] = in_flight.get(queue, 0) + worker.in_flight_count
+            # A worker's prefetch count is an AMQP short: it cannot hold more than that.
+            held = min(snapshot.waiting.get(worker.worker_id, 0), _MOST_PREFETCHED)
+            waiting[queue] = waiting.get(queue, 0) + held
             workers[queue] = workers.get(queue, 0) + 1
         capped = {
             queue: min(count, workers[queue] * concurrency) for queue, count in in_flight.items()
@@ -77,7 +83,7 @@ class PeerLoads:
             if len(self._heard) >= MAX_PEERS:
                 return
         queues = frozenset(rates) | frozenset(workers)
-        self._heard[snapshot.supervisor_id] = _Heard(now, capped, rates, queues)
+        self._heard[snapshot.supervisor_id] = _Heard(now, capped, rates, queues, waiting)
 
     def _fresh(self, now: float, max_age_s: float) -> list[_Heard]:
         self._heard = {k: v for k, v in self._heard.items() if now - v.at <= max_age_s}
@@ -98,3 +104,9 @@ class PeerLoads:
     def supervisors(self, now: float, max_age_s: float, queue: str) -> int:
         """Peers heard from within ``max_age_s`` of ``now`` that serve ``queue``."""
         return sum(1 for heard in self._fresh(now, max_age_s) if queue in heard.queues)
+
+    def waiting(self, now: float, max_age_s: float, queue: str) -> int:
+        """Deliveries waiting for a slot in the workers of the peers heard from within
+        ``max_age_s`` of ``now``, on ``queue``: jobs not started, that no ready count
+        shows (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``)."""
+        return sum(heard.waiting.get(queue, 0) for heard in self._fresh(now, max_age_s))

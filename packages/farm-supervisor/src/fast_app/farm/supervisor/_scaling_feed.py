@@ -111,6 +111,9 @@ class QueueFeed:
         rates = [rate for worker in live if (rate := worker.rate()) is not None and rate > 0]
         self._estimate_enqueue_rate(now, self.depth.ready, sum(rates))
         in_flight = sum(len(worker.in_flight) for worker in live)
+        # Deliveries waiting inside workers for a slot have not started (the broker
+        # counts them as unacknowledged, no longer as ready).
+        waiting = sum(worker.waiting for worker in live)
         # A peer silent for 3 heartbeat intervals is gone (or cut off): its count expires.
         silent_s = 3 * self._farm.heartbeat_interval_s
         peers_in_flight = self._peers.in_flight(now, silent_s, self.topology.jobs)
@@ -124,6 +127,7 @@ class QueueFeed:
             total_consumers=self.depth.consumers,
             jobs_per_second_per_worker=sum(rates) / len(rates) if rates else None,
             own_starting=sum(1 for worker in live if worker.state == "starting"),
+            waiting=waiting + self._peers.waiting(now, silent_s, self.topology.jobs),
             peer_supervisors=self._peers.supervisors(now, silent_s, self.topology.jobs),
             share_draw=self._draws.random(),
         )

@@ -22,7 +22,7 @@ class ScalingPolicy:
         max_workers: most workers to run, whatever the backlog.
         concurrency: jobs one worker runs at once (``FARM_CONCURRENCY``). Its prefetch
             (``FARM_PREFETCH``) may be higher: deliveries beyond the concurrency wait
-            inside the worker, counted in ``unacked`` as work still to do.
+            inside the worker, counted in ``FarmLoad.waiting``.
         scale_up_step: most workers added by one decision.
         scale_down_step: most workers removed by one decision.
         cooldown_s: spare capacity must last this long before a worker is removed, and no
@@ -78,7 +78,8 @@ class FarmLoad:
     Attributes:
         now: monotonic seconds.
         ready: messages ready in the jobs queue (not yet delivered).
-        unacked: messages delivered but not acknowledged yet, across all supervisors.
+        unacked: jobs running (delivered, started, not acknowledged yet), across all
+            supervisors.
         own_workers: this supervisor's live workers, starting ones included.
         busy_workers: own workers with at least one job in flight.
         in_flight: jobs in flight on own workers.
@@ -87,6 +88,11 @@ class FarmLoad:
             ``None`` when unknown; a rate taken while workers sat idle understates them.
         own_starting: own workers started but not consuming yet: not among the broker's
             consumers, yet capacity this supervisor already added.
+        waiting: deliveries waiting inside workers (this supervisor's and its peers')
+            for a slot: jobs not started, which the broker no longer counts as ready.
+            They are work to do (in the need, and capacity is never spare while some
+            wait), but only ready jobs make workers be added: a new worker cannot take
+            a delivery another one holds.
         peer_supervisors: other supervisors of the queue heard from lately; they see the
             same shortfall and take their shares of it.
         share_draw: a number drawn uniformly in [0, 1), to round a share of a shortfall
@@ -103,6 +109,7 @@ class FarmLoad:
     total_consumers: int
     jobs_per_second_per_worker: float | None
     own_starting: int = 0
+    waiting: int = 0
     peer_supervisors: int = 0
     share_draw: float = 0.0
 
@@ -154,12 +161,13 @@ class ScalingDecision:
 def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> ScalingDecision:
     """Decide how many workers this supervisor should run: up quickly, down slowly.
 
-    Workers needed across the whole farm to work off ``ready + unacked`` jobs:
+    Workers needed across the whole farm to work off ``ready + waiting + unacked`` jobs
+    (``pending``):
 
     - with a known rate, enough to drain them within ``target_drain_s``:
-      ``ceil((ready + unacked) / (rate * target_drain_s))``;
+      ``ceil(pending / (rate * target_drain_s))``;
     - without one (or with a rate of 0), enough slots to run them all at once:
-      ``ceil((ready + unacked) / concurrency)``. This over-provisions short jobs, but the
+      ``ceil(pending / concurrency)``. This over-provisions short jobs, but the
       excess is removed by the slow path below, while an under-estimate would leave jobs
       waiting.
 
@@ -177,11 +185,12 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
        ``settle_s`` for the new workers to show before taking a share again. Without
        a measured rate the need is a guess: the share is then one worker, a probe.
     3. Below ``min_workers`` (raised at runtime): go up to it at once.
-    4. Spare capacity (nothing ready, and the jobs in flight fit in three quarters of the
-       slots of one worker fewer) continuously for ``cooldown_s``, and no change within
-       ``cooldown_s``: remove ``scale_down_step`` workers, not going under ``min_workers``.
-       Busy workers do not block this: a light load spreads over every worker.
-    5. Otherwise hold. Any ready job restarts the spare-capacity clock, so a noisy depth
+    4. Spare capacity (nothing ready or waiting, and the jobs in flight fit in three
+       quarters of the slots of one worker fewer) continuously for ``cooldown_s``, and no
+       change within ``cooldown_s``: remove ``scale_down_step`` workers, not going under
+       ``min_workers``. Busy workers do not block this: a light load spreads over every
+       worker.
+    5. Otherwise hold. Any ready or waiting job restarts the spare-capacity clock, so a noisy depth
        neither adds nor removes workers.
 
     Args:
@@ -194,13 +203,17 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
     """
     own = max(0, load.own_workers)
     own_consuming = own - min(own, max(0, load.own_starting))
-    ready, unacked = max(0, load.ready), max(0, load.unacked)
+    ready, waiting, unacked = max(0, load.ready), max(0, load.waiting), max(0, load.unacked)
     others = max(0, load.total_consumers - own_consuming)
     rate = load.jobs_per_second_per_worker
     if rate is not None and not rate > 0:
         rate = None
-    inputs = _describe_inputs(ready, unacked, own, others, rate)
-    spare = ready == 0 and load.in_flight <= (own - 1) * policy.concurrency * _SPARE_FILL
+    inputs = _describe_inputs(ready, waiting, unacked, own, others, rate)
+    spare = (
+        ready == 0
+        and waiting == 0
+        and load.in_flight <= (own - 1) * policy.concurrency * _SPARE_FILL
+    )
     spare_since: float | None = None
     if spare:
         spare_since = load.now if memory.spare_since is None else memory.spare_since
@@ -222,7 +235,7 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
     if own > policy.max_workers:
         return result(policy.max_workers, "lower to max", f"max_workers is {policy.max_workers}")
 
-    need = _workers_needed(policy, ready + unacked, rate)
+    need = _workers_needed(policy, ready + waiting + unacked, rate)
     shortfall = need - others - own
     free_slots = max(0, (own + others) * policy.concurrency - unacked)
     why = _describe_need(policy, need, others, rate)
@@ -271,6 +284,8 @@ def decide(policy: ScalingPolicy, load: FarmLoad, memory: ScalingMemory) -> Scal
     if ready > 0:
         absorbed = f"{free_slots} free slots take them" if ready <= free_slots else why
         return result(own, "hold", absorbed)
+    if waiting > 0:
+        return result(own, "hold", f"{waiting} waiting in workers need them")
     if own <= policy.min_workers:
         return result(own, "hold at min", "no backlog")
     if spare_since is None:
@@ -302,8 +317,11 @@ def _workers_needed(policy: ScalingPolicy, pending: int, rate: float | None) -> 
     return math.ceil(pending / (rate * policy.target_drain_s))
 
 
-def _describe_inputs(ready: int, unacked: int, own: int, others: int, rate: float | None) -> str:
-    text = f"{ready} ready, {unacked} unacked, {own} worker{'' if own == 1 else 's'}"
+def _describe_inputs(
+    ready: int, waiting: int, unacked: int, own: int, others: int, rate: float | None
+) -> str:
+    queued = f"{ready} ready" if not waiting else f"{ready} ready, {waiting} waiting in workers"
+    text = f"{queued}, {unacked} unacked, {own} worker{'' if own == 1 else 's'}"
     if others:
         text += f" (+{others} other consumer{'' if others == 1 else 's'})"
     if rate is not None:
