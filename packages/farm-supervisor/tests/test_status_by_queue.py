@@ -12,7 +12,7 @@ import aio_pika
 import farm_jobs
 import pytest
 from farm_cli import run_status, status_json_until
-from farm_messages import snapshot
+from farm_messages import snapshot, worker_entry
 from farm_testkit import Farm, start_supervisor, wait_until
 
 from fast_app.core.queue import queue
@@ -21,7 +21,13 @@ from fast_app.core.queue.settings import get_settings
 from fast_app.farm.broker_queues import QueueReading
 from fast_app.farm.cli._farm_status import farm_status
 from fast_app.farm.cli.status import render_status, status_json
-from fast_app.farm.messages.snapshots import QueueEntry, QueueFigures
+from fast_app.farm.messages.snapshots import (
+    QueueEntry,
+    QueueFigures,
+    WaitingJobOf,
+    decode_snapshot,
+    encode_snapshot,
+)
 from fast_app.farm.supervisor._broker import SupervisorBroker
 
 # -- helpers ------------------------------------------------------------------------
@@ -375,3 +381,81 @@ def test_a_queue_nobody_serves_with_a_backlog_is_the_first_thing_said() -> None:
     assert not status.healthy
     assert render_status(status).splitlines()[0] == status.problems[0]
     assert [row.name for row in status.queues] == ["emails", "reports", "bulk"]
+
+
+# -- deliveries waiting inside workers for a slot (FARM_PREFETCH above FARM_CONCURRENCY) --
+
+
+def test_deliveries_waiting_in_workers_show_by_queue_by_worker_and_in_json() -> None:
+    # Given a supervisor of two queues whose reports worker, its 16 slots busy, holds 184
+    # deliveries waiting for a slot (the broker counts none of them ready), and a queue
+    # no supervisor serves
+    now = time.time()
+    workers = [worker_entry("a-w1", 16, queue="emails"), worker_entry("a-w2", 16, queue="reports")]
+    first_waiting = WaitingJobOf(id="job-184", function="app.reports.build", worker_id="a-w2")
+    heard = snapshot(
+        "a",
+        queues=[entry("emails"), entry("reports")],
+        workers=workers,
+        at=now,
+        waiting={"a-w2": 184},
+        waiting_jobs=[first_waiting],
+    )
+    readings = [QueueReading("bulk", True, 0, 0, 0, 0, now)]
+    status = farm_status("q", 1.0, [heard], readings, now)
+
+    # When status prints it, as text and as JSON
+    lines = render_status(status).splitlines()
+    data = status_json(status)
+
+    # Then a WAITING column follows UNACKED: 184 on reports, 0 on emails, unknown on
+    # the queue read from the broker (lone workers hold deliveries nobody reports)
+    assert lines[0].split()[:4] == ["QUEUE", "READY", "UNACKED", "WAITING"]
+    rows = {line.split()[0]: line.split() for line in lines[1:4]}
+    assert rows["reports"][1:4] == ["10", "3", "184"]
+    assert rows["emails"][3] == "0"
+    assert rows["bulk"][3] == "?"
+    assert lines[4].startswith("WAITING: held in workers for a free slot")
+    # ... the supervisor and the worker holding them say so; the other worker does not
+    [supervisor] = [line for line in lines if line.startswith("supervisor a ")]
+    assert "184 deliveries waiting in them for a slot" in supervisor
+    [holder] = [line for line in lines if line.startswith("  a-w2 ")]
+    assert "16 in flight, 184 waiting  0 ok" in holder
+    [other] = [line for line in lines if line.startswith("  a-w1 ")]
+    assert "waiting" not in other
+    # ... and the JSON carries them: per queue, and the snapshot's counts and list
+    assert [row["waiting"] for row in data["queues"]] == [0, 184, None]
+    [supervisor_data] = data["supervisors"]
+    assert supervisor_data["waiting"] == {"a-w2": 184}
+    assert supervisor_data["waiting_jobs"] == [
+        {"id": "job-184", "function": "app.reports.build", "worker_id": "a-w2"}
+    ]
+
+
+def test_without_deliveries_waiting_status_prints_no_waiting_figure() -> None:
+    # Given a supervisor where none wait, and one from before snapshots counted them (no
+    # ``waiting`` field at all: it decodes as none waiting; the two cannot be told apart)
+    now = time.time()
+    none_waiting = snapshot("a", queues=[entry("emails")], at=now)
+    body = json.loads(encode_snapshot(snapshot("old", 2, at=now)))
+    del body["waiting"], body["waiting_jobs"]
+    older = decode_snapshot(json.dumps(body).encode())
+    status = farm_status("q", 1.0, [none_waiting, older], [], now)
+
+    # When status prints it
+    text = render_status(status)
+    data = status_json(status)
+
+    # Then no WAITING column, footnote or count appears; the JSON says 0
+    assert "WAITING" not in text
+    assert " waiting" not in text
+    assert [row["waiting"] for row in data["queues"]] == [0, 0]
+
+
+def test_a_worker_naming_no_queue_holds_its_waiting_deliveries_in_its_supervisors_queue() -> None:
+    now = time.time()
+    old_style = snapshot("old", 16, at=now, waiting={"old-w0": 5})
+
+    [row] = farm_status("q", 1.0, [old_style], [], now).queues
+
+    assert (row.name, row.unacked, row.waiting) == ("q", 16, 5)

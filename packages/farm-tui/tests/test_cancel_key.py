@@ -75,3 +75,35 @@ async def test_a_job_in_a_thread_is_refused_without_asking() -> None:
 
     assert cancels_sent(link) == []
     assert any("threads cannot be stopped" in message for message in shown), shown
+
+
+async def test_c_then_y_on_a_waiting_job_sends_cancel_job_naming_it() -> None:
+    # Given a worker holding two deliveries waiting for a slot, the last one selected
+    snapshot = sample_snapshot(NOW, waiting=(2,))
+    last_waiting = snapshot["waiting_jobs"][-1]
+    link = StaticFarm([snapshot])
+    app = FarmApp(link, clock=lambda: NOW, refresh_s=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await _selected_job(app)
+        await pilot.press("end")
+        await wait_until(
+            lambda: (
+                isinstance(app.screen, JobsScreen) and app.screen.selected_waiting_job() is not None
+            ),
+            message="a waiting job under the cursor",
+        )
+        assert isinstance(app.screen, JobsScreen)
+        job = app.screen.selected_waiting_job()
+        assert app.screen.selected_running_job() is None
+
+        # When c is pressed, then y
+        await pilot.press("c")
+        await pilot.press("y")
+        await wait_until(lambda: bool(cancels_sent(link)), message="the cancel")
+
+    # Then the same cancel_job as for a running job goes to its supervisor, naming it
+    assert job is not None and job.job_id == last_waiting["id"]
+    assert cancels_sent(link) == [
+        ("web-1-4242", {"command": "cancel_job", "job_id": last_waiting["id"]})
+    ]

@@ -36,8 +36,11 @@ def dashboard(*, owns_farm: bool = True, **sample: Any) -> FarmApp:
 
 
 def test_overview(snap_compare: SnapCompare) -> None:
-    """Supervisors, workers (w2's heartbeat is late), queue rates, decisions, events."""
-    assert snap_compare(dashboard(stale_worker=1, workers=4), terminal_size=SIZE)
+    """Supervisors, workers (w2's heartbeat is late; w3 and w4 hold 12 and 3 deliveries
+    waiting for a slot, which the status bar adds up), queue rates, decisions, events."""
+    assert snap_compare(
+        dashboard(stale_worker=1, workers=4, waiting=(0, 0, 12, 3)), terminal_size=SIZE
+    )
 
 
 def test_overview_of_top_with_two_supervisors(snap_compare: SnapCompare) -> None:
@@ -70,8 +73,11 @@ def test_overview_of_two_queues_on_80_by_24(snap_compare: SnapCompare) -> None:
 
 
 def test_overview_on_80_by_24(snap_compare: SnapCompare) -> None:
-    """One queue at 80 by 24: the workers stay visible, and so do the footer's keys."""
-    assert snap_compare(dashboard(stale_worker=1, workers=4), terminal_size=(80, 24))
+    """One queue at 80 by 24: the workers stay visible with their jobs and deliveries
+    waiting, and so do the footer's keys."""
+    assert snap_compare(
+        dashboard(stale_worker=1, workers=4, waiting=(0, 0, 12, 3)), terminal_size=(80, 24)
+    )
 
 
 def test_overview_on_200_by_50(snap_compare: SnapCompare) -> None:
@@ -104,6 +110,19 @@ def test_jobs_on_200_by_50(snap_compare: SnapCompare) -> None:
 def test_jobs_with_a_failure_selected(snap_compare: SnapCompare) -> None:
     """Deadline bars of running jobs; the selected dead-lettered run's error and traceback."""
     assert snap_compare(dashboard(), press=["2", "tab", "down", "down"], terminal_size=SIZE)
+
+
+def test_jobs_with_a_waiting_job_selected(snap_compare: SnapCompare) -> None:
+    """After the running jobs, the deliveries waiting in workers for a slot: marked
+    ``waiting`` where a run time would be, with no attempt nor deadline bars (they have
+    not started); the title counts them apart; the selected one's details say why."""
+    assert snap_compare(dashboard(waiting=(2, 0, 1)), press=["2", "end"], terminal_size=SIZE)
+
+
+def test_jobs_with_waiting_jobs_on_80_by_24(snap_compare: SnapCompare) -> None:
+    """60 deliveries waiting at 80 by 24: the running jobs first, the title says how many
+    wait and that a snapshot lists 40 of them."""
+    assert snap_compare(dashboard(waiting=(30, 20, 10)), press=["2"], terminal_size=(80, 24))
 
 
 def test_dead_letters(snap_compare: SnapCompare) -> None:

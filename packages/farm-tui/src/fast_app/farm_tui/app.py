@@ -225,6 +225,8 @@ class FarmApp(App[int]):
             text.append(f"queue {farm}", "bold")
         text.append(f" · {fmt.plural(len(view.supervisors), 'supervisor')}")
         text.append(f" · {fmt.plural(len(view.workers), 'worker')} · {view.running_total} running")
+        if view.waiting_total:  # held in workers for a slot: in neither ready nor running
+            text.append(f" · {view.waiting_total:,} waiting")
         owns_farm = self.link.owns_farm
         if view.stopping or (owns_farm and self._quit_requests):
             in_flight = fmt.plural(view.running_total, "job")

@@ -302,6 +302,7 @@ class FarmModel:
             key=lambda job: job.started_at,
         )
         queues = self._queues(states, now, history=True)
+        totals = [state.waiting_total for state in states]
         return FarmView(
             queue_name=self.queue_name,
             supervisors=tuple(supervisors),
@@ -322,6 +323,9 @@ class FarmModel:
             data_stale=data_stale,
             broker_unreachable_since=(None if data_stale else _broker_lost_since(queues, now)),
             unconsumed=tuple(queue.name for queue in queues if unconsumed_backlog(queue)),
+            # Each supervisor's latest snapshot lists its own: none is older than that.
+            waiting=tuple(job for state in states for job in state.waiting),
+            waiting_total=None if None in totals else sum(t for t in totals if t is not None),
         )
 
     @staticmethod

@@ -27,6 +27,7 @@ from fast_app.farm_tui.view import (
     QueueView,
     RunningJob,
     SupervisorState,
+    WaitingJob,
     WorkerView,
 )
 
@@ -46,6 +47,17 @@ def parse_snapshot(snapshot: Mapping[str, Any]) -> SupervisorState:
     ]
     # Before named queues a supervisor served QUEUE_NAME alone and named no queue.
     only_queue = reports[0].name if len(reports) == 1 else queue_name if not reports else "-"
+    # Deliveries waiting in workers for a slot, by worker (of those where some wait).
+    # A snapshot without the map does not say (unknown); one from a supervisor where none
+    # wait has it empty. Once a strict decoder has filled its defaults, as the dashboard's
+    # links do, a supervisor from before it was sent reads as none waiting: the two cannot
+    # be told apart there.
+    counted = snapshot.get("waiting")
+    waiting_counts = (
+        None
+        if not isinstance(counted, Mapping)
+        else {str(worker_id): max(0, integer(count)) for worker_id, count in counted.items()}
+    )
     workers = []
     running = []
     running_total = 0
@@ -71,6 +83,7 @@ def parse_snapshot(snapshot: Mapping[str, Any]) -> SupervisorState:
                 rss_bytes=optional_integer(worker.get("rss_bytes")),
                 uptime_s=number(worker.get("uptime_s")),
                 heartbeat_age_s=number(worker.get("heartbeat_age_s")),
+                waiting=None if waiting_counts is None else waiting_counts.get(worker_id, 0),
             )
         )
         running += [_running_job(job, worker_id, supervisor_id) for job in listed]
@@ -152,6 +165,10 @@ def parse_snapshot(snapshot: Mapping[str, Any]) -> SupervisorState:
             for event in map(mapping, items(snapshot.get("events")))
         ),
         raw=snapshot,
+        waiting=tuple(
+            _waiting_job(mapping(job), supervisor_id) for job in items(snapshot.get("waiting_jobs"))
+        ),
+        waiting_total=None if waiting_counts is None else sum(waiting_counts.values()),
     )
 
 
@@ -204,6 +221,16 @@ def _running_job(job: Mapping[str, Any], worker_id: str, supervisor_id: str) -> 
         context_keys=tuple(text(key, "?") for key in items(job.get("context_keys"))),
         supervisor_id=supervisor_id,
         in_thread=job.get("in_thread") is True,
+    )
+
+
+def _waiting_job(job: Mapping[str, Any], supervisor_id: str) -> WaitingJob:
+    function = job.get("function")
+    return WaitingJob(
+        job_id=text(job.get("id"), "?"),
+        function=function if isinstance(function, str) else None,
+        worker_id=text(job.get("worker_id"), "?"),
+        supervisor_id=supervisor_id,
     )
 
 

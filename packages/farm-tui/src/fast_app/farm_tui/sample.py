@@ -39,6 +39,7 @@ def sample_snapshot(
     started_at: float | None = None,
     queues: Sequence[str] = ("jobs",),
     stale_queue: str | None = None,
+    waiting: Sequence[int] = (),
 ) -> dict[str, Any]:
     """One supervisor's snapshot at Unix time ``at``.
 
@@ -57,6 +58,11 @@ def sample_snapshot(
             are several); each other one a pool of 0 to 8, a burst of up to 300 jobs
             around tick 40, and no delayed count read yet.
         stale_queue: a queue whose broker figures were last read 30 s before ``at``.
+        waiting: deliveries each worker holds waiting for a slot, by index (those past
+            the end: none). With any, each worker's slots are its jobs in flight
+            (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``: only a full worker holds
+            more), and the snapshot lists up to 40 of them as a supervisor does: each
+            worker's first in line first.
     """
     if started_at is None:
         started_at = at - 3600
@@ -115,7 +121,7 @@ def sample_snapshot(
             "queue": queues[0] if len(queues) == 1 else "jobs",
             "min_workers": sum(entry["min_workers"] for entry in queue_entries),
             "max_workers": 8,
-            "concurrency": 16,
+            "concurrency": jobs_per_worker if any(waiting) else 16,
             "heartbeat_interval_s": 1.0,
         },
         "desired_workers": workers,
@@ -156,7 +162,35 @@ def sample_snapshot(
         "queues": queue_entries,
         "functions": _function_figures(at, started_at, queues),
         "history": _minute_history(at, started_at, workers),
+        "waiting": {
+            entry["worker_id"]: count
+            for entry, count in zip(worker_entries, waiting, strict=False)
+            if count
+        },
+        "waiting_jobs": _waiting_jobs(worker_entries, waiting),
     }
+
+
+_WAITING_LISTED = 40  # as a supervisor's snapshot lists them
+
+
+def _waiting_jobs(
+    worker_entries: list[dict[str, Any]], waiting: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The waiting deliveries a snapshot lists: each worker's first, then each one's
+    second..., 40 at most (the same ones from one snapshot to the next)."""
+    listed: list[dict[str, Any]] = []
+    for position in range(max(waiting, default=0)):
+        for index, (entry, count) in enumerate(zip(worker_entries, waiting, strict=False)):
+            if position < count and len(listed) < _WAITING_LISTED:
+                listed.append(
+                    {
+                        "id": f"w{index:02d}{position:03d}" + "ef" * 12,
+                        "function": _FUNCTIONS[(index + position) % len(_FUNCTIONS)],
+                        "worker_id": entry["worker_id"],
+                    }
+                )
+    return listed
 
 
 # (function, runs a minute, share failed, median runtime s, spread)

@@ -22,6 +22,7 @@ __all__ = [
     "RunningJob",
     "SupervisorState",
     "SupervisorView",
+    "WaitingJob",
     "WorkerView",
     "is_stale",
 ]
@@ -59,6 +60,9 @@ class WorkerView:
     rss_bytes: int | None
     uptime_s: float
     heartbeat_age_s: float
+    #: Deliveries it holds waiting for a free slot (``FARM_PREFETCH`` above
+    #: ``FARM_CONCURRENCY``), not among ``in_flight``; ``None``: its snapshot does not say.
+    waiting: int | None = None
     #: How old the snapshot this comes from is, as shown (0: as parsed).
     data_age_s: float = 0.0
     #: That snapshot is older than 3 heartbeat intervals: what it says may be over.
@@ -83,6 +87,24 @@ class RunningJob:
     supervisor_id: str = ""
     #: A plain function in a thread: it cannot be cancelled.
     in_thread: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingJob:
+    """A delivery a worker holds until one of its slots frees: not started, so it has no
+    run time, attempt or deadline yet (its body is decoded when it starts).
+
+    Attributes:
+        job_id: its id.
+        function: what its delivery's type names (``None``: no function's path).
+        worker_id: the worker that holds it.
+        supervisor_id: that worker's supervisor (where a cancel goes).
+    """
+
+    job_id: str
+    function: str | None
+    worker_id: str
+    supervisor_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +302,11 @@ class SupervisorState:
     ended: tuple[EndedJob, ...]
     events: tuple[FarmEvent, ...]
     raw: Mapping[str, Any]
+    #: Some of the deliveries waiting in its workers for a slot, each worker's first
+    #: in line first.
+    waiting: tuple[WaitingJob, ...] = ()
+    #: All of them (``None``: the snapshot does not say).
+    waiting_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +345,10 @@ class FarmView:
         decisions: latest first.
         running: jobs in flight listed by the snapshots, oldest first.
         running_total: jobs in flight, listed or not.
+        waiting: deliveries waiting inside workers for a slot, as the snapshots list
+            them (by supervisor, each worker's first in line first): not started.
+        waiting_total: those deliveries, listed or not (``None``: some snapshot does
+            not say).
         recent: ended runs, latest first (failures kept longer than successes).
         paused: every supervisor is paused.
         stopping: some supervisor is draining to stop.
@@ -350,3 +381,5 @@ class FarmView:
     data_stale: bool = False
     broker_unreachable_since: float | None = None
     unconsumed: tuple[str, ...] = ()
+    waiting: tuple[WaitingJob, ...] = ()
+    waiting_total: int | None = 0

@@ -42,6 +42,12 @@ class QueueRow:
         exists: ``False`` when the broker says the queue does not exist.
         ready: jobs waiting for a consumer.
         unacked: jobs in flight on the supervisors' workers.
+        waiting: deliveries waiting inside the supervisors' workers for a free slot
+            (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``): held, not started, counted
+            neither in ``ready`` (the broker counts them unacknowledged) nor in
+            ``unacked``; from the snapshots, as old as they are. A supervisor from
+            before they were counted sends none: 0, as a snapshot where none wait
+            reads (the two cannot be told apart once decoded).
         delayed: jobs waiting in its delay queues (delays and retries).
         next_due_within_s: the next of them is due within this many seconds
             (``fast_app.farm.delays``; ``None``: none delayed, or unknown).
@@ -75,6 +81,7 @@ class QueueRow:
     exists: bool = True
     ready: int | None = None
     unacked: int | None = None
+    waiting: int | None = None
     delayed: int | None = None
     next_due_within_s: float | None = None
     dead: int | None = None
@@ -190,11 +197,29 @@ def _entries(snapshot: Snapshot) -> list[QueueEntry]:
     ]
 
 
+def _waiting_by_queue(snapshot: Snapshot) -> dict[str, int]:
+    """The deliveries waiting for a slot in a snapshot's workers, by queue.
+
+    A worker that names no queue consumes the supervisor's first (as its jobs in flight
+    count there). So does a count for a worker the snapshot does not list, which its own
+    supervisor never sends: shown rather than dropped, since what it counts is held.
+    """
+    # ``waiting`` decodes as empty both from a supervisor where none wait and from one
+    # from before it was sent (the decoder's default): either way 0 here.
+    first = _entries(snapshot)[0].name
+    queue_of = {worker.worker_id: worker.queue or first for worker in snapshot.workers}
+    by_queue: dict[str, int] = {}
+    for worker_id, count in snapshot.waiting.items():
+        queue = queue_of.get(worker_id, first)
+        by_queue[queue] = by_queue.get(queue, 0) + count
+    return by_queue
+
+
 def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: float) -> QueueRow:
     """One queue as every supervisor serving it reports it.
 
     The broker's figures are the freshest any of them read; each supervisor's own
-    (workers, jobs in flight, limits, rates) add up.
+    (workers, jobs in flight, deliveries waiting in its workers, limits, rates) add up.
     """
     by_freshness = sorted(
         entries,
@@ -217,6 +242,7 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
         supervisors=tuple(sorted(snapshot.supervisor_id for snapshot, _ in entries)),
         ready=_freshest_known(figures, lambda figure: figure.ready),
         unacked=sum(entry.figures.unacked for _, entry in entries),
+        waiting=sum(_waiting_by_queue(snapshot).get(name, 0) for snapshot, _ in entries),
         delayed=_freshest_known(figures, lambda figure: figure.delayed),
         # From the read that gave the delayed count.
         next_due_within_s=next(

@@ -39,7 +39,8 @@ def add_status_parser(commands: Any) -> None:
         description=(
             "Listen to the supervisors' snapshots, then print one row per queue (ready, "
             "unacked, delayed and dead jobs, consumers, workers, queue wait, time to clear; "
-            "? where unknown) and each supervisor's workers. The queues the farm knows "
+            "? where unknown; when workers hold deliveries waiting for a slot, those too) "
+            "and each supervisor's workers. The queues the farm knows "
             "(QUEUE_NAME, FARM_QUEUES, QUEUE_ROUTES' targets) that no supervisor heard "
             "serves are read from the broker itself. Exit codes: 0 healthy; 1 no "
             "supervisor heard, or a queue that no supervisor serves holds ready jobs and "
@@ -97,8 +98,10 @@ async def _survey(queue: QueueSettings, known: tuple[str, ...], wait_s: float) -
 
 def status_json(status: FarmStatus) -> dict[str, Any]:
     """The farm as JSON-ready data, for scripts: the verdict, one object per queue (every
-    field of ``QueueRow``, ``null`` where unknown), the snapshots heard, each function's
-    figures (``functions``) and the per-minute totals of the last hour (``history``)."""
+    field of ``QueueRow``, ``null`` where unknown; ``waiting`` always, 0 when none wait),
+    the snapshots heard (with their ``waiting`` counts and ``waiting_jobs``), each
+    function's figures (``functions``) and the per-minute totals of the last hour
+    (``history``)."""
     return {
         "queue": status.queue,
         "healthy": status.healthy,
@@ -147,6 +150,10 @@ _COLUMNS = (
     "",
 )
 _RIGHT_ALIGNED = {1, 2, 3, 4, 5}
+#: Shown after UNACKED only when some worker holds deliveries waiting for a slot: a farm
+#: without prefetch above concurrency keeps its narrower table, with no column of zeros.
+_WAITING_COLUMN = "WAITING"
+_WAITING_AT = 3
 #: Marks a median estimated from several supervisors' medians (``merge_waits``).
 _ESTIMATED = "≈"
 
@@ -154,12 +161,22 @@ _ESTIMATED = "≈"
 def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
     if not rows:
         return []
-    table = [list(_COLUMNS)] + [_queue_cells(row, heard=heard) for row in rows]
-    widths = [max(len(cells[index]) for cells in table) for index in range(len(_COLUMNS))]
+    columns = list(_COLUMNS)
+    body = [_queue_cells(row, heard=heard) for row in rows]
+    right_aligned = _RIGHT_ALIGNED
+    waiting = any(row.waiting for row in rows)
+    if waiting:
+        columns.insert(_WAITING_AT, _WAITING_COLUMN)
+        for row, row_cells in zip(rows, body, strict=True):
+            row_cells.insert(_WAITING_AT, _count(row.waiting) if row.exists else "-")
+        right_aligned = {index + (index >= _WAITING_AT) for index in _RIGHT_ALIGNED}
+        right_aligned.add(_WAITING_AT)
+    table = [columns, *body]
+    widths = [max(len(cells[index]) for cells in table) for index in range(len(columns))]
     lines = []
     for cells in table:
         shown = [
-            cell.rjust(width) if index in _RIGHT_ALIGNED else cell.ljust(width)
+            cell.rjust(width) if index in right_aligned else cell.ljust(width)
             for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ]
         lines.append("  ".join(shown).rstrip())
@@ -167,6 +184,11 @@ def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
         lines.append(
             f"{_ESTIMATED} median wait estimated: the mean of several supervisors' medians, "
             "weighted by their starts"
+        )
+    if waiting:
+        lines.append(
+            "WAITING: held in workers for a free slot (FARM_PREFETCH > FARM_CONCURRENCY), "
+            "not started: in neither READY nor UNACKED"
         )
     return lines
 
@@ -218,13 +240,20 @@ def _queue_cells(row: QueueRow, *, heard: bool) -> list[str]:
 def _supervisor_lines(snapshot: Snapshot, now: float) -> list[str]:
     settings = snapshot.settings
     served = ", ".join(entry.name for entry in snapshot.queues) or settings.queue
+    waiting = sum(snapshot.waiting.values())
+    deliveries = "delivery" if waiting == 1 else "deliveries"
+    held = f", {waiting:,} {deliveries} waiting in them for a slot" if waiting else ""
     lines = [
         f"supervisor {snapshot.supervisor_id} on {snapshot.host}: serving {served}; "
         f"{len(snapshot.workers)} workers (min {settings.min_workers}, max "
-        f"{settings.max_workers}), up {_age(max(0.0, now - snapshot.started_at))}, "
+        f"{settings.max_workers}){held}, up {_age(max(0.0, now - snapshot.started_at))}, "
         f"{snapshot.completion_rate:.1f} jobs/s, heard {_age(max(0.0, now - snapshot.at))} ago"
     ]
-    lines += [_worker_line(worker) for worker in snapshot.workers]
+    # An empty ``waiting`` (none wait, or a supervisor from before it was sent): 0 each.
+    lines += [
+        _worker_line(worker, snapshot.waiting.get(worker.worker_id, 0))
+        for worker in snapshot.workers
+    ]
     lines += [f"  scaling: {decision.reason}" for decision in snapshot.decisions[-3:]]
     if snapshot.refused:
         counts = ", ".join(f"{name} {count}" for name, count in sorted(snapshot.refused.items()))
@@ -232,12 +261,14 @@ def _supervisor_lines(snapshot: Snapshot, now: float) -> list[str]:
     return lines
 
 
-def _worker_line(worker: WorkerEntry) -> str:
+def _worker_line(worker: WorkerEntry, waiting: int) -> str:
     rss_mb = (worker.rss_bytes or 0) / 1e6
     queue = f"  on {worker.queue}" if worker.queue else ""
+    # Deliveries it holds waiting for a slot: not among its jobs in flight.
+    held = f", {waiting:,} waiting" if waiting else ""
     return (
         f"  {worker.worker_id:<28} pid {worker.pid:<7} {worker.state:<9}"
-        f" {worker.in_flight_count:>3} in flight  {worker.counters.succeeded} ok"
+        f" {worker.in_flight_count:>3} in flight{held}  {worker.counters.succeeded} ok"
         f" / {worker.counters.failed} failed  {rss_mb:.0f} MB"
         f"  heartbeat {worker.heartbeat_age_s:.1f}s ago{queue}"
     )

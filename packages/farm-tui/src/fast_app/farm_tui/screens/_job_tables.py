@@ -13,17 +13,21 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len
 
+from fast_app.farm.printable import printable
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.table import Cell, Column, Row
-from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
+from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob, WaitingJob
 
 __all__ = [
     "OUTCOME_STYLES",
     "RECENT_COLUMNS",
     "RUNNING_COLUMNS",
+    "WAITING_LABEL",
+    "is_waiting_key",
     "recent_layout",
     "running_key",
     "running_layout",
+    "waiting_key",
 ]
 
 #: Where the table has room a deadline bar is 10 cells and its figures get 12 (the column
@@ -76,14 +80,38 @@ OUTCOME_STYLES = {
 }
 
 
+#: What a waiting job's Elapsed cell says: it has not started, so it has no run time.
+WAITING_LABEL = "waiting"
+#: Ends a waiting job's row key: no job or worker id holds a space.
+_WAITING_MARK = " waiting"
+
+
 def running_key(job: RunningJob) -> str:
     """A running job's row key (a job may run twice at once after a redelivery)."""
     return f"{job.job_id}@{job.worker_id}"
 
 
+def waiting_key(job: WaitingJob) -> str:
+    """A waiting job's row key: never a running job's, even for the same id and worker."""
+    return f"{job.job_id}@{job.worker_id}{_WAITING_MARK}"
+
+
+def is_waiting_key(key: str) -> bool:
+    """Whether ``key`` is a waiting job's row key (``waiting_key``)."""
+    return key.endswith(_WAITING_MARK)
+
+
+def _waiting_texts(job: WaitingJob) -> tuple[str, str, str]:
+    """A waiting job's id, function (``?``: its delivery names none) and worker, escaped:
+    they are shown as a delivery's properties named them."""
+    return printable(job.job_id), printable(job.function or "?"), printable(job.worker_id)
+
+
 def running_layout(view: FarmView, now: float, width: int) -> tuple[tuple[Column, ...], list[Row]]:
     """The Running table's columns and rows (jobs in flight, oldest first, their soft and
-    hard timeouts as bars) for a table ``width`` cells wide.
+    hard timeouts as bars; then the deliveries waiting in workers for a slot, marked
+    ``waiting`` in place of a run time, with no attempt or deadline: they have not
+    started) for a table ``width`` cells wide.
 
     Where it has room, 10-cell bars and every name whole. Short of room the bars shrink
     (to 4 cells; their figures stay whole), then the function column takes the width the
@@ -92,8 +120,12 @@ def running_layout(view: FarmView, now: float, width: int) -> tuple[tuple[Column
     last part (``…-w3``).
     """
     jobs = view.running
-    function_width = _widest("Function", [job.function for job in jobs])
-    worker_width = _widest("Worker", [job.worker_id for job in jobs])
+    waiting = [_waiting_texts(job) for job in view.waiting]
+    function_width = _widest(
+        "Function", [job.function for job in jobs] + [function for _, function, _ in waiting]
+    )
+    worker_ids = [job.worker_id for job in jobs] + [worker_id for _, _, worker_id in waiting]
+    worker_width = _widest("Worker", worker_ids)
     # Each column has a cell of padding either side.
     fixed = (_JOB_COLUMN, _ATTEMPT_COLUMN, _ELAPSED_COLUMN)
     room = width - 2 * len(RUNNING_COLUMNS) - sum(column.width or 0 for column in fixed)
@@ -106,9 +138,7 @@ def running_layout(view: FarmView, now: float, width: int) -> tuple[tuple[Column
             if function_width + worker_width + sum(deadline_widths) <= room:
                 break
     names_room = room - sum(deadline_widths)
-    function_width, worker_width = _fit_names(
-        names_room, function_width, worker_width, [job.worker_id for job in jobs]
-    )
+    function_width, worker_width = _fit_names(names_room, function_width, worker_width, worker_ids)
     columns = (
         _JOB_COLUMN,
         Column("Function", "function", function_width),
@@ -119,6 +149,10 @@ def running_layout(view: FarmView, now: float, width: int) -> tuple[tuple[Column
         Column(_HARD_LABEL, "hard", deadline_widths[1]),
     )
     rows = [_running_row(job, now, bar, function_width, worker_width) for job in jobs]
+    rows += [
+        _waiting_row(job, texts, function_width, worker_width)
+        for job, texts in zip(view.waiting, waiting, strict=True)
+    ]
     return columns, rows
 
 
@@ -214,6 +248,22 @@ def _running_row(
         fmt.deadline_bar(elapsed, hard, bar),
     )
     return running_key(job), cells
+
+
+def _waiting_row(
+    job: WaitingJob, texts: tuple[str, str, str], function_width: int, worker_width: int
+) -> Row:
+    job_id, function, worker_id = texts
+    cells: tuple[Cell, ...] = (
+        (fmt.short_id(job_id), ""),
+        (fmt.tail(function, function_width), ""),
+        (_worker(worker_id, worker_width), ""),
+        ("-", "dim"),  # its attempt is in its body, decoded when it starts
+        (WAITING_LABEL, "yellow"),
+        ("", ""),
+        ("", ""),
+    )
+    return waiting_key(job), cells
 
 
 def _timeouts(job: RunningJob) -> tuple[float | None, float | None]:

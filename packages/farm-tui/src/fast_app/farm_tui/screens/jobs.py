@@ -1,9 +1,11 @@
-"""Jobs: running ones against their deadlines, recent ends, and the selected job's details.
+"""Jobs: running ones against their deadlines, then the deliveries waiting inside workers
+for a slot, recent ends, and the selected job's details.
 
-``c`` cancels the selected running job, after confirming: its supervisor tells its worker
-to cancel the job's task, and the job is dead-lettered with reason ``cancelled`` (never
-redelivered nor retried; requeue it from the dead letters to run it again). A plain
-function runs in a thread, which cannot be stopped: refused at once.
+``c`` cancels the selected running or waiting job, after confirming: its supervisor tells
+its worker to cancel the job's task, or to settle a waiting delivery without running it,
+and the job is dead-lettered with reason ``cancelled`` (never redelivered nor retried;
+requeue it from the dead letters to run it again). A plain function runs in a thread,
+which cannot be stopped: refused at once when it runs (a waiting one has not started).
 """
 
 from __future__ import annotations
@@ -17,21 +19,32 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
+from fast_app.farm.printable import printable
 from fast_app.farm_tui import _format as fmt
 from fast_app.farm_tui.screens._base import DashboardScreen, StatusBar
 from fast_app.farm_tui.screens._job_tables import (
     OUTCOME_STYLES,
     RECENT_COLUMNS,
     RUNNING_COLUMNS,
+    is_waiting_key,
     recent_layout,
     running_key,
     running_layout,
+    waiting_key,
 )
 from fast_app.farm_tui.screens.confirm import ConfirmScreen
 from fast_app.farm_tui.table import LiveTable
-from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob
+from fast_app.farm_tui.view import EndedJob, FarmView, RunningJob, WaitingJob
 
-__all__ = ["JobsScreen", "ended_details", "recent_layout", "running_details", "running_layout"]
+__all__ = [
+    "JobsScreen",
+    "ended_details",
+    "recent_layout",
+    "running_details",
+    "running_layout",
+    "running_title",
+    "waiting_details",
+]
 
 _TRACEBACK_LINES = 40
 #: Under 32 lines the Jobs screen is ``-short``: the running jobs take the room they need
@@ -53,6 +66,35 @@ def running_details(job: RunningJob, now: float) -> Text:
         text.append("\npast its soft timeout and could not be stopped", "bold red")
     _append_arguments(text, job.args, job.context_keys)
     return text
+
+
+def waiting_details(job: WaitingJob) -> Text:
+    """What is known of a delivery waiting in its worker for a slot: not started, so no
+    run time, and no attempt, arguments or deadline until its body is decoded."""
+    text = Text()
+    text.append("job ", "dim").append(printable(job.job_id), "bold")
+    text.append("  ").append(printable(job.function or "?"), "bold cyan")
+    text.append(f"  on {printable(job.worker_id)}\n", "dim")
+    text.append("waiting", "bold yellow")
+    text.append(" for a free slot in its worker: not started (FARM_PREFETCH above ")
+    text.append("FARM_CONCURRENCY); its attempt, arguments and deadlines are known once it ")
+    text.append("starts")
+    if job.function is None:
+        text.append("\nits delivery names no function", "dim")
+    return text
+
+
+def running_title(view: FarmView) -> str:
+    """The Running table's title: the jobs in flight, and the deliveries waiting in
+    workers for a slot when any wait (how many of each the snapshots list, if not all)."""
+    title = f"Running: {view.running_total}"
+    if len(view.running) < view.running_total:
+        title += f" ({len(view.running)} oldest listed)"
+    if view.waiting_total:
+        title += f" · waiting for a slot: {view.waiting_total:,}"
+        if len(view.waiting) < view.waiting_total:
+            title += f" ({len(view.waiting)} listed)"
+    return title
 
 
 def ended_details(job: EndedJob, now: float) -> Text:
@@ -93,7 +135,7 @@ class JobsScreen(DashboardScreen):
     VERTICAL_BREAKPOINTS = _HEIGHT_BREAKPOINTS
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "cancel_job", "Cancel job", tooltip="the running job under the cursor"),
+        Binding("c", "cancel_job", "Cancel job", tooltip="the selected job, running or waiting"),
     ]
 
     DEFAULT_CSS = """
@@ -142,11 +184,7 @@ class JobsScreen(DashboardScreen):
         columns, rows = recent_layout(view, now, width)
         self._recent_table.set_columns(columns)
         self._recent_table.update(rows)
-        listed = len(view.running)
-        title = f"Running: {view.running_total}"
-        if listed < view.running_total:
-            title += f" ({listed} oldest listed)"
-        self.query_one("#running").border_title = title
+        self.query_one("#running").border_title = running_title(view)
         self._last = (view, now)
         self._follow_cursor()
         self._show_details()
@@ -166,7 +204,13 @@ class JobsScreen(DashboardScreen):
         if self._selected is None:
             return self._shown_detail
         table, key = self._selected
-        if table == "running":
+        if table == "running" and is_waiting_key(key):
+            waiting = next((job for job in view.waiting if waiting_key(job) == key), None)
+            if waiting is None:
+                gone = "\n(no longer waiting: it started, was cancelled or went back to the queue)"
+                return Text.assemble(self._shown_detail, (gone, "dim"))
+            self._shown_detail = waiting_details(waiting)
+        elif table == "running":
             running = next((job for job in view.running if running_key(job) == key), None)
             if running is None:
                 return Text.assemble(self._shown_detail, ("\n(no longer running)", "dim"))
@@ -196,11 +240,22 @@ class JobsScreen(DashboardScreen):
         key = self._selected[1]
         return next((job for job in self._last[0].running if running_key(job) == key), None)
 
+    def selected_waiting_job(self) -> WaitingJob | None:
+        """The waiting job under the cursor of the Running table, if any."""
+        if self._last is None or self._selected is None or self._selected[0] != "running":
+            return None
+        key = self._selected[1]
+        return next((job for job in self._last[0].waiting if waiting_key(job) == key), None)
+
     def action_cancel_job(self) -> None:
-        """Cancel the selected running job, once confirmed."""
+        """Cancel the selected running or waiting job, once confirmed."""
+        waiting = self.selected_waiting_job()
+        if waiting is not None:
+            self._cancel_waiting(waiting)
+            return
         job = self.selected_running_job()
         if job is None:
-            self.notify("select a running job to cancel", severity="warning")
+            self.notify("select a running or waiting job to cancel", severity="warning")
             return
         if job.in_thread:
             self.notify(
@@ -222,6 +277,29 @@ class JobsScreen(DashboardScreen):
             ConfirmScreen(
                 f"Cancel job {job.job_id} ({job.function}) on {job.worker_id}? It is "
                 "dead-lettered with reason 'cancelled' and not run again unless requeued."
+            ),
+            answered,
+        )
+
+    def _cancel_waiting(self, job: WaitingJob) -> None:
+        """Cancel a delivery waiting in its worker for a slot, once confirmed: the same
+        command as for a running job (its supervisor finds which one it is)."""
+        job_id, function = printable(job.job_id), printable(job.function or "?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dashboard.send(
+                    job.supervisor_id,
+                    {"command": "cancel_job", "job_id": job.job_id},
+                    f"{job.supervisor_id}: cancel waiting job {fmt.short_id(job_id)}",
+                )
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Cancel job {job_id} ({function}), waiting for a slot on "
+                f"{printable(job.worker_id)}? It is dead-lettered with reason 'cancelled' "
+                "without running (if it started meanwhile, it is cancelled as it runs), and "
+                "not run again unless requeued."
             ),
             answered,
         )

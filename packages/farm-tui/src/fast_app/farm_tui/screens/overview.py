@@ -87,6 +87,7 @@ _WORKER_COLUMNS = (
     Column("PID", "pid", 7),
     Column("State", "state", 8),
     Column("Jobs", "jobs", 4),
+    Column("Waiting", "waiting", 7),
     Column("OK", "ok", 7),
     Column("Failed", "failed", 6),
     Column("Failed tries", "failed_attempts", 12),
@@ -166,8 +167,10 @@ def _worker_row(worker: WorkerView, stale: bool) -> Row:
     """A worker: red from end to end when its own heartbeats stopped (``LATE``); grey,
     its heartbeat unknown, when its supervisor's snapshot is what is old.
 
-    *Failed* counts the jobs that failed for good (dead-lettered); *Failed tries* the
-    attempts that failed, retried ones included.
+    *Jobs* counts its jobs in flight; *Waiting* the deliveries it holds until a slot
+    frees (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``: not started, not among its
+    jobs; ``-`` when its snapshot does not say). *Failed* counts the jobs that failed for
+    good (dead-lettered); *Failed tries* the attempts that failed, retried ones included.
     """
     alarm = "bold red" if stale else "dim" if worker.data_stale else ""
     failed_style = alarm or ("red" if worker.dead_lettered else "")
@@ -182,6 +185,7 @@ def _worker_row(worker: WorkerView, stale: bool) -> Row:
         ("-" if worker.pid is None else str(worker.pid), alarm),
         ("?" if worker.data_stale else worker.state, alarm or _STATE_STYLES.get(worker.state, "")),
         (str(worker.in_flight), alarm),
+        (fmt.figure(worker.waiting), alarm),
         (str(worker.succeeded), alarm),
         (str(worker.dead_lettered), failed_style),
         (str(worker.failed), alarm or ("yellow" if worker.failed else "")),
