@@ -149,9 +149,11 @@ class QueueFeed:
         """
         pool, depth = self._pool, self.depth
         waits = self.waits.figures(now)
-        peers_rate = self._peers.completion_rate(
-            now, 3 * self._farm.heartbeat_interval_s, self.topology.jobs
-        )
+        # Deliveries waiting inside workers (this pool's and the peers') are work left.
+        silent_s = 3 * self._farm.heartbeat_interval_s
+        waiting = sum(worker.waiting for worker in pool.live())
+        waiting += self._peers.waiting(now, silent_s, self.topology.jobs)
+        peers_rate = self._peers.completion_rate(now, silent_s, self.topology.jobs)
         return QueueEntry(
             name=self.topology.jobs,
             min_workers=pool.min_workers,
@@ -171,7 +173,7 @@ class QueueFeed:
             wait_p50_s=waits.p50_s,
             wait_max_s=waits.max_s,
             waits_counted=waits.counted,
-            clear_s=_time_to_clear(depth, unacked, completion_rate + peers_rate),
+            clear_s=_time_to_clear(depth, unacked + waiting, completion_rate + peers_rate),
             read_at=self.read_at,
             unconsumed_since=self.unconsumed_since,
         )
@@ -190,8 +192,9 @@ class QueueFeed:
 
 
 def _time_to_clear(depth: QueueDepth | None, unacked: int, drain_rate: float) -> float | None:
-    """Seconds to work off the ready and unacknowledged jobs at ``drain_rate``; 0 for an
-    empty queue, ``None`` when unknown (not read, or no drain measured)."""
+    """Seconds to work off the ready and unacknowledged jobs (running, or waiting inside
+    workers for a slot) at ``drain_rate``; 0 for an empty queue, ``None`` when unknown
+    (not read, or no drain measured)."""
     if depth is None:
         return None
     backlog = depth.ready + unacked
