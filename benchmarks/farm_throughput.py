@@ -242,6 +242,30 @@ async def declare(url: str, topology: Topology) -> None:
         await connection.close()
 
 
+async def remove_queues(url: str, queue_type: str, names: tuple[str, ...]) -> None:
+    """Delete what the run declared for ``names``: on a broker of one's own
+    (``RABBITMQ_URL``) nothing of the benchmark's is left behind."""
+    connection = await aio_pika.connect(url)
+    try:
+        for name in names:
+            topology = Topology(name, queue_type, 10)  # type: ignore[arg-type]
+            for queue_name in (topology.jobs, topology.dead):
+                channel = await connection.channel()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                    await channel.queue_delete(queue_name)
+            for exchange in (
+                topology.dead_exchange,
+                topology.tombstones_exchange,
+                topology.events_exchange,
+                topology.control_exchange,
+            ):
+                channel = await connection.channel()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                    await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
 async def purge(url: str, queue_name: str) -> None:
     """Drop every message of ``queue_name``."""
     connection = await aio_pika.connect(url)
@@ -570,6 +594,7 @@ async def measure_prefetch(
             )
             best(results, f"farm_{prefetch}", drain_rate(data), max)
     await close_queue()
+    await remove_queues(url, queue_type, (ours_queue, raw_queue))
     return results
 
 
@@ -627,6 +652,7 @@ async def compare(url: str, queue_type: str, plan: Plan, figures: Path) -> None:
         )
     finally:
         await close_queue()
+        await remove_queues(url, queue_type, queues)
     report(
         queue_type,
         plan.jobs,
