@@ -263,3 +263,59 @@ def test_refusals_are_counted_always_and_logged_once_per_interval(
 def test_printable_escapes_every_control_character() -> None:
     assert printable("a\x1b]0;t\x07b\nc\u202ed") == "a\\x1b]0;t\\x07b\\x0ac\\u202ed"
     assert printable("line 1\n\tline 2\x1b", keep_lines=True) == "line 1\n\tline 2\\x1b"
+
+
+# -- a newer sender's fields: ignored by older readers (rolling upgrades) ---------------
+
+
+_NEW = {"from_v9": [1, "x"]}
+
+
+def _with_unknown_fields(message: dict[str, Any], *nested: str) -> dict[str, Any]:
+    """``message`` with a field no reader knows at the top and in each object (or each
+    object of the list) at the keys ``nested``."""
+    grown = {**message, **_NEW}
+    for key in nested:
+        value = grown[key]
+        if isinstance(value, list):
+            grown[key] = [{**item, **_NEW} for item in value]
+        else:
+            grown[key] = {**value, **_NEW}
+    return grown
+
+
+def test_a_heartbeat_from_a_newer_worker_decodes_without_its_new_fields() -> None:
+    # Given a worker started from newer code than its supervisor (a deploy, fresh start)
+    beat = heartbeat("w1", in_flight_count=1, waiting=1)
+    grown = _with_unknown_fields(msgspec.to_builtins(beat), "counters")
+    body = msgspec.json.encode(grown)
+    # Then its supervisor reads every field it knows and ignores the rest
+    assert decode_heartbeat(body) == beat
+
+
+def test_a_snapshot_from_a_newer_supervisor_decodes_without_its_new_fields() -> None:
+    from farm_messages import snapshot
+
+    from fast_app.farm.messages import decode_snapshot
+
+    # Given a peer supervisor, a dashboard or a CLI older than the supervisor it reads
+    sent = snapshot("host-b", 3, 1, waiting={"host-b-w0": 2})
+    grown = _with_unknown_fields(msgspec.to_builtins(sent), "settings", "workers", "queue")
+    body = msgspec.json.encode(grown)
+    # Then it reads every field it knows and ignores the rest
+    assert decode_snapshot(body) == sent
+
+
+_PAUSE = {"command": "pause", "sender": "ops", "id": "0" * 32}
+_TOMBSTONE = {"type": "tombstone", "job_id": "j1", "function": "app.f", "worker": "w1"}
+
+
+@pytest.mark.parametrize("kind", ["command", "tombstone"])
+def test_commands_and_tombstones_with_fields_not_understood_are_refused(kind: str) -> None:
+    # A command or tombstone acts: one carrying what this reader cannot honour must not
+    # be carried out as if it did not.
+    decode = decode_command if kind == "command" else decode_tombstone
+    message: dict[str, Any] = _PAUSE if kind == "command" else _TOMBSTONE
+    decode(msgspec.json.encode(message))  # as sent today: read
+    with pytest.raises(msgspec.ValidationError):
+        decode(msgspec.json.encode({**message, **_NEW}))

@@ -143,7 +143,6 @@ async def test_a_delivery_given_a_slot_but_not_started_yet_is_still_cancelled() 
         {"waiting_jobs": [{"id": 12}]},  # the wrong type
         {"waiting_jobs": ["j1"]},  # entries that are no objects
         {"waiting_jobs": {"id": "j1"}},  # not a list
-        {"waiting_jobs": [{"id": "j1", "pid": 1}]},  # a field that is not the contract's
         {"waiting": 0},  # more listed than counted: the count would hide them
         {"waiting": -1},
     ],
@@ -274,7 +273,6 @@ _ONE = {"id": "j1", "worker_id": "sup-1-w0"}
         _listing({**_ONE, "function": "app\u0000f"}),  # a NUL byte in a function
         _listing({**_ONE, "worker_id": "w\u0000"}),  # a NUL byte in a worker id
         _listing({**_ONE, "id": ["j1"]}),  # the wrong type
-        _listing({**_ONE, "in_thread": True}),  # a field that is not the contract's
         _listing(_ONE, count=0),  # listed but not counted: the count would hide it
         _listing(_ONE, _ONE, count=1),  # more listed than counted
         {"waiting": {}, "waiting_jobs": [_ONE]},  # listed on a worker not counted at all

@@ -4,7 +4,9 @@ Jobs have ``fast_app.core.queue.envelope``; everything else that crosses a proce
 boundary is here: heartbeats and commands between a worker and its supervisor
 (``worker_link``), commands to supervisors (``control``), tombstones, snapshots. Each
 is a msgspec Struct decoded strictly where it arrives; what does not decode is counted
-and logged (``Refusals``), never raised past that edge. With ``ASYNC_FARM_SIGNING_KEY``
+and logged (``Refusals``), never raised past that edge. Heartbeats and snapshots, which
+report, ignore fields their reader does not know (a newer sender during a rolling
+upgrade); commands and tombstones, which act, refuse them. With ``ASYNC_FARM_SIGNING_KEY``
 the control-plane messages are signed (``message_signature``) and unsigned ones ignored.
 """
 

@@ -44,7 +44,7 @@ _Bucket = Annotated[int, Meta(ge=0, lt=BUCKETS)]
 RuntimeBuckets = Annotated[list[tuple[_Bucket, Count]], Meta(max_length=BUCKETS)]
 
 
-class FunctionRuns(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class FunctionRuns(msgspec.Struct, frozen=True):
     """Runs of one function a worker ended since its previous heartbeat.
 
     Attributes:
@@ -75,7 +75,7 @@ class FunctionFigures(FunctionRuns, frozen=True, kw_only=True):
     since: Moment
 
 
-class MinuteTotals(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+class MinuteTotals(msgspec.Struct, frozen=True, array_like=True):
     """The runs a supervisor's workers ended in one minute (sent as an array).
 
     Attributes:

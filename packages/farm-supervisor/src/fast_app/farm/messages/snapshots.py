@@ -58,7 +58,7 @@ _Rate = Annotated[float, Meta(ge=-1e9, le=1e9)]
 _Kind = Annotated[str, Meta(max_length=64, pattern=r"^[a-z_]+\Z")]
 
 
-class SnapshotSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class SnapshotSettings(msgspec.Struct, frozen=True):
     """The supervisor's settings that a reader needs."""
 
     queue: Name
@@ -68,7 +68,7 @@ class SnapshotSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_interval_s: Seconds
 
 
-class WorkerEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class WorkerEntry(msgspec.Struct, frozen=True):
     """One worker: its state, the oldest of its jobs in flight, its counters."""
 
     worker_id: Name
@@ -84,7 +84,7 @@ class WorkerEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queue: Name | None = None
 
 
-class QueueFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class QueueFigures(msgspec.Struct, frozen=True):
     """The jobs queue as the supervisor last saw it (``None``: not known yet).
 
     ``next_due_within_s``: the next delayed job is due within this many seconds (see
@@ -99,7 +99,7 @@ class QueueFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     next_due_within_s: Elapsed | None = None
 
 
-class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class QueueEntry(msgspec.Struct, frozen=True):
     """One queue this supervisor serves: its pool, its backlog, how long jobs wait.
 
     Attributes:
@@ -139,7 +139,7 @@ class QueueEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     unconsumed_since: Moment | None = None
 
 
-class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Decision(msgspec.Struct, frozen=True):
     """A scaling decision: from how many workers to how many, and why."""
 
     at: Moment
@@ -148,7 +148,7 @@ class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: Line = ""
 
 
-class Failure(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Failure(msgspec.Struct, frozen=True):
     """A worker that hung, died or was killed at a job's hard timeout."""
 
     at: Moment
@@ -171,14 +171,14 @@ class WaitingJobOf(WaitingEntry, frozen=True, kw_only=True):
     worker_id: Name
 
 
-class RecentEnds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RecentEnds(msgspec.Struct, frozen=True):
     """The last jobs the supervisor's workers ended."""
 
     succeeded: Annotated[list[EndedJobOf], Meta(max_length=64)]
     failed: Annotated[list[EndedJobOf], Meta(max_length=64)]
 
 
-class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     """A lifecycle event (worker started, killed, scaled, command received...)."""
 
     seq: Count
@@ -191,7 +191,7 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     supervisor_id: Name | None = None
 
 
-class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="snapshot"):
+class Snapshot(msgspec.Struct, frozen=True, tag="snapshot"):
     """One supervisor's part of the farm."""
 
     supervisor_id: Name

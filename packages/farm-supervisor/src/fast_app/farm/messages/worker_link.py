@@ -69,7 +69,7 @@ WorkerState = Literal["starting", "idle", "busy", "paused", "draining"]
 Outcome = Literal["succeeded", "retried", "dead_lettered", "cancelled"]
 
 
-class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class InFlightEntry(msgspec.Struct, frozen=True):
     """A job a worker is running, as its heartbeats report it."""
 
     id: JobId
@@ -89,7 +89,7 @@ class InFlightEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     in_thread: bool = False
 
 
-class WaitingEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class WaitingEntry(msgspec.Struct, frozen=True):
     """A delivery a worker holds but has not started: it waits for one of its slots.
 
     Its body is not decoded before it starts: ``function`` is what the delivery's
@@ -100,7 +100,7 @@ class WaitingEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     function: Function | None = None
 
 
-class EndedJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class EndedJob(msgspec.Struct, frozen=True):
     """A job a worker ended since its previous heartbeat."""
 
     id: JobId
@@ -117,7 +117,7 @@ class EndedJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     started: bool = True
 
 
-class WorkerCounters(msgspec.Struct, forbid_unknown_fields=True):
+class WorkerCounters(msgspec.Struct):
     """Jobs a worker ended, by how they ended."""
 
     succeeded: Count = 0
@@ -130,7 +130,7 @@ class WorkerCounters(msgspec.Struct, forbid_unknown_fields=True):
     cancelled: Count = 0
 
 
-class Heartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="heartbeat"):
+class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
     """What a worker tells its supervisor every interval, and on each change of state."""
 
     worker_id: Name
