@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from fast_app.farm.testing.scaling_simulation.checks import _seconds, bounds, check
+from fast_app.farm.testing.scaling_simulation.checks import seconds, bounds, check
 from fast_app.farm.testing.scaling_simulation.model import FarmModel, scenarios
 from fast_app.farm.testing.scaling_simulation.outcome import Outcome
 from fast_app.farm.testing.scaling_simulation.simulate import run
@@ -28,8 +28,8 @@ def _table(outcomes: Sequence[Outcome], model: FarmModel) -> str:
         low, high = outcome.settled
         lines.append(
             f"{outcome.scenario.supervisors:>4} {outcome.need:>5} {outcome.peak:>5} "
-            f"{outcome.overshoot:>5.2f} {limit.peak:>5} {_seconds(outcome.reach_s):>8} "
-            f"{_seconds(outcome.drain_s):>8} {outcome.direction_changes:>5} "
+            f"{outcome.overshoot:>5.2f} {limit.peak:>5} {seconds(outcome.reach_s):>8} "
+            f"{seconds(outcome.drain_s):>8} {outcome.direction_changes:>5} "
             f"{outcome.regrowth:>6} {f'{low}..{high}':>9} {outcome.max_ready:>9} "
             f"{outcome.lost:>4} {outcome.wall_s:>6.2f}  {'; '.join(broken) or 'ok'}"
         )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from fast_app.farm.supervisor.scaling import FarmLoad, ScalingMemory, ScalingPolicy, decide
 from fast_app.farm.testing.scaling_simulation.model import FarmModel, Scenario
 
+__all__ = ["SimulatedFarm"]
+
 # How often a supervisor's pool spawns or drains toward its desired count (runtime._TICK_S).
 _KEEP_COUNT_S = 0.2
 
@@ -50,7 +52,7 @@ class _Supervisor:
     workers: list[_Worker] = field(default_factory=list)
 
 
-class _Farm:
+class SimulatedFarm:
     """The queue, the workers and the supervisors while a scenario runs."""
 
     def __init__(self, scenario: Scenario, model: FarmModel, seed: int) -> None:

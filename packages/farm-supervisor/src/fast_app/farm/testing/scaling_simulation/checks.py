@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fast_app.farm.testing.scaling_simulation.model import FarmModel, Scenario
 from fast_app.farm.testing.scaling_simulation.outcome import Outcome
 
-__all__ = ["Bounds", "bounds", "check"]
+__all__ = ["Bounds", "bounds", "check", "seconds"]
 
 # The over-shoot the runs stay within: the policy keeps a supervisor's workers while the
 # jobs in flight fill more than 75 % of one worker fewer, at 8 workers 66 % of the slots,
@@ -77,9 +77,9 @@ def check(outcome: Outcome, model: FarmModel | None = None) -> list[str]:
     if outcome.peak > limit.peak:
         broken.append(f"peak {outcome.peak} > {limit.peak}")
     if outcome.reach_s is None or outcome.reach_s > (limit.reach_s or math.inf):
-        broken.append(f"need {outcome.need} not reached in time ({_seconds(outcome.reach_s)})")
+        broken.append(f"need {outcome.need} not reached in time ({seconds(outcome.reach_s)})")
     if outcome.drain_s is None or outcome.drain_s > (limit.drain_s or math.inf):
-        broken.append(f"backlog not drained in time ({_seconds(outcome.drain_s)})")
+        broken.append(f"backlog not drained in time ({seconds(outcome.drain_s)})")
     if outcome.max_ready > limit.max_ready:
         broken.append(f"max ready {outcome.max_ready} > {limit.max_ready}")
     if outcome.direction_changes > limit.direction_changes:
@@ -89,5 +89,6 @@ def check(outcome: Outcome, model: FarmModel | None = None) -> list[str]:
     return broken
 
 
-def _seconds(value: float | None) -> str:
+def seconds(value: float | None) -> str:
+    """A duration as the table prints it: ``12.3``, or ``never``."""
     return "never" if value is None else f"{value:.1f}"

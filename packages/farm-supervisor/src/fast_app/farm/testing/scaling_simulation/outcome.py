@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fast_app.farm.testing.scaling_simulation._farm import _Farm
+from fast_app.farm.testing.scaling_simulation._farm import SimulatedFarm
 from fast_app.farm.testing.scaling_simulation.model import FarmModel, Scenario
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "measure"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +59,10 @@ class Outcome:
         return self.peak / max(1, self.need)
 
 
-def _measure(
+def measure(
     scenario: Scenario,
     model: FarmModel,
-    farm: _Farm,
+    farm: SimulatedFarm,
     series: list[tuple[float, int, int, int, int]],
     wall_s: float,
 ) -> Outcome:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from fast_app.farm.testing.scaling_simulation._farm import _Farm
+from fast_app.farm.testing.scaling_simulation._farm import SimulatedFarm
 from fast_app.farm.testing.scaling_simulation.model import FarmModel, Scenario
-from fast_app.farm.testing.scaling_simulation.outcome import Outcome, _measure
+from fast_app.farm.testing.scaling_simulation.outcome import Outcome, measure
 
 __all__ = ["run"]
 
@@ -24,7 +24,7 @@ def run(scenario: Scenario, model: FarmModel | None = None, seed: int = 1) -> Ou
     """
     model = model or FarmModel()
     began = time.perf_counter()
-    farm = _Farm(scenario, model, seed)
+    farm = SimulatedFarm(scenario, model, seed)
     step, steps = model.step_s, round(scenario.duration_s / model.step_s)
     beat_every = max(1, round(model.heartbeat_interval_s / step))
     rate_factor, died = 1.0, False
@@ -55,4 +55,4 @@ def run(scenario: Scenario, model: FarmModel | None = None, seed: int = 1) -> Ou
             if supervisor.alive and now >= supervisor.next_tick_at:
                 farm.tick(supervisor, now)
         series.append((now, farm.live, farm.consumers, farm.ready, farm.unacked))
-    return _measure(scenario, model, farm, series, time.perf_counter() - began)
+    return measure(scenario, model, farm, series, time.perf_counter() - began)
