@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from fast_app.farm.testing.scaling_simulation.checks import seconds, bounds, check
+from fast_app.farm.testing.scaling_simulation.checks import bounds, check, seconds
 from fast_app.farm.testing.scaling_simulation.model import FarmModel, scenarios
 from fast_app.farm.testing.scaling_simulation.outcome import Outcome
 from fast_app.farm.testing.scaling_simulation.simulate import run
