@@ -7,7 +7,7 @@ import collections
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import farm_jobs
@@ -243,25 +243,6 @@ async def test_a_queue_declared_with_another_delivery_limit_names_the_setting(
     assert "use another QUEUE_NAME" in message
 
 
-@contextlib.asynccontextmanager
-async def memory_alarm(node: RabbitMQNode) -> AsyncIterator[None]:
-    """A memory alarm on ``node`` (it blocks every connection that publishes), raised on
-    entry and cleared on exit."""
-    watermark = node.rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
-    assert watermark.returncode == 0, watermark.stderr
-    alarm = node.rabbitmqctl("set_vm_memory_high_watermark", "absolute", "1")
-    assert alarm.returncode == 0, alarm.stderr
-    try:
-        await wait_until(
-            lambda: "memory" in node.rabbitmqctl("eval", "rabbit_alarm:get_alarms().").stdout,
-            message="the memory alarm",
-        )
-        yield
-    finally:
-        restored = node.rabbitmqctl("set_vm_memory_high_watermark", watermark.stdout.strip())
-        assert restored.returncode == 0, restored.stderr
-
-
 async def test_a_retry_the_broker_will_not_store_hands_the_job_back_instead_of_dead_lettering_it(
     farm: Farm, rabbitmq_node_session: RabbitMQNode | None, tmp_path: Path
 ) -> None:
@@ -279,7 +260,7 @@ async def test_a_retry_the_broker_will_not_store_hands_the_job_back_instead_of_d
 
     # When the broker blocks every publisher (a memory alarm) as the job fails: its retry
     # cannot be stored
-    async with memory_alarm(rabbitmq_node_session):
+    async with rabbitmq_node_session.memory_alarm():
         go.touch()
         await wait_until(
             lambda: "its delivery goes back to the queue" in worker.log(),

@@ -326,11 +326,7 @@ async def test_jobs_in_flight_when_their_connection_breaks_are_published_again(
     await publisher.publish(first.body, first.envelope)
     name = f"{request.node.nodeid} (publisher)"
     [connection] = await connections_named(private_node, name)
-    watermark = await rabbitmqctl(
-        private_node, "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."
-    )
-    await rabbitmqctl(private_node, "set_vm_memory_high_watermark", "absolute", "1")
-    try:
+    async with private_node.memory_alarm():
         in_flight = [a_job(jobs.record, f"in flight {n}") for n in range(20)]
         publishing = [
             asyncio.ensure_future(publisher.publish(job.body, job.envelope)) for job in in_flight
@@ -350,8 +346,6 @@ async def test_jobs_in_flight_when_their_connection_breaks_are_published_again(
         # When its connection breaks (its node went) with the jobs unconfirmed
         await rabbitmqctl(private_node, "close_connection", connection, "closed by the test")
         assert not any(task.done() for task in publishing)
-    finally:
-        await rabbitmqctl(private_node, "set_vm_memory_high_watermark", watermark.strip())
 
     # Then every publish returns (none raises): each job was published again, on a new
     # connection, and is stored (at least once)

@@ -38,18 +38,6 @@ async def stored_ids(broker: Broker, queue_name: str) -> Counter[str]:
     return Counter([(await broker.get(queue_name)).message_id or "" for _ in range(count)])
 
 
-@contextlib.asynccontextmanager
-async def memory_alarm(node: RabbitMQNode) -> AsyncIterator[None]:
-    """The broker's memory alarm, on: it blocks the connections that publish, holding
-    what they sent unconfirmed, until the block is left."""
-    watermark = await rabbitmqctl(node, "eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
-    await rabbitmqctl(node, "set_vm_memory_high_watermark", "absolute", "1")
-    try:
-        yield
-    finally:
-        await rabbitmqctl(node, "set_vm_memory_high_watermark", watermark.strip())
-
-
 async def blocked(node: RabbitMQNode, connection: str) -> bool | None:
     """``True`` once the broker blocks ``connection`` (it published under the alarm)."""
     listing = await rabbitmqctl(
@@ -106,7 +94,7 @@ async def test_a_batch_held_unconfirmed_when_its_connection_breaks_is_stored_who
     name = f"{request.node.nodeid} (publisher)"
     [connection] = await connections_named(private_node, name)
     batch = [a_job(n) for n in range(50)]
-    async with memory_alarm(private_node):
+    async with private_node.memory_alarm():
         # When a batch of 5 windows is published: 2 go out and wait for their confirms
         publishing = asyncio.ensure_future(publisher.publish_many(batch, window=10))
         await poll(

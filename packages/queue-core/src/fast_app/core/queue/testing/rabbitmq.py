@@ -30,6 +30,13 @@ survive, clients reconnect to the same URL) or to run ``rabbitmqctl`` against::
         node.start_broker()
         node.rabbitmqctl("list_queues", "name", "messages")
 
+``node.memory_alarm()`` raises the broker's memory alarm for the length of a ``with`` or
+``async with`` block: it blocks every connection that publishes, holding what they sent
+unconfirmed::
+
+    async with rabbitmq_node_session.memory_alarm():
+        ...  # publishes wait for their confirms until the block is left
+
 ``main`` runs a node in the foreground until interrupted and prints its URL: it is the
 farm's ``fast-app broker`` command.
 """
@@ -61,6 +68,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
+from ._memory_alarm import MemoryAlarm
 from ._node_guard import NodeGuard
 from ._node_network import HOST, accepts_tcp, free_ports, speaks_amqp
 
@@ -368,6 +376,31 @@ class RabbitMQNode:
         return subprocess.run(
             cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
+
+    def memory_alarm(self, timeout: float = 30.0) -> MemoryAlarm:
+        """Raise the broker's memory alarm for the length of a ``with`` or ``async with``
+        block.
+
+        On entry the memory high watermark is set to 1 byte, and the block starts once the
+        node reports its memory alarm: from then on the broker blocks every connection that
+        publishes (cluster-wide, in a cluster), holding what it sent unconfirmed. On exit,
+        even when the block raised, the previous watermark is restored and the exit waits
+        until the alarm is cleared (nothing to do if the broker was stopped in the block:
+        it starts again with the watermark of its configuration). ``async with`` runs
+        ``rabbitmqctl`` in a thread, leaving the event loop free; ``with`` blocks. Not
+        reentrant: an alarm raised inside another would restore a watermark of 1 byte.
+
+        Args:
+            timeout: Seconds to wait for the alarm to be reported, then to be cleared.
+
+        Returns:
+            The alarm, raised when its block is entered.
+
+        Raises:
+            RuntimeError: A ``rabbitmqctl`` call failed (the broker is not running).
+            TimeoutError: The alarm was not reported, or not cleared, within ``timeout``.
+        """
+        return MemoryAlarm(self, timeout)
 
     def close(self) -> None:
         """Stop the broker and epmd and delete the node's files (not a ``data_dir``);
