@@ -5,14 +5,25 @@ publishes unconfirmed, until it is cleared."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from .rabbitmq import RabbitMQNode
+from typing import Final, Protocol
 
 __all__ = ["MemoryAlarm"]
+
+
+class _Node(Protocol):
+    """What the alarm uses of ``RabbitMQNode`` (not imported: it imports this module)."""
+
+    @property
+    def node_name(self) -> str: ...
+
+    @property
+    def is_running(self) -> bool: ...
+
+    def rabbitmqctl(self, *args: str, timeout: float = ...) -> subprocess.CompletedProcess[str]: ...
+
 
 _POLL_INTERVAL: Final = 0.05
 # One ``rabbitmqctl eval`` each (every call boots an Erlang VM): the watermark is set
@@ -30,7 +41,7 @@ _HAS_MEMORY_ALARM: Final = (
 class MemoryAlarm:
     """The memory alarm of ``RabbitMQNode.memory_alarm``, a ``with`` or ``async with`` block."""
 
-    def __init__(self, node: RabbitMQNode, timeout: float) -> None:
+    def __init__(self, node: _Node, timeout: float) -> None:
         self._node = node
         self._timeout = timeout
         self._previous_watermark: str | None = None
