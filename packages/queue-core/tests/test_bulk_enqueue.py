@@ -238,20 +238,21 @@ async def test_jobs_of_one_batch_go_to_their_own_queues_and_delay_levels(
             job_call(jobs.record, "default"),
             job_call(jobs.send_welcome_email, "u1"),
             job_call(jobs.record, "named", __queue=reports),
-            job_call(jobs.record, "later", __delay_s=1),
-            job_call(jobs.record, "named later", __queue=reports, __delay_s=1),
+            job_call(jobs.record, "later", __delay_s=4),
+            job_call(jobs.record, "named later", __queue=reports, __delay_s=4),
         ]
     )
 
-    # Then each is where its call sent it
+    # Then each is where its call sent it: the delayed ones at their level (3.2 s: read
+    # first, while they surely are still there on a busy host)
     assert result.ok
+    assert await broker.message_count(f"{queue_name}.delay.3200ms") == 1
+    assert await broker.message_count(f"{reports}.delay.3200ms") == 1
     default, emailed, named, later, named_later = result.jobs
     assert [job.queue for job in result.jobs] == [queue_name, routed, reports, queue_name, reports]
     assert [e.id for e in await drain(broker, routed, 1)] == [emailed.id]
     assert [e.id for e in await drain(broker, reports, 1)] == [named.id]
     assert [e.id for e in await drain(broker, queue_name, 1)] == [default.id]
-    assert await broker.message_count(f"{queue_name}.delay.800ms") == 1
-    assert await broker.message_count(f"{reports}.delay.800ms") == 1
     # And the delayed ones come back to their own queues once due
     assert decode_envelope((await broker.get(queue_name, timeout=10)).body).id == later.id
     assert decode_envelope((await broker.get(reports, timeout=10)).body).id == named_later.id
