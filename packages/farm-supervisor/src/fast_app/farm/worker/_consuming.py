@@ -31,13 +31,17 @@ from fast_app.farm.printable import printable
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.worker._deliveries import Deliveries
 from fast_app.farm.worker._exit import EXIT_OK, exit_now
+from fast_app.farm.worker._incoming import Delivered
 from fast_app.farm.worker._slots import RUN, JobSlots
 from fast_app.farm.worker._supervision import SupervisorLink
 from fast_app.farm.worker._threads import JobThreads
 from fast_app.farm.worker._tombstones import Tombstones
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+    import aiormq.abc
+    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = ["JobConsumer"]
 
@@ -91,7 +95,8 @@ class JobConsumer:
         self._forced = False
         self._resume_requested = asyncio.Event()
         self._channel: AbstractChannel | None = None
-        self._consumer: tuple[AbstractQueue, str] | None = None
+        # The jobs consumer: aiormq's channel it is registered on, and its tag.
+        self._consumer: tuple[aiormq.abc.AbstractChannel, str] | None = None
         self._consuming = False
         self._paused = False
         self._deliveries: Deliveries | None = None  # set by run()
@@ -154,9 +159,9 @@ class JobConsumer:
         logger.warning("worker %s pauses consumption: %s", self._worker_id, why)
         self._close_slots()
         if self._consumer is not None:
-            queue, tag = self._consumer
+            underlay, tag = self._consumer
             self._consumer = None
-            asyncio.get_running_loop().create_task(self._cancel_jobs_consumer(queue, tag))
+            asyncio.get_running_loop().create_task(self._cancel_jobs_consumer(underlay, tag))
 
     def resume(self) -> None:
         """Take deliveries again after ``pause``."""
@@ -196,9 +201,17 @@ class JobConsumer:
                 counted(waiting, "waiting delivery", "waiting deliveries"),
             )
 
-    async def _cancel_jobs_consumer(self, queue: AbstractQueue, tag: str) -> None:
+    async def _consume_jobs(self, underlay: aiormq.abc.AbstractChannel) -> None:
+        """Register the jobs consumer, on aiormq's channel (see ``_incoming``)."""
+        self._not_consuming_jobs.clear()
+        consume_ok = await underlay.basic_consume(self._topology.jobs, self._on_message)
+        if consume_ok.consumer_tag is None:  # pamqp's type allows it; a broker never does
+            raise RuntimeError("the broker named no consumer tag")
+        self._consumer = (underlay, consume_ok.consumer_tag)
+
+    async def _cancel_jobs_consumer(self, underlay: aiormq.abc.AbstractChannel, tag: str) -> None:
         try:
-            await queue.cancel(tag)
+            await underlay.basic_cancel(tag)
         finally:
             if self._consumer is None:  # not consuming again already (a quick resume)
                 self._not_consuming_jobs.set()
@@ -262,14 +275,13 @@ class JobConsumer:
             await self._topology.declare(channel)
             if self._farm_topology != self._topology:
                 await self._farm_topology.declare(channel)
-            jobs_queue = await channel.get_queue(self._topology.jobs, ensure=False)
+            underlay = await channel.get_underlay_channel()
             tombstones = await channel.declare_queue(exclusive=True, auto_delete=True)
             await tombstones.bind(self._farm_topology.tombstones_exchange)
             await tombstones.consume(self._on_tombstone, no_ack=True)
             self._channel = channel
             if not self._paused:
-                self._not_consuming_jobs.clear()
-                self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
+                await self._consume_jobs(underlay)
             self._consuming = True
             logger.info(
                 "worker %s consuming %s (concurrency %d, prefetch %d)",
@@ -293,16 +305,15 @@ class JobConsumer:
                 if lost.is_set() or self._stopping.is_set():
                     break
                 if self._consumer is None and not self._paused:
-                    self._not_consuming_jobs.clear()
-                    self._consumer = (jobs_queue, await jobs_queue.consume(self._on_message))
+                    await self._consume_jobs(underlay)
             self._consuming = False
             if lost.is_set():
                 self._consumer = None
                 self._abandon_in_flight()
                 raise ConnectionError("connection to the broker lost")
             if self._consumer is not None:
-                queue_and_tag, self._consumer = self._consumer, None
-                await self._cancel_jobs_consumer(*queue_and_tag)
+                underlay_and_tag, self._consumer = self._consumer, None
+                await self._cancel_jobs_consumer(*underlay_and_tag)
             await self._drain()
             self._end_if_threads_outlive_the_drain()
         finally:
@@ -386,9 +397,11 @@ class JobConsumer:
         if tombstone is not None:
             self._tombstones.add(tombstone.job_id, tombstone.reason, tombstone.worker)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # aio-pika calls this in a task of its own for each delivery: the job runs right
+    async def _on_message(self, delivered: aiormq.abc.DeliveredMessage) -> None:
+        # aiormq calls this in a task of its own for each delivery: the job runs right
         # here, and the task is tracked so that shutdown can wait for it or cancel it.
+        # (aiormq also cancels it when the channel closes.)
+        message = Delivered(delivered)
         task = asyncio.current_task()
         assert task is not None
         deliveries = self._deliveries
@@ -412,7 +425,7 @@ class JobConsumer:
         finally:
             self._tasks.discard(task)
 
-    async def _hand_back(self, message: AbstractIncomingMessage) -> None:
+    async def _hand_back(self, message: IncomingJob) -> None:
         """Return a delivery that never started to the queue, for another worker."""
         # Only once the broker stopped sending to this worker: before, it could hand the
         # delivery straight back here. A lost connection returns it as well.

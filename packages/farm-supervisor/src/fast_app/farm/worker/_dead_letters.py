@@ -23,8 +23,9 @@ from fast_app.core.queue.handle import JobError
 from fast_app.farm.printable import printable
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
     from pamqp.commands import Basic
+
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = ["dead_letter", "summarize_headers"]
 
@@ -38,7 +39,7 @@ _SHORT_LIMIT = 255  # AMQP short strings (message id, type)
 
 
 def dead_letter(
-    incoming: AbstractIncomingMessage,
+    incoming: IncomingJob,
     *,
     reason: str,
     error: JobError | None,

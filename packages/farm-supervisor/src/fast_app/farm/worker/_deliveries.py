@@ -39,7 +39,7 @@ from fast_app.farm.worker._threads import JobThreads
 from fast_app.farm.worker._tombstones import Tombstones
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = ["Deliveries", "WorkerIdentity"]
 
@@ -110,9 +110,7 @@ class Deliveries:
             maxlen=64
         )
 
-    async def receive(
-        self, message: AbstractIncomingMessage, *, cancelled_by: str | None = None
-    ) -> None:
+    async def receive(self, message: IncomingJob, *, cancelled_by: str | None = None) -> None:
         """Handle one delivery; dead-letter it if handling it fails unexpectedly.
 
         The consumer's edge: nothing a message holds may raise past it, and no delivery
@@ -159,7 +157,7 @@ class Deliveries:
         Its next delivery is dead-lettered instead of run again.
         """
         # The broker does not say which delivery outlived the timeout: the oldest
-        # one did. aio-pika may have cancelled the channel's delivery tasks already.
+        # one did. aiormq may have cancelled the channel's delivery tasks already.
         candidates = self.in_flight.started_at()
         recent = time.time() - 2
         candidates += [

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fast_app.core.queue.hooks import HookChain, JobRun
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = ["Delivery"]
 
@@ -23,6 +23,6 @@ class Delivery:
         hooks: the hooks called along it, chosen when it arrived.
     """
 
-    message: AbstractIncomingMessage
+    message: IncomingJob
     run: JobRun
     hooks: HookChain

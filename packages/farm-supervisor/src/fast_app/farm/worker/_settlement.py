@@ -32,7 +32,7 @@ from fast_app.farm.worker._dead_letters import dead_letter
 from fast_app.farm.worker._delivery import Delivery
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = ["Settlement"]
 
@@ -139,7 +139,7 @@ class Settlement:
         await self.ack(message, envelope.id)
 
     async def delay_further(
-        self, message: AbstractIncomingMessage, envelope: JobEnvelope, remaining: float
+        self, message: IncomingJob, envelope: JobEnvelope, remaining: float
     ) -> None:
         """Send a job that came back early on to its next delay level, then ack."""
         # Came back from a delay level with time left: on to the next level. The body is
@@ -158,7 +158,7 @@ class Settlement:
 
     async def _publish_or_hand_back(
         self,
-        message: AbstractIncomingMessage,
+        message: IncomingJob,
         job_id: str,
         what: str,
         publish: Callable[[], Awaitable[None]],
@@ -203,7 +203,7 @@ class Settlement:
                 return True
         return False  # not reached: the last try returns either way
 
-    async def _hand_back(self, message: AbstractIncomingMessage, job_id: str) -> None:
+    async def _hand_back(self, message: IncomingJob, job_id: str) -> None:
         """Put the delivery back in its queue; a failure means a redelivery all the same."""
         try:
             await message.nack(requeue=True)
@@ -267,7 +267,7 @@ class Settlement:
         )
         await self.ack(message, job_id)
 
-    async def _reject(self, message: AbstractIncomingMessage, job_id: str) -> bool:
+    async def _reject(self, message: IncomingJob, job_id: str) -> bool:
         """Reject without requeue (the broker dead-letters it); whether that was sent."""
         try:
             await message.reject(requeue=False)
@@ -281,7 +281,7 @@ class Settlement:
             return False
         return True
 
-    async def ack(self, message: AbstractIncomingMessage, job_id: str) -> None:
+    async def ack(self, message: IncomingJob, job_id: str) -> None:
         """Acknowledge; a failure only means the broker will deliver the job again."""
         try:
             await message.ack()

@@ -24,7 +24,7 @@ import msgspec
 from fast_app.farm.messages import WaitingEntry
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = ["HAND_BACK", "RUN", "Admission", "JobSlots"]
 
@@ -50,7 +50,7 @@ HAND_BACK = Admission("hand_back")
 
 @dataclass(eq=False, slots=True)
 class _Waiting:
-    message: AbstractIncomingMessage
+    message: IncomingJob
     admission: asyncio.Future[Admission]
     #: Who cancelled it after it was given a slot but before its task took the slot.
     cancelled_by: str | None = None
@@ -87,7 +87,7 @@ class JobSlots:
         """Deliveries waiting for a slot."""
         return len(self._line)
 
-    async def admit(self, message: AbstractIncomingMessage) -> Admission:
+    async def admit(self, message: IncomingJob) -> Admission:
         """Wait for a slot for ``message``, unless the line is closed or it is cancelled."""
         if self._free > 0:
             self._free -= 1
@@ -170,7 +170,7 @@ class JobSlots:
         ]
 
 
-def _describe(message: AbstractIncomingMessage) -> WaitingEntry | None:
+def _describe(message: IncomingJob) -> WaitingEntry | None:
     """``message`` as a waiting job, within the bounds of the message type (or ``None``)."""
     # Checked against the message type's own bounds here: a heartbeat is bounded by
     # construction, and one forged delivery must not get every heartbeat refused.

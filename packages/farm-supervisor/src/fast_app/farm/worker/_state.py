@@ -19,9 +19,8 @@ from fast_app.farm.messages import EndedJob, InFlightEntry
 from fast_app.farm.printable import printable
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage
-
     from fast_app.farm.worker._delivery import Delivery
+    from fast_app.farm.worker._incoming import IncomingJob
 
 __all__ = [
     "InFlightJob",
@@ -99,7 +98,7 @@ class InFlightJob:
     """
 
     envelope: JobEnvelope
-    message: AbstractIncomingMessage
+    message: IncomingJob
     started_at: float
     soft_deadline: float | None
     hard_deadline: float | None
