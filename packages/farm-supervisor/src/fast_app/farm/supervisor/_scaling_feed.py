@@ -68,6 +68,8 @@ class QueueFeed:
         self.topology = topology
         self._pool = pool
         self._peers = peers
+        # A peer silent for 3 heartbeat intervals is gone (or cut off): its figures expire.
+        self._peer_silence_s = 3 * farm.heartbeat_interval_s
         self._next_depth_probe_at = 0.0
         self._broker_warned = False
         self._previous_depth: tuple[float, int] | None = None
@@ -114,8 +116,7 @@ class QueueFeed:
         # Deliveries waiting inside workers for a slot have not started (the broker
         # counts them as unacknowledged, no longer as ready).
         waiting = sum(worker.waiting for worker in live)
-        # A peer silent for 3 heartbeat intervals is gone (or cut off): its count expires.
-        silent_s = 3 * self._farm.heartbeat_interval_s
+        silent_s = self._peer_silence_s
         peers_in_flight = self._peers.in_flight(now, silent_s, self.topology.jobs)
         return FarmLoad(
             now=now,
@@ -150,7 +151,7 @@ class QueueFeed:
         pool, depth = self._pool, self.depth
         waits = self.waits.figures(now)
         # Deliveries waiting inside workers (this pool's and the peers') are work left.
-        silent_s = 3 * self._farm.heartbeat_interval_s
+        silent_s = self._peer_silence_s
         waiting = sum(worker.waiting for worker in pool.live())
         waiting += self._peers.waiting(now, silent_s, self.topology.jobs)
         peers_rate = self._peers.completion_rate(now, silent_s, self.topology.jobs)

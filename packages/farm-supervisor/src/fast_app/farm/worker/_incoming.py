@@ -12,6 +12,7 @@ channel (aiormq raises ``ChannelInvalidStateError``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 # aio-pika's own error, so that a delivery settles as it did through aio-pika.
@@ -125,11 +126,7 @@ class Delivered:
             MessageProcessError: it was settled already.
             ChannelInvalidStateError: its channel is closed.
         """
-        self._check_unsettled()
-        if self.delivery_tag is not None:
-            await self._channel.basic_ack(self.delivery_tag)
-        # Settled only once sent, as aio-pika does: a failed ack leaves it to be handed back.
-        self._settled = True
+        await self._settle(lambda tag: self._channel.basic_ack(tag))
 
     async def nack(self, *, requeue: bool = True) -> None:
         """Take it back to its queue (or drop it, without ``requeue``).
@@ -138,10 +135,7 @@ class Delivered:
             MessageProcessError: it was settled already.
             ChannelInvalidStateError: its channel is closed.
         """
-        self._check_unsettled()
-        if self.delivery_tag is not None:
-            await self._channel.basic_nack(self.delivery_tag, requeue=requeue)
-        self._settled = True
+        await self._settle(lambda tag: self._channel.basic_nack(tag, requeue=requeue))
 
     async def reject(self, *, requeue: bool = False) -> None:
         """Refuse it: the broker dead-letters it (or requeues it, with ``requeue``).
@@ -150,14 +144,15 @@ class Delivered:
             MessageProcessError: it was settled already.
             ChannelInvalidStateError: its channel is closed.
         """
-        self._check_unsettled()
-        if self.delivery_tag is not None:
-            await self._channel.basic_reject(self.delivery_tag, requeue=requeue)
-        self._settled = True
+        await self._settle(lambda tag: self._channel.basic_reject(tag, requeue=requeue))
 
-    def _check_unsettled(self) -> None:
+    async def _settle(self, send: Callable[[int], Awaitable[object]]) -> None:
         if self._settled:
             raise MessageProcessError("Message already processed", self)
+        if self.delivery_tag is not None:
+            await send(self.delivery_tag)
+        # Settled only once sent, as aio-pika does: a failed one leaves it to be handed back.
+        self._settled = True
 
     def __repr__(self) -> str:
         return f"<Delivered {self.message_id!r} tag={self.delivery_tag}>"
