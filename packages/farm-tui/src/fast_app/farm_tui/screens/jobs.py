@@ -175,19 +175,27 @@ class JobsScreen(DashboardScreen):
     def refresh_view(self, view: FarmView, now: float) -> None:
         """Tables and the selected job's details."""
         super().refresh_view(view, now)
-        width = self._running_table.scrollable_content_region.width or self.app.size.width - 2
-        columns, rows = running_layout(view, now, width)
-        self._running_table.set_columns(columns)
-        self._running_table.update(rows)
-        # The width inside its scrollbar: the recent runs outnumber its lines.
-        width = self._recent_table.scrollable_content_region.width or self.app.size.width - 2
-        columns, rows = recent_layout(view, now, width)
-        self._recent_table.set_columns(columns)
-        self._recent_table.update(rows)
+        for table, layout in (
+            (self._running_table, running_layout),
+            (self._recent_table, recent_layout),
+        ):
+            columns, rows = layout(view, now, self._width_of(table))
+            if len(rows) >= table.content_region.height > 0:
+                # Its rows (and header) outnumber its lines: a scrollbar takes a side.
+                columns, rows = layout(view, now, self._width_of(table, scrolled=True))
+            table.set_columns(columns)
+            table.update(rows)
         self.query_one("#running").border_title = running_title(view)
         self._last = (view, now)
         self._follow_cursor()
         self._show_details()
+
+    def _width_of(self, table: LiveTable, *, scrolled: bool = False) -> int:
+        """The cells a table's columns have: decided from its size and rows alone, not
+        from whether a scrollbar shows at this moment (which lags the layout, and made the
+        columns 2 cells narrower on a busy host)."""
+        width = table.content_region.width or self.app.size.width - 2
+        return width - (table.styles.scrollbar_size_vertical if scrolled else 0)
 
     def _show_details(self) -> None:
         if self._last is not None and self.is_attached:
