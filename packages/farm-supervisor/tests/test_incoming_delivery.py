@@ -22,6 +22,7 @@ class _Channel:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, bool | None]] = []
+        self.waited_for_acks: list[bool] = []
         self.is_closed = False
 
     def _send(self, what: str, tag: int, requeue: bool | None) -> None:
@@ -29,8 +30,9 @@ class _Channel:
             raise ChannelInvalidStateError("closed")
         self.sent.append((what, tag, requeue))
 
-    async def basic_ack(self, delivery_tag: int) -> None:
+    async def basic_ack(self, delivery_tag: int, *, wait: bool = True) -> None:
         self._send("ack", delivery_tag, None)
+        self.waited_for_acks.append(wait)
 
     async def basic_nack(self, delivery_tag: int, *, requeue: bool) -> None:
         self._send("nack", delivery_tag, requeue)
@@ -90,6 +92,20 @@ async def test_a_delivery_settles_once(first: str, second: str) -> None:
         await getattr(message, second)()
     assert len(channel.sent) == 1
     assert channel.sent[0][:2] == (first, 7)
+
+
+async def test_an_ack_is_queued_without_waiting_for_the_socket() -> None:
+    # Given a delivery
+    channel = _Channel()
+    message = _delivered(channel)
+
+    # When it is acknowledged
+    await message.ack()
+
+    # Then the ack is handed to the connection's writer without waiting for its write
+    # (the consumer flushes the acks with a round trip before it closes)
+    assert channel.sent == [("ack", 7, None)]
+    assert channel.waited_for_acks == [False]
 
 
 async def test_a_delivery_on_a_closed_channel_is_not_settled_and_can_be_tried_again() -> None:

@@ -48,6 +48,7 @@ __all__ = ["JobConsumer"]
 logger = logging.getLogger("fast_app.farm.worker")
 
 _RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
+_FLUSH_TIMEOUT_S = 5.0
 
 
 class JobConsumer:
@@ -315,12 +316,24 @@ class JobConsumer:
                 underlay_and_tag, self._consumer = self._consumer, None
                 await self._cancel_jobs_consumer(*underlay_and_tag)
             await self._drain()
+            await self._flush_acks()
             self._end_if_threads_outlive_the_drain()
         finally:
             self._channel = None
             self._not_consuming_jobs.set()
             if not connection.is_closed:
                 await connection.close()
+
+    async def _flush_acks(self) -> None:
+        """Make sure the drained jobs' acks reached the broker before the connection
+        closes: acks are queued on the connection's writer without waiting
+        (``Delivered.ack``), and closing the connection drops what it still holds.
+
+        A round trip does it. Failing or slow (a connection lost, a broker in trouble),
+        it gives up: the jobs left unacknowledged are handed out again.
+        """
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.round_trip(), _FLUSH_TIMEOUT_S)
 
     def _end_if_threads_outlive_the_drain(self) -> None:
         """End the process now if jobs are still running in threads after the drain.

@@ -120,13 +120,20 @@ class Delivered:
         return self._properties.timestamp
 
     async def ack(self) -> None:
-        """Acknowledge it.
+        """Acknowledge it: queued on the connection's writer, in order, without waiting
+        for the socket to take it (the consumer's ``flush`` does, before a close).
+
+        aio-pika waits for each ack's write to drain: a future, a turn of the writer
+        and a resumption of every coroutine between the delivery's task and the socket,
+        per job, for a frame that the broker has not received either way when the wait
+        ends. An ack that a lost connection never sends is the same in both: the broker
+        hands the job out again.
 
         Raises:
             MessageProcessError: it was settled already.
             ChannelInvalidStateError: its channel is closed.
         """
-        await self._settle(lambda tag: self._channel.basic_ack(tag))
+        await self._settle(lambda tag: self._channel.basic_ack(tag, wait=False))
 
     async def nack(self, *, requeue: bool = True) -> None:
         """Take it back to its queue (or drop it, without ``requeue``).
