@@ -443,7 +443,9 @@ async def measure_lifecycle(
         lifecycle.results[f"start_s_{kind}"] = median([s.seconds for s in measured])
         lifecycle.results[f"rss_mb_{kind}"] = median([s.memory.rss_mb for s in measured])
         lifecycle.results[f"pss_mb_{kind}"] = median([s.memory.pss_mb for s in measured])
-        lifecycle.notes.append(f"memory, {kind} (RSS/PSS MB): {measured[-1].memory.describe()}")
+        lifecycle.notes.append(
+            f"memory, {kind} (RSS/PSS/private MB): {measured[-1].memory.describe()}"
+        )
     seen_by_mode: dict[str | None, list[Burst]] = {mode: [] for mode in modes}
     for number in range(bursts):  # the modes in turn: the machine's mood weighs on both
         for mode in modes:
