@@ -433,14 +433,10 @@ def test_deliveries_waiting_in_workers_show_by_queue_by_worker_and_in_json() -> 
 
 
 def test_without_deliveries_waiting_status_prints_no_waiting_figure() -> None:
-    # Given a supervisor where none wait, and one from before snapshots counted them (no
-    # ``waiting`` field at all: it decodes as none waiting; the two cannot be told apart)
+    # Given a supervisor where none wait
     now = time.time()
     none_waiting = snapshot("a", queues=[entry("emails")], at=now)
-    body = json.loads(encode_snapshot(snapshot("old", 2, at=now)))
-    del body["waiting"], body["waiting_jobs"]
-    older = decode_snapshot(json.dumps(body).encode())
-    status = farm_status("q", 1.0, [none_waiting, older], [], now)
+    status = farm_status("q", 1.0, [none_waiting], [], now)
 
     # When status prints it
     text = render_status(status)
@@ -449,7 +445,34 @@ def test_without_deliveries_waiting_status_prints_no_waiting_figure() -> None:
     # Then no WAITING column, footnote or count appears; the JSON says 0
     assert "WAITING" not in text
     assert " waiting" not in text
-    assert [row["waiting"] for row in data["queues"]] == [0, 0]
+    assert [row["waiting"] for row in data["queues"]] == [0]
+
+
+def test_a_supervisor_too_old_to_count_waiting_deliveries_shows_them_as_unknown() -> None:
+    # Given a supervisor where none wait, and one from before snapshots counted them (no
+    # ``waiting`` field at all), serving another queue
+    now = time.time()
+    none_waiting = snapshot("a", queues=[entry("emails")], at=now)
+    body = json.loads(encode_snapshot(snapshot("old", 2, at=now, waiting={"old-w0": 1})))
+    del body["waiting"], body["waiting_jobs"]
+    older = decode_snapshot(json.dumps(body).encode())
+    assert older.waiting is None
+    status = farm_status("q", 1.0, [none_waiting, older], [], now)
+
+    # When status prints it
+    lines = render_status(status).splitlines()
+    data = status_json(status)
+
+    # Then its queue's WAITING is unknown, not 0, and says why; the other's is 0
+    assert lines[0].split()[:4] == ["QUEUE", "READY", "UNACKED", "WAITING"]
+    rows = {line.split()[0]: line.split() for line in lines[1:3]}
+    assert rows["q"][3] == "?"
+    assert rows["emails"][3] == "0"
+    assert "WAITING ?: a supervisor serving the queue is too old to report them" in lines
+    [supervisor] = [line for line in lines if line.startswith("supervisor old ")]
+    assert "waiting in them for a slot: not reported" in supervisor
+    # ... and the JSON says null for it
+    assert {row["name"]: row["waiting"] for row in data["queues"]} == {"emails": 0, "q": None}
 
 
 def test_a_worker_naming_no_queue_holds_its_waiting_deliveries_in_its_supervisors_queue() -> None:

@@ -325,8 +325,9 @@ def test_a_snapshot_from_before_waiting_jobs_were_listed_still_decodes() -> None
     del old["waiting"], old["waiting_jobs"]
     del old["recent_jobs"]["failed"][0]["started"]
 
-    # When it is decoded, then nothing waits, and the ended job had started
+    # When it is decoded, then how many wait is unknown (not none), none is listed, and
+    # the ended job had started
     decoded = decode_snapshot(msgspec.json.encode(old))
-    assert (decoded.waiting, decoded.waiting_jobs) == ({}, [])
+    assert (decoded.waiting, decoded.waiting_jobs) == (None, [])
     assert decoded.workers[0].in_flight_count == 1
     assert decoded.recent_jobs.failed[0].started is True

@@ -64,6 +64,7 @@ def snapshot(supervisor_id: str, *in_flight: int, concurrency: int = 16, **field
         "failures": [],
         "recent_jobs": RecentEnds(succeeded=[], failed=[]),
         "events": [],
+        "waiting": {},  # as a supervisor of this version sends it
         **fields,
     }
     return Snapshot(**values)

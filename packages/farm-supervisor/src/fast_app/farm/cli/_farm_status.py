@@ -45,9 +45,9 @@ class QueueRow:
         waiting: deliveries waiting inside the supervisors' workers for a free slot
             (``FARM_PREFETCH`` above ``FARM_CONCURRENCY``): held, not started, counted
             neither in ``ready`` (the broker counts them unacknowledged) nor in
-            ``unacked``; from the snapshots, as old as they are. A supervisor from
-            before they were counted sends none: 0, as a snapshot where none wait
-            reads (the two cannot be told apart once decoded).
+            ``unacked``; from the snapshots, as old as they are. ``None`` (unknown)
+            for a queue read from the broker alone, or served by a supervisor from
+            before they were counted.
         delayed: jobs waiting in its delay queues (delays and retries).
         next_due_within_s: the next of them is due within this many seconds
             (``fast_app.farm.delays``; ``None``: none delayed, or unknown).
@@ -197,15 +197,16 @@ def _entries(snapshot: Snapshot) -> list[QueueEntry]:
     ]
 
 
-def _waiting_by_queue(snapshot: Snapshot) -> dict[str, int]:
-    """The deliveries waiting for a slot in a snapshot's workers, by queue.
+def _waiting_by_queue(snapshot: Snapshot) -> dict[str, int] | None:
+    """The deliveries waiting for a slot in a snapshot's workers, by queue; ``None`` from
+    a supervisor older than the count (unknown).
 
     A worker that names no queue consumes the supervisor's first (as its jobs in flight
     count there). So does a count for a worker the snapshot does not list, which its own
     supervisor never sends: shown rather than dropped, since what it counts is held.
     """
-    # ``waiting`` decodes as empty both from a supervisor where none wait and from one
-    # from before it was sent (the decoder's default): either way 0 here.
+    if snapshot.waiting is None:
+        return None
     first = _entries(snapshot)[0].name
     queue_of = {worker.worker_id: worker.queue or first for worker in snapshot.workers}
     by_queue: dict[str, int] = {}
@@ -213,6 +214,16 @@ def _waiting_by_queue(snapshot: Snapshot) -> dict[str, int]:
         queue = queue_of.get(worker_id, first)
         by_queue[queue] = by_queue.get(queue, 0) + count
     return by_queue
+
+
+def _waiting_on(name: str, snapshots: list[Snapshot]) -> int | None:
+    """The deliveries waiting for a slot on queue ``name`` in all these supervisors'
+    workers; ``None`` when one of them does not report its count (a partial sum would
+    pass for the whole)."""
+    counts = [_waiting_by_queue(snapshot) for snapshot in snapshots]
+    if any(count is None for count in counts):
+        return None
+    return sum(count.get(name, 0) for count in counts if count is not None)
 
 
 def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: float) -> QueueRow:
@@ -242,7 +253,7 @@ def _served_row(name: str, entries: list[tuple[Snapshot, QueueEntry]], now: floa
         supervisors=tuple(sorted(snapshot.supervisor_id for snapshot, _ in entries)),
         ready=_freshest_known(figures, lambda figure: figure.ready),
         unacked=sum(entry.figures.unacked for _, entry in entries),
-        waiting=sum(_waiting_by_queue(snapshot).get(name, 0) for snapshot, _ in entries),
+        waiting=_waiting_on(name, [snapshot for snapshot, _ in entries]),
         delayed=_freshest_known(figures, lambda figure: figure.delayed),
         # From the read that gave the delayed count.
         next_due_within_s=next(

@@ -164,7 +164,9 @@ def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
     columns = list(_COLUMNS)
     body = [_queue_cells(row, heard=heard) for row in rows]
     right_aligned = _RIGHT_ALIGNED
-    waiting = any(row.waiting for row in rows)
+    # Shown where some wait, or where a supervisor serving the queue cannot say (a
+    # supervisor from before the count): not for a queue read from the broker alone.
+    waiting = any(row.waiting or (row.waiting is None and row.supervisors) for row in rows)
     if waiting:
         columns.insert(_WAITING_AT, _WAITING_COLUMN)
         for row, row_cells in zip(rows, body, strict=True):
@@ -190,6 +192,8 @@ def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
             "WAITING: held in workers for a free slot (FARM_PREFETCH > FARM_CONCURRENCY), "
             "not started: in neither READY nor UNACKED"
         )
+        if any(row.waiting is None and row.supervisors for row in rows):
+            lines.append("WAITING ?: a supervisor serving the queue is too old to report them")
     return lines
 
 
@@ -240,18 +244,21 @@ def _queue_cells(row: QueueRow, *, heard: bool) -> list[str]:
 def _supervisor_lines(snapshot: Snapshot, now: float) -> list[str]:
     settings = snapshot.settings
     served = ", ".join(entry.name for entry in snapshot.queues) or settings.queue
-    waiting = sum(snapshot.waiting.values())
-    deliveries = "delivery" if waiting == 1 else "deliveries"
-    held = f", {waiting:,} {deliveries} waiting in them for a slot" if waiting else ""
+    if snapshot.waiting is None:
+        held = ", deliveries waiting in them for a slot: not reported (an older supervisor)"
+    else:
+        waiting = sum(snapshot.waiting.values())
+        deliveries = "delivery" if waiting == 1 else "deliveries"
+        held = f", {waiting:,} {deliveries} waiting in them for a slot" if waiting else ""
     lines = [
         f"supervisor {snapshot.supervisor_id} on {snapshot.host}: serving {served}; "
         f"{len(snapshot.workers)} workers (min {settings.min_workers}, max "
         f"{settings.max_workers}){held}, up {_age(max(0.0, now - snapshot.started_at))}, "
         f"{snapshot.completion_rate:.1f} jobs/s, heard {_age(max(0.0, now - snapshot.at))} ago"
     ]
-    # An empty ``waiting`` (none wait, or a supervisor from before it was sent): 0 each.
+    counted = snapshot.waiting
     lines += [
-        _worker_line(worker, snapshot.waiting.get(worker.worker_id, 0))
+        _worker_line(worker, None if counted is None else counted.get(worker.worker_id, 0))
         for worker in snapshot.workers
     ]
     lines += [f"  scaling: {decision.reason}" for decision in snapshot.decisions[-3:]]
@@ -261,10 +268,11 @@ def _supervisor_lines(snapshot: Snapshot, now: float) -> list[str]:
     return lines
 
 
-def _worker_line(worker: WorkerEntry, waiting: int) -> str:
+def _worker_line(worker: WorkerEntry, waiting: int | None) -> str:
+    """``waiting``: the deliveries it holds waiting for a slot (not among its jobs in
+    flight); ``None``: not reported (its supervisor's line says so)."""
     rss_mb = (worker.rss_bytes or 0) / 1e6
     queue = f"  on {worker.queue}" if worker.queue else ""
-    # Deliveries it holds waiting for a slot: not among its jobs in flight.
     held = f", {waiting:,} waiting" if waiting else ""
     return (
         f"  {worker.worker_id:<28} pid {worker.pid:<7} {worker.state:<9}"

@@ -227,10 +227,9 @@ class Snapshot(msgspec.Struct, frozen=True, tag="snapshot"):
     )
     #: Deliveries waiting inside workers for a slot (``FARM_PREFETCH`` above
     #: ``FARM_CONCURRENCY``), by worker, of the workers where some wait. Not started:
-    #: neither in a worker's ``in_flight`` nor in its ``in_flight_count``.
-    waiting: Annotated[dict[Name, Count], Meta(max_length=1024)] = msgspec.field(
-        default_factory=dict
-    )
+    #: neither in a worker's ``in_flight`` nor in its ``in_flight_count``. ``None``: not
+    #: reported, from a supervisor older than this field (unknown, not none).
+    waiting: Annotated[dict[Name, Count], Meta(max_length=1024)] | None = None
     #: Some of them by id, each worker's first in line first (``waiting`` counts them
     #: all). Apart from the workers, so that a snapshot where none wait stays as small.
     waiting_jobs: Annotated[list[WaitingJobOf], Meta(max_length=WAITING_LISTED)] = msgspec.field(
@@ -243,11 +242,12 @@ class Snapshot(msgspec.Struct, frozen=True, tag="snapshot"):
         listed: dict[str, int] = {}
         for job in self.waiting_jobs:
             listed[job.worker_id] = listed.get(job.worker_id, 0) + 1
+        counted = self.waiting or {}
         for worker_id, count in listed.items():
-            if count > self.waiting.get(worker_id, 0):
+            if count > counted.get(worker_id, 0):
                 raise ValueError(
                     f"lists {count} jobs waiting on worker {worker_id} but counts "
-                    f"{self.waiting.get(worker_id, 0)}"
+                    f"{counted.get(worker_id, 0)}"
                 )
 
 

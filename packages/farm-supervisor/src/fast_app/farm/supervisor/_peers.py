@@ -63,11 +63,14 @@ class PeerLoads:
         in_flight: dict[str, int] = {}
         waiting: dict[str, int] = {}
         workers: dict[str, int] = {}
+        # A peer older than the count reports none: its waiting deliveries weigh nothing
+        # here (the most it can be told), as before the count existed.
+        counted = snapshot.waiting or {}
         for worker in snapshot.workers:
             queue = worker.queue or snapshot.settings.queue
             in_flight[queue] = in_flight.get(queue, 0) + worker.in_flight_count
             # A worker's prefetch count is an AMQP short: it cannot hold more than that.
-            held = min(snapshot.waiting.get(worker.worker_id, 0), _MOST_PREFETCHED)
+            held = min(counted.get(worker.worker_id, 0), _MOST_PREFETCHED)
             waiting[queue] = waiting.get(queue, 0) + held
             workers[queue] = workers.get(queue, 0) + 1
         capped = {
