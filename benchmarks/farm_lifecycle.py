@@ -233,12 +233,14 @@ class Farm:
 
     def roles(self) -> dict[int, str]:
         """The supervisor and every process below it, by pid, named by role: the worker
-        template is the supervisor's child running ``fast_app.farm.template``; the
-        workers, the rest (forked ones keep the template's command line)."""
+        template is the supervisor's child running ``fast_app.farm.template`` (restarted)
+        or the supervisor's own command line (forked from it); the workers, the rest
+        (forked ones keep the template's command line)."""
         supervisor = self.process.pid
         roles = {supervisor: "supervisor"}
         for pid in descendants(supervisor):
-            is_template = "fast_app.farm.template" in command_line(pid)
+            line = command_line(pid)
+            is_template = "fast_app.farm.template" in line or line == command_line(supervisor)
             roles[pid] = "template" if is_template and parent_of(pid) == supervisor else "worker"
         return roles
 

@@ -12,12 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import farm_jobs
 import msgspec
 import pytest
-from farm_testkit import Farm, SupervisorProcess, pid_alive, start_supervisor, wait_until
+from farm_templates import command_line, parent_of, run_jobs, template_pids
+from farm_testkit import Farm, pid_alive, start_supervisor, wait_until
 
-from fast_app.core.queue import queue
 from fast_app.farm.messages import Refusals
 from fast_app.farm.template import TemplateLink, restart_delay
 from fast_app.farm.template.messages import (
@@ -30,30 +29,6 @@ from fast_app.farm.template.messages import (
     decode_template_message,
     encode,
 )
-
-
-def parent_of(pid: int) -> int:
-    """The parent's pid, from ``/proc/<pid>/stat``."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def template_pids(supervisor: SupervisorProcess) -> list[int]:
-    """The templates that said they were ready, in order."""
-    return [
-        int(pid)
-        for pid in re.findall(r"worker template (?:ready|restarted) \(pid (\d+)", supervisor.log())
-    ]
-
-
-async def run_jobs(farm: Farm, *tags: str) -> set[int]:
-    """Queue one ``record`` job per tag; the pids that ran them, once all ran."""
-    for tag in tags:
-        await queue(farm_jobs.record, str(farm.results), tag)
-    await wait_until(
-        lambda: set(tags) <= set(farm.tags("ran")), timeout=30, message=f"jobs {tags} to run"
-    )
-    return {e["pid"] for e in farm.events("ran") if e["tag"] in tags}
-
 
 # -- forked workers ---------------------------------------------------------------------
 
@@ -79,13 +54,15 @@ async def test_workers_are_forked_from_the_template_and_run_jobs(farm: Farm) -> 
 
 
 async def test_workers_outlive_a_killed_template_which_is_restarted(farm: Farm) -> None:
-    # Given a supervisor with two workers forked from its template
+    # Given a supervisor with two workers forked from its template, itself forked from
+    # the supervisor
     supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
     await wait_until(lambda: template_pids(supervisor), timeout=30, message="a template")
     await wait_until(
         lambda: len(supervisor.live_worker_pids()) == 2, timeout=30, message="2 workers"
     )
     [template] = template_pids(supervisor)
+    assert command_line(template) == command_line(supervisor.pid)
     workers = set(supervisor.live_worker_pids().values())
 
     # When the template is SIGKILLed
@@ -98,6 +75,11 @@ async def test_workers_outlive_a_killed_template_which_is_restarted(farm: Farm) 
     log = supervisor.log()
     assert log.count("worker template (pid") == 1
     assert f"worker template (pid {template}) died (killed by SIGKILL)" in log
+    # And the new one is a fresh interpreter: the supervisor runs a loop now, not forked
+    restarted = template_pids(supervisor)[1]
+    assert parent_of(restarted) == supervisor.pid
+    assert command_line(restarted)[1:3] == ["-m", "fast_app.farm.template"]
+    assert "worker template restarted" in log
     # And the workers run on, adopted by the supervisor, and run jobs
     assert set(supervisor.live_worker_pids().values()) == workers
     assert {parent_of(pid) for pid in workers} == {supervisor.pid}

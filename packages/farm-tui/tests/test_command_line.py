@@ -19,11 +19,13 @@ async def test_sigterm_drains_the_farm_of_work_tui_and_its_log_goes_to_the_file(
 ) -> None:
     log_file = tmp_path / "farm.log"
     screen = tmp_path / "screen.out"
+    (tmp_path / "noisy_app.py").write_text("print('noisy_app imported', flush=True)\n")
     environment = {
         **os.environ,
         "RABBITMQ_URL": rabbitmq_url,
         "QUEUE_NAME": queue_settings.name,
         "FARM_HEARTBEAT_INTERVAL_S": "0.2",
+        "FARM_IMPORTS": "noisy_app",
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
     command = ["work", "--tui", "--min-workers", "1", "--log-file", str(log_file)]
@@ -44,6 +46,11 @@ async def test_sigterm_drains_the_farm_of_work_tui_and_its_log_goes_to_the_file(
         await wait_until(lambda: "consuming" in log(), timeout=30, message="a consuming worker")
         [worker_pid] = [int(pid) for pid in re.findall(r"started \(pid (\d+)\)", log())]
         assert re.search(r"\[\S+-w1\] .*consuming", log()), log()
+        # And its template was forked from the supervisor, its output read through a pipe
+        assert "forked from the supervisor" in log()
+        await wait_until(
+            lambda: "[template] noisy_app imported" in log(), message="the template's output"
+        )
 
         # When the process gets SIGTERM.
         process.send_signal(signal.SIGTERM)

@@ -95,7 +95,8 @@ def add_work_parser(commands: Any) -> None:
 
 def run_work(options: argparse.Namespace) -> int:
     """Run the ``work`` command parsed into ``options``; return the exit code."""
-    from fast_app.farm.supervisor import Supervisor
+    from fast_app.farm.supervisor import Supervisor, template_environment
+    from fast_app.farm.template import discard_preforked, prefork_template
 
     dashboard = None
     if options.tui:
@@ -114,9 +115,20 @@ def run_work(options: argparse.Namespace) -> int:
         return EXIT_USAGE
     farm, queue = loaded
     configure_logging(options.log_level, json_lines=farm.json_logs)
-    if not set_up_telemetry("work", farm.otel_sdk):
-        return EXIT_USAGE
+    if farm.worker_start == "template":
+        # Here, while this process has no event loop and no thread yet (an OpenTelemetry
+        # SDK may start some; the dashboard does): the first template is forked from the
+        # supervisor, so that both and the workers share one copy of the imported code.
+        # The supervisor's ``WorkerTemplate`` adopts it (the dashboard's reads its output),
+        # and would have started one with the same environment (``template_environment``).
+        prefork_template(
+            imports=farm.imports,
+            environment=template_environment(farm, queue),
+            captured=dashboard is not None,
+        )
     try:
+        if not set_up_telemetry("work", farm.otel_sdk):
+            return EXIT_USAGE
         if dashboard is not None:
             return load_embedded(dashboard)(farm, queue, log_file=options.log_file)
         return asyncio.run(Supervisor(farm, queue).run())
@@ -125,3 +137,5 @@ def run_work(options: argparse.Namespace) -> int:
     except QueueConfigurationError as error:
         print(f"fast-app work: {error}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        discard_preforked()  # when the supervisor never started its template

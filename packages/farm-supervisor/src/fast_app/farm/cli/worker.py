@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+from fast_app.core.queue.amqp import install_tolerant_decoding
 from fast_app.farm._logging import configure_logging
 from fast_app.farm.cli._common import EXIT_USAGE, load_settings, set_up_telemetry, setting_help
 from fast_app.farm.settings import FarmSettings
 
-__all__ = ["add_worker_parser", "run_worker"]
+__all__ = ["add_worker_parser", "run_worker", "worker_main"]
 
 
 def add_worker_parser(commands: Any) -> None:
@@ -83,3 +85,18 @@ def run_worker(options: argparse.Namespace) -> int:
     if not set_up_telemetry("worker", farm.otel_sdk):
         return EXIT_USAGE
     return asyncio.run(Worker(farm, queue).run())
+
+
+def worker_main(argv: Sequence[str] = ()) -> int:
+    """``fast-app worker`` with ``argv`` after it, as the ``fast-app`` command runs it; the
+    exit code.
+
+    Where the worker template's children start: through this module rather than the
+    whole ``fast-app`` command, whose ``work`` forks the template (its module would
+    otherwise import itself in a circle).
+    """
+    parser = argparse.ArgumentParser(prog="fast-app")
+    add_worker_parser(parser.add_subparsers(dest="command", required=True))
+    options = parser.parse_args(["worker", *argv])
+    install_tolerant_decoding()
+    return run_worker(options)

@@ -4,6 +4,7 @@
 supervisor's workers between the queues it serves (both pure).
 """
 
+from fast_app.farm.supervisor._workers import template_environment
 from fast_app.farm.supervisor.balancing import (
     BalanceDecision,
     BalanceMemory,
@@ -34,4 +35,5 @@ __all__ = [
     "Supervisor",
     "balance",
     "decide",
+    "template_environment",
 ]

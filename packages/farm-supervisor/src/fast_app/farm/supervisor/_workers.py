@@ -34,7 +34,13 @@ from fast_app.farm.run_tallies import RunTally
 from fast_app.farm.settings import FarmSettings
 from fast_app.farm.template import EXIT_UNKNOWN, WorkerHandle, WorkerTemplate
 
-__all__ = ["OutputSink", "WorkerProcess", "describe_exit", "worker_environment"]
+__all__ = [
+    "OutputSink",
+    "WorkerProcess",
+    "describe_exit",
+    "template_environment",
+    "worker_environment",
+]
 
 #: Receives each line a worker writes to stdout or stderr: ``(worker_id, line)``.
 OutputSink = Callable[[str, str], None]
@@ -107,6 +113,16 @@ def worker_environment(
     if worker_queue is not None:
         environment["FARM_WORKER_QUEUE"] = worker_queue
     return environment
+
+
+def template_environment(farm: FarmSettings, queue: QueueSettings) -> dict[str, str]:
+    """The worker template's environment: a worker's, without its own ids and queue.
+
+    Args:
+        farm: the supervisor's farm settings.
+        queue: its queue settings.
+    """
+    return worker_environment(farm, queue, ())
 
 
 @dataclass(eq=False)

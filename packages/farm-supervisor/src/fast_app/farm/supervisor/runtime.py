@@ -49,7 +49,12 @@ from fast_app.farm.supervisor._snapshot import (
     waiting_jobs,
     worker_entries,
 )
-from fast_app.farm.supervisor._workers import OutputSink, WorkerProcess, worker_environment
+from fast_app.farm.supervisor._workers import (
+    OutputSink,
+    WorkerProcess,
+    template_environment,
+    worker_environment,
+)
 from fast_app.farm.supervisor.balancing import (
     BalanceMemory,
     BalancePolicy,
@@ -123,7 +128,7 @@ class Supervisor:
         self.template = (
             WorkerTemplate(
                 imports=farm.imports,
-                environment=lambda: worker_environment(farm, queue, ()),
+                environment=lambda: template_environment(farm, queue),
                 events=self.events,
                 refusals=self.refusals,
                 output=worker_output,

@@ -6,6 +6,12 @@ does whenever the template is not ready, so that scale-up never waits for it). O
 first spawns wait, for the first template's imports, which a fresh interpreter would
 have to do too.
 
+The first template is the one ``fast-app work`` forked from the supervisor before its
+event loop started (``_prefork``), when there is one: it shares the supervisor's
+imported pages. Otherwise, and for every restart, the template is a fresh interpreter
+(``python -m fast_app.farm.template``), which does not share them: by then the
+supervisor runs an event loop and threads, and forking it would be unsafe.
+
 A template that dies is restarted after a delay (``restart_delay``), said once per
 episode; its workers keep running and are watched to their end (``_orphans``). One whose
 application modules cannot be imported, or that finds threads running after its
@@ -34,6 +40,8 @@ from fast_app.farm.template._orphans import (
     stop_being_subreaper,
     wait_for_orphan,
 )
+from fast_app.farm.template._prefork import PreforkedTemplate, take_preforked
+from fast_app.farm.template._process import ForkedTemplate, TemplateProcess
 from fast_app.farm.template.handle import ForkedWorker
 from fast_app.farm.template.messages import (
     TEMPLATE_EXIT_IMPORT_FAILED,
@@ -95,9 +103,11 @@ class _Pending:
 class _Generation:
     """One template process, and the workers it forked."""
 
-    process: asyncio.subprocess.Process
+    process: TemplateProcess
     link: TemplateLink
     started_at: float
+    forked_from_supervisor: bool = False
+    output: asyncio.BaseTransport | None = None  # its output pipe's, when it is ours
     ready: bool = False
     unusable: bool = False
     pending: dict[str, _Pending] = field(default_factory=dict[str, _Pending])
@@ -163,8 +173,12 @@ class WorkerTemplate:
         self._subreaper = become_subreaper()
         if self._subreaper:
             self._keep(self._reap_strays())
+        preforked = take_preforked(imports=self._imports, captured=self._output is not None)
         try:
-            await self._launch()
+            if preforked is not None:
+                await self._adopt_preforked(preforked)
+            else:
+                await self._launch()
         except OSError as error:
             self._unusable(
                 logging.ERROR,
@@ -242,6 +256,8 @@ class WorkerTemplate:
                 with contextlib.suppress(ProcessLookupError):
                     generation.process.kill()
                 await generation.process.wait()
+            if generation.output is not None:
+                generation.output.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -277,18 +293,40 @@ class WorkerTemplate:
             raise
         finally:
             theirs.close()
-        self.state = "starting"
         generation = _Generation(
             process, TemplateLink(ours, refusals=self._refusals), time.monotonic()
         )
+        self._begin(generation)
+        if self._output is not None and process.stdout is not None:
+            self._keep(self._forward(process.stdout, self._output))
+
+    async def _adopt_preforked(self, preforked: PreforkedTemplate) -> None:
+        """Make the template forked before the loop started the first generation."""
+        generation = _Generation(
+            ForkedTemplate(preforked.pid),
+            TemplateLink(preforked.control, refusals=self._refusals),
+            preforked.forked_at,
+            forked_from_supervisor=True,
+        )
+        self._begin(generation)
+        if preforked.output is not None:
+            loop = asyncio.get_running_loop()
+            stdout = asyncio.StreamReader(loop=loop)
+            generation.output, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(stdout), os.fdopen(preforked.output, "rb", 0)
+            )
+            if self._output is not None:
+                self._keep(self._forward(stdout, self._output))
+
+    def _begin(self, generation: _Generation) -> None:
+        """Listen to a new template and watch it: the current generation."""
+        self.state = "starting"
         generation.link.start(
             on_message=lambda message: self._heard(generation, message),
             on_closed=lambda: self._link_closed(generation),
         )
         self._generation = generation
         self._keep(self._watch(generation))
-        if self._output is not None and process.stdout is not None:
-            self._keep(self._forward(process.stdout, self._output))
 
     def _heard(self, generation: _Generation, message: TemplateMessage) -> None:
         match message:
@@ -321,9 +359,12 @@ class WorkerTemplate:
                 if self._down_since is None:
                     # A log line, not an event: the routine start, not news for a dashboard.
                     logger.info(
-                        "worker template ready (pid %d, %d modules imported in %.2fs): "
+                        "worker template ready (pid %d, %s, %d modules imported in %.2fs): "
                         "workers are forked from it",
                         pid,
+                        "forked from the supervisor"
+                        if generation.forked_from_supervisor
+                        else "a fresh interpreter",
                         modules,
                         import_s,
                     )

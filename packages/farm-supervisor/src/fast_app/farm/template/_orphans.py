@@ -55,6 +55,9 @@ def stop_being_subreaper() -> None:
 async def wait_for_orphan(pid: int) -> int:
     """Wait for the end of ``pid``, a child of a template that died; its exit code.
 
+    Any child of this process that asyncio does not reap will do: the template forked
+    from the supervisor is waited for here too (``ForkedTemplate``).
+
     ``EXIT_UNKNOWN`` when its status went elsewhere (its template reaped it before
     dying, or it was not adopted).
     """

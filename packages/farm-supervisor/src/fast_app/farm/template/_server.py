@@ -1,13 +1,16 @@
 """The worker template process: imports once, then forks workers on request.
 
-Started by the supervisor (``python -m fast_app.farm.template --control-fd N --imports
-app.jobs``) in a session of its own, with its stdin on ``/dev/null`` and the
-supervisor's stdout and stderr. It imports the worker's runtime and what it pulls in,
-then the application's modules; freezes the garbage collector's view of all that, so
-that the children's collections do not write to (and copy) the pages they share; and
-serves spawn requests. It has no event loop, no thread and no socket but its control
-socket: forking it is safe. Each child becomes a worker exactly as ``fast-app worker``
-would, its settings read from the environment it is given.
+The first template is forked from the supervisor before its event loop starts
+(``_prefork``); a restarted one is a fresh interpreter (``python -m
+fast_app.farm.template --control-fd N --imports app.jobs``). Either runs in a session
+of its own, with its stdin on ``/dev/null`` and the supervisor's stdout and stderr (or
+a pipe the supervisor reads), and then does the same (``run_template``): it imports the
+worker's runtime and what it pulls in, then the application's modules; freezes the
+garbage collector's view of all that, so that the children's collections do not write
+to (and copy) the pages they share; and serves spawn requests. It has no event loop, no
+thread and no socket but its control socket: forking it is safe. Each child becomes a
+worker exactly as ``fast-app worker`` would, its settings read from the environment it
+is given.
 
 It reaps its children and reports each exit. It exits when its control socket closes
 (the supervisor is gone); its children then keep running until their own link to the
@@ -52,7 +55,7 @@ from fast_app.farm.template.messages import (
     encode,
 )
 
-__all__ = ["main"]
+__all__ = ["FRAMEWORK_MODULES", "finalize", "main", "run_template"]
 
 #: What every worker imports before its first job: the runtime and its dependencies.
 FRAMEWORK_MODULES = (
@@ -90,6 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fast-app worker template: no control socket: {error}", file=sys.stderr)
         return _EXIT_USAGE
     imports = [name.strip() for name in options.imports.split(",") if name.strip()]
+    return run_template(control, imports)
+
+
+def run_template(control: socket.socket, imports: Sequence[str]) -> int:
+    """Import, check, freeze, then serve spawn requests on ``control``; the exit code.
+
+    What the template does once it has its control socket, whether it was started as
+    ``python -m fast_app.farm.template`` or forked from the supervisor.
+
+    Args:
+        control: the template's end of its control socket.
+        imports: the application's modules (``FARM_IMPORTS``).
+    """
     started = time.monotonic()
     for module in FRAMEWORK_MODULES:
         importlib.import_module(module)  # ours: a failure is a bug, its traceback says it
@@ -237,9 +253,9 @@ class _Server:
             os.environ["FARM_WORKER_ID"] = request.worker_id
             os.environ["FARM_SUPERVISOR_FD"] = str(link_fd)
             sys.argv = ["fast-app", "worker"]
-            from fast_app.farm.cli import main as fast_app
+            from fast_app.farm.cli.worker import worker_main
 
-            code = fast_app(["worker"])
+            code = worker_main()
         except SystemExit as leaving:
             code = (
                 leaving.code if isinstance(leaving.code, int) else 0 if leaving.code is None else 1
@@ -248,7 +264,7 @@ class _Server:
             traceback.print_exc()
             code = 1
         finally:
-            _finalize()
+            finalize()
             os._exit(code)  # never unwind into the template's own frames
 
     def _reap(self) -> bool:
@@ -271,7 +287,7 @@ class _Server:
         return True
 
 
-def _finalize() -> None:
+def finalize() -> None:
     """What the interpreter does at exit and ``os._exit`` skips: wait for the non-daemon
     threads (a job's, as a fresh worker would), run the atexit handlers (an OpenTelemetry
     SDK flushes its last spans there), flush stdio."""
