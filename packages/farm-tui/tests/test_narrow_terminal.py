@@ -219,6 +219,30 @@ async def test_the_running_table_fits_again_when_the_terminal_narrows() -> None:
         assert table.columns[-1].width == len("Hard timeout")
 
 
+async def test_the_running_table_fits_again_when_its_height_changes_alone() -> None:
+    # Given the Jobs screen at 80 by 24, its 6 running jobs all in view, no scrollbar
+    # (and no periodic refresh in the time of the test)
+    app = FarmApp(farm(owns_farm=True), clock=lambda: NOW, refresh_s=3600)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.screen.query_one("#running", LiveTable)
+        assert not table.show_vertical_scrollbar
+        assert table.virtual_size.width == table.scrollable_content_region.width
+
+        # When the table loses lines while the terminal keeps its size (as when the
+        # screen's first layout settles after the tables were filled)
+        table.styles.height = 4
+        await pilot.pause()
+        await pilot.pause()
+
+        # Then its columns are laid out anew inside the scrollbar its rows now need:
+        # nothing to scroll sideways to
+        assert table.show_vertical_scrollbar
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.max_scroll_x == 0
+
+
 @pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "200x50"])
 async def test_the_recent_table_fits_its_width_took_and_error_whole(size: tuple[int, int]) -> None:
     # Given a farm with more recent runs than the Recent table has lines, some failed

@@ -128,6 +128,19 @@ class LiveTable(ScrollView, can_focus=True):
             """The table."""
             return self.table
 
+    class Resized(Message):
+        """Its size changed (the screen's layout settled, a neighbour grew): a screen
+        that fits the columns to its size lays them out again."""
+
+        def __init__(self, table: LiveTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> LiveTable:
+            """The table."""
+            return self.table
+
     def __init__(
         self,
         columns: Sequence[Column],
@@ -269,6 +282,10 @@ class LiveTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._strips.clear()
         self._header = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Tell its screen (a ``Resize`` does not bubble)."""
+        self.post_message(self.Resized(self))
 
     def on_focus(self, event: events.Focus) -> None:
         """The cursor changes colour."""

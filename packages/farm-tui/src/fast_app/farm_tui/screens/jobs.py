@@ -172,6 +172,12 @@ class JobsScreen(DashboardScreen):
         their width."""
         self.call_after_refresh(self.dashboard.refresh_screen)
 
+    def on_live_table_resized(self) -> None:
+        """Lay the tables out again when one's size changed without the screen's: the
+        columns depend on its height too (whether its rows need a scrollbar), and the
+        first layout may run before the heights settle."""
+        self.call_after_refresh(self.dashboard.refresh_screen)
+
     def refresh_view(self, view: FarmView, now: float) -> None:
         """Tables and the selected job's details."""
         super().refresh_view(view, now)
