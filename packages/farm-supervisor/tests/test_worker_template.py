@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from farm_templates import command_line, parent_of, run_jobs, template_pids
+from farm_templates import command_line, parent_of, run_jobs, start_forked_farm, template_pids
 from farm_testkit import Farm, pid_alive, start_supervisor, wait_until
 
 from fast_app.farm.messages import Refusals
@@ -35,16 +35,10 @@ from fast_app.farm.template.messages import (
 
 async def test_workers_are_forked_from_the_template_and_run_jobs(farm: Farm) -> None:
     # Given a supervisor with the default worker start
-    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
-
     # When its template is ready and its workers started
-    await wait_until(lambda: template_pids(supervisor), timeout=30, message="a template")
-    await wait_until(
-        lambda: len(supervisor.live_worker_pids()) == 2, timeout=30, message="2 workers"
-    )
+    supervisor, template = await start_forked_farm(farm)
 
     # Then each worker is a child of the template, not of the supervisor
-    [template] = template_pids(supervisor)
     workers = set(supervisor.live_worker_pids().values())
     assert {parent_of(pid) for pid in workers} == {template}
     assert parent_of(template) == supervisor.pid
@@ -56,12 +50,7 @@ async def test_workers_are_forked_from_the_template_and_run_jobs(farm: Farm) -> 
 async def test_workers_outlive_a_killed_template_which_is_restarted(farm: Farm) -> None:
     # Given a supervisor with two workers forked from its template, itself forked from
     # the supervisor
-    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
-    await wait_until(lambda: template_pids(supervisor), timeout=30, message="a template")
-    await wait_until(
-        lambda: len(supervisor.live_worker_pids()) == 2, timeout=30, message="2 workers"
-    )
-    [template] = template_pids(supervisor)
+    supervisor, template = await start_forked_farm(farm)
     assert command_line(template) == command_line(supervisor.pid)
     workers = set(supervisor.live_worker_pids().values())
 

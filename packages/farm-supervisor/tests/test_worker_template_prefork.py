@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from farm_templates import command_line, parent_of, run_jobs, template_pids
+from farm_templates import command_line, parent_of, run_jobs, start_forked_farm, template_pids
 from farm_testkit import SUPPORT, Farm, pid_alive, start_supervisor, wait_until
 
 
@@ -39,17 +39,11 @@ def marked_processes(marker: str) -> list[int]:
 
 async def test_the_first_template_is_forked_from_the_supervisor(farm: Farm) -> None:
     # Given a supervisor with the default worker start
-    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
-
     # When its template is ready and its workers started
-    await wait_until(lambda: template_pids(supervisor), timeout=30, message="a template")
-    await wait_until(
-        lambda: len(supervisor.live_worker_pids()) == 2, timeout=30, message="2 workers"
-    )
+    supervisor, template = await start_forked_farm(farm)
 
     # Then the template is the supervisor's child with the supervisor's command line: a
     # fork of it, not an interpreter of its own
-    [template] = template_pids(supervisor)
     assert parent_of(template) == supervisor.pid
     assert command_line(template) == command_line(supervisor.pid)
     assert "forked from the supervisor" in supervisor.log()

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import farm_jobs
-from farm_testkit import Farm, SupervisorProcess, wait_until
+from farm_testkit import Farm, SupervisorProcess, start_supervisor, wait_until
 
 from fast_app.core.queue import queue
 
-__all__ = ["command_line", "parent_of", "run_jobs", "template_pids"]
+__all__ = ["command_line", "parent_of", "run_jobs", "start_forked_farm", "template_pids"]
 
 
 def parent_of(pid: int) -> int:
@@ -39,3 +39,15 @@ async def run_jobs(farm: Farm, *tags: str) -> set[int]:
         lambda: set(tags) <= set(farm.tags("ran")), timeout=30, message=f"jobs {tags} to run"
     )
     return {e["pid"] for e in farm.events("ran") if e["tag"] in tags}
+
+
+async def start_forked_farm(farm: Farm) -> tuple[SupervisorProcess, int]:
+    """A supervisor (default worker start) once its template is ready and its 2 workers
+    started; the supervisor and its template's pid."""
+    supervisor = await start_supervisor(farm, "--min-workers", "2", "--max-workers", "2")
+    await wait_until(lambda: template_pids(supervisor), timeout=30, message="a template")
+    await wait_until(
+        lambda: len(supervisor.live_worker_pids()) == 2, timeout=30, message="2 workers"
+    )
+    [template] = template_pids(supervisor)
+    return supervisor, template

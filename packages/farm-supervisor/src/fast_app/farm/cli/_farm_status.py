@@ -103,6 +103,12 @@ class QueueRow:
     stale: bool = False
 
     @property
+    def waiting_unreported(self) -> bool:
+        """A supervisor serving it does not report the deliveries waiting in its workers
+        (it is older than the count); not said of a queue read from the broker alone."""
+        return self.waiting is None and bool(self.supervisors)
+
+    @property
     def unconsumed_backlog(self) -> bool:
         """Jobs are ready and nothing consumes them."""
         return bool(self.ready) and self.consumers == 0

@@ -164,9 +164,8 @@ def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
     columns = list(_COLUMNS)
     body = [_queue_cells(row, heard=heard) for row in rows]
     right_aligned = _RIGHT_ALIGNED
-    # Shown where some wait, or where a supervisor serving the queue cannot say (a
-    # supervisor from before the count): not for a queue read from the broker alone.
-    waiting = any(row.waiting or (row.waiting is None and row.supervisors) for row in rows)
+    # Shown where some wait, or where a supervisor serving the queue cannot say.
+    waiting = any(row.waiting or row.waiting_unreported for row in rows)
     if waiting:
         columns.insert(_WAITING_AT, _WAITING_COLUMN)
         for row, row_cells in zip(rows, body, strict=True):
@@ -192,7 +191,7 @@ def _queue_table(rows: tuple[QueueRow, ...], *, heard: bool) -> list[str]:
             "WAITING: held in workers for a free slot (FARM_PREFETCH > FARM_CONCURRENCY), "
             "not started: in neither READY nor UNACKED"
         )
-        if any(row.waiting is None and row.supervisors for row in rows):
+        if any(row.waiting_unreported for row in rows):
             lines.append("WAITING ?: a supervisor serving the queue is too old to report them")
     return lines
 
