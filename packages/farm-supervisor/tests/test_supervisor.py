@@ -44,10 +44,7 @@ async def test_a_worker_that_dies_is_replaced_and_the_reason_logged(farm: Farm) 
     os.kill(victim, signal.SIGKILL)
 
     await wait_until(
-        lambda: (
-            len(supervisor.live_worker_pids()) == 1
-            and victim not in supervisor.live_worker_pids().values()
-        ),
+        lambda: supervisor.replaced(victim, 1),
         message="a replacement",
     )
     assert "died unexpectedly" in supervisor.log()

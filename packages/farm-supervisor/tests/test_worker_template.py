@@ -80,10 +80,7 @@ async def test_workers_outlive_a_killed_template_which_is_restarted(farm: Farm) 
 
     # Then the supervisor sees how it died, and forks its replacement from the new template
     await wait_until(
-        lambda: (
-            len(supervisor.live_worker_pids()) == 2
-            and victim not in supervisor.live_worker_pids().values()
-        ),
+        lambda: supervisor.replaced(victim, 2),
         timeout=30,
         message="a replacement",
     )

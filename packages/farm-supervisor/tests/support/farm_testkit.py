@@ -180,6 +180,12 @@ class SupervisorProcess(_ChildProcess):
     def live_worker_pids(self) -> dict[str, int]:
         return {w: pid for w, pid in self.worker_pids().items() if pid_alive(pid)}
 
+    def replaced(self, pid: int, workers: int) -> bool:
+        """Whether ``workers`` workers live and worker ``pid`` is not one of them, read
+        at one moment: two reads could see it alive, then dead, with no replacement."""
+        live = self.live_worker_pids().values()
+        return len(live) == workers and pid not in live
+
 
 def pid_alive(pid: int) -> bool:
     """Whether a process exists and is not a zombie."""
